@@ -1,0 +1,137 @@
+"""The exact path expansion of an attention-only transformer without LayerNorm.
+
+Given the attention patterns of a forward pass, an attention-only model with no
+LayerNorm is linear in its residual stream, so its logits split exactly into
+terms, one per path from the embedding to the unembedding (Elhage et al. 2021).
+For two layers:
+
+    logits = x0 W_U                                   (direct path)
+           + sum_h A^{h} x0 W_OV^{h} W_U              (single-head terms, both layers)
+           + sum_{h1 in layer 0, h2 in layer 1} A^{h2} A^{h1} x0 W_OV^{h1} W_OV^{h2} W_U
+                                                      (virtual-head terms)
+           + bias terms,
+
+with ``x0 = W_E[tokens] + W_pos`` and ``A^{h}`` the head's attention pattern. A head's
+value bias passes through unchanged (each attention row sums to 1), so the bias
+of layer ``l`` is ``beta_l = b_O^l + sum_h b_V^{l.h} W_O^{l.h}``; it reaches the logits
+directly and through every later head.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from jaxtyping import Float
+
+from mechlib._validate import check_tokens
+
+TERM_KINDS = ("direct", "single", "virtual", "bias")
+
+
+@dataclass
+class PathExpansion:
+    """Logit terms of :func:`path_expansion`.
+
+    ``terms`` maps a term's name to its logits ``[batch, pos, d_vocab]``:
+    ``"direct"``; a head ``"0.1"``; a virtual head ``"0.1->1.2"`` (sender first);
+    a bias ``"bias 0"`` (layer 0's output bias read by the unembedding),
+    ``"bias 0->1.2"`` (read through a later head) and ``"bias unembed"`` (``b_U``).
+    ``kinds`` maps each name to ``"direct"``, ``"single"``, ``"virtual"`` or ``"bias"``.
+    """
+
+    terms: dict[str, torch.Tensor]
+    kinds: dict[str, str]
+    tokens: torch.Tensor = field(repr=False)
+
+    def total(self, names: Any = None) -> Float[torch.Tensor, "batch pos vocab"]:
+        """Sum of the terms (all of them, or those in ``names``); with all terms, the model's logits."""
+        if names is None:
+            names = list(self.terms)
+        unknown = [n for n in names if n not in self.terms]
+        if unknown:
+            raise ValueError(f"unknown term(s) {unknown}; terms are {list(self.terms)}")
+        out = torch.zeros_like(next(iter(self.terms.values())))
+        for n in names:
+            out = out + self.terms[n]
+        return out
+
+    def by_kind(self) -> dict[str, torch.Tensor]:
+        """Sum of the terms of each kind: ``{"direct": ..., "single": ..., "virtual": ..., "bias": ...}``."""
+        return {k: self.total([n for n in self.terms if self.kinds[n] == k]) for k in TERM_KINDS}
+
+    def sizes(self) -> dict[str, float]:
+        """Root-mean-square of each term over batch, positions and vocabulary (how big its contribution is)."""
+        return {n: t.pow(2).mean().sqrt().item() for n, t in self.terms.items()}
+
+    def __repr__(self) -> str:
+        counts = {k: sum(v == k for v in self.kinds.values()) for k in TERM_KINDS}
+        return f"PathExpansion({len(self.terms)} terms: {counts}, tokens {tuple(self.tokens.shape)})"
+
+
+def check_expandable(model: Any) -> None:
+    """Raise ``ValueError`` unless ``model`` is attention-only with no LayerNorm and no soft-capping."""
+    cfg = model.cfg
+    problems = []
+    if not cfg.attn_only:
+        problems.append("it has MLP layers (attn_only=False)")
+    if cfg.normalization_type is not None:
+        problems.append(f"it has LayerNorm (normalization_type={cfg.normalization_type!r})")
+    if getattr(cfg, "output_logits_soft_cap", -1.0) > 0 or getattr(cfg, "attn_scores_soft_cap", -1.0) > 0:
+        problems.append("it soft-caps logits or attention scores")
+    if problems:
+        raise ValueError(
+            "path_expansion applies only to attention-only models without LayerNorm; this model: "
+            + "; ".join(problems)
+        )
+
+
+def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype = torch.float64) -> PathExpansion:
+    """Exact path expansion of ``model``'s logits on ``tokens`` (see module docstring).
+
+    Works for any number of layers: a path goes through heads in strictly increasing
+    layers, so an ``L``-layer model has chains of up to ``L`` heads. The terms are
+    computed in ``dtype`` (float64 by default) from the model's own attention patterns;
+    their sum matches ``model(tokens)`` to float32 precision.
+    """
+    check_expandable(model)
+    tokens = check_tokens(model, tokens)
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    names = [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        W = lambda t: t.detach().to(dtype)  # noqa: E731
+        W_V, W_O, b_V, b_O = W(model.W_V), W(model.W_O), W(model.b_V), W(model.b_O)
+        x0 = W(model.W_E)[tokens] + W(model.W_pos)[: tokens.shape[1]]
+        # residual-stream contributions of every path so far: name -> [batch, pos, d_model]
+        paths: dict[str, torch.Tensor] = {"direct": x0}
+        kinds: dict[str, str] = {"direct": "direct"}
+        for l in range(L):
+            A = cache[names[l]].to(dtype)  # [batch, head, dest, src]
+            new: dict[str, torch.Tensor] = {}
+            for name, r in paths.items():
+                if kinds[name] == "bias":
+                    # a constant vector at every position; attention rows sum to 1
+                    for h in range(H):
+                        new[f"{name}->{l}.{h}"] = r @ W_V[l, h] @ W_O[l, h]
+                    continue
+                v = torch.einsum("bpd,hde,hem->bhpm", r, W_V[l], W_O[l])
+                moved = torch.einsum("bhqp,bhpm->bhqm", A, v)
+                for h in range(H):
+                    new[f"{l}.{h}" if name == "direct" else f"{name}->{l}.{h}"] = moved[:, h]
+            for name in new:
+                kinds[name] = "bias" if name.startswith("bias") else ("single" if "->" not in name else "virtual")
+            paths.update(new)
+            beta = b_O[l] + torch.einsum("hd,hdm->m", b_V[l], W_O[l])
+            paths[f"bias {l}"] = beta.expand_as(x0)
+            kinds[f"bias {l}"] = "bias"
+        W_U = W(model.W_U)
+        terms = {n: r @ W_U for n, r in paths.items()}
+        b_U = getattr(model, "b_U", None)
+        if b_U is not None:
+            terms["bias unembed"] = W(b_U).expand(*tokens.shape, -1).clone()
+            kinds["bias unembed"] = "bias"
+        for n in terms:
+            if terms[n].shape != (*tokens.shape, W_U.shape[-1]):
+                terms[n] = terms[n].expand(*tokens.shape, W_U.shape[-1]).clone()
+    return PathExpansion(terms=terms, kinds=kinds, tokens=tokens)

@@ -1,0 +1,107 @@
+"""Head scores from attention patterns, and the loss on repeated tokens."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+
+from mechlib._validate import check_tokens
+
+
+def attention_patterns(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer batch head dest src"]:
+    """All attention patterns ``A[l, b, h, q, k]`` of ``model`` on ``tokens``, stacked over layers."""
+    tokens = check_tokens(model, tokens)
+    names = [f"blocks.{l}.attn.hook_pattern" for l in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    return torch.stack([cache[n] for n in names])
+
+
+def _match_matrix(tokens: torch.Tensor) -> Bool[torch.Tensor, "batch dest src"]:
+    """``M[b, q, p]`` is True when ``p < q`` and ``tokens[b, p] == tokens[b, q]``."""
+    same = tokens[:, :, None] == tokens[:, None, :]
+    seq = tokens.shape[1]
+    earlier = torch.ones(seq, seq, dtype=torch.bool).tril(-1)
+    return same & earlier
+
+
+def prev_token_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:
+    """Previous-token score of every head.
+
+    ``score[l, h] = mean_{b, q >= 1} A^{l.h}[b, q, q - 1]``: the average attention
+    each position pays to the position just before it.
+    """
+    tokens = check_tokens(model, tokens)
+    if tokens.shape[1] < 2:
+        raise ValueError("tokens needs at least 2 positions to score previous-token attention")
+    A = attention_patterns(model, tokens)
+    return A.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(1, -1))
+
+
+def induction_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:
+    """Induction score of every head.
+
+    For a destination ``q`` whose token occurred before, at positions ``p < q``, the
+    induction targets are the positions ``p + 1`` right after those occurrences.
+    ``score[l, h] = mean_q sum_{p < q, t_p = t_q} A^{l.h}[q, p + 1]``, averaged over
+    the destinations (and batch rows) that have at least one earlier occurrence.
+    On :func:`mechlib.repeated_tokens` this is the usual score: attention from each
+    token of the second copy to the token after its first copy.
+    """
+    tokens = check_tokens(model, tokens)
+    A = attention_patterns(model, tokens)
+    match = _match_matrix(tokens)  # [b, q, p]
+    # shift: target p + 1 for each matching p (p + 1 <= q always holds since p < q)
+    target = torch.zeros_like(match)
+    target[:, :, 1:] = match[:, :, :-1]
+    return _mean_over_destinations(A, target)
+
+
+def duplicate_token_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:
+    """Duplicate-token score: ``mean_q sum_{p < q, t_p = t_q} A^{l.h}[q, p]``, over the
+    destinations whose token occurred before."""
+    tokens = check_tokens(model, tokens)
+    A = attention_patterns(model, tokens)
+    return _mean_over_destinations(A, _match_matrix(tokens))
+
+
+def _mean_over_destinations(A: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    has = target.any(-1)  # [b, q]
+    if not has.any():
+        raise ValueError(
+            "tokens has no repeated token, so the score is undefined; use mechlib.repeated_tokens"
+        )
+    mass = (A * target[None, :, None].to(A.dtype)).sum(-1)  # [l, b, h, q]
+    w = has[None, :, None].to(A.dtype)
+    return (mass * w).sum(dim=(1, 3)) / (w.sum(dim=(1, 3)))
+
+
+def per_token_loss(
+    logits: Float[torch.Tensor, "batch seq vocab"], tokens: Int[torch.Tensor, "batch seq"]
+) -> Float[torch.Tensor, "batch seq_minus_1"]:
+    """Next-token cross-entropy ``-log softmax(logits[b, i])[tokens[b, i + 1]]``."""
+    if logits.shape[:2] != tokens.shape:
+        raise ValueError(
+            f"logits [batch, seq, vocab] and tokens [batch, seq] must agree; got "
+            f"{tuple(logits.shape)} and {tuple(tokens.shape)}"
+        )
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    return -logp.gather(-1, tokens[:, 1:, None]).squeeze(-1)
+
+
+def repeat_loss(
+    logits: Float[torch.Tensor, "batch seq vocab"],
+    tokens: Int[torch.Tensor, "batch seq"],
+    half_len: int,
+    prefix_len: int = 0,
+) -> float:
+    """Mean next-token loss on the predictable part of :func:`mechlib.repeated_tokens`:
+    the targets ``prefix_len + half_len + 1 .. end`` (the second copy, first token excluded)."""
+    if tokens.shape[1] != prefix_len + 2 * half_len:
+        raise ValueError(
+            f"tokens has {tokens.shape[1]} positions but prefix_len + 2 * half_len = "
+            f"{prefix_len + 2 * half_len}"
+        )
+    return per_token_loss(logits, tokens)[:, prefix_len + half_len :].mean().item()

@@ -1,0 +1,111 @@
+import itertools
+
+import pytest
+import torch
+from transformer_lens import FactoredMatrix
+
+import mechlib
+
+
+def dense_scores(model, kind):
+    """Brute force: every pair, dense float64 matrices, the definition."""
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    W = {n: getattr(model, n).detach().double() for n in ["W_Q", "W_K", "W_V", "W_O"]}
+    out = torch.zeros(L, H, L, H, dtype=torch.float64)
+    for l1, h1, l2, h2 in itertools.product(range(L), range(H), range(L), range(H)):
+        if l1 >= l2:
+            continue
+        left = W["W_V"][l1, h1] @ W["W_O"][l1, h1]
+        right = {
+            "Q": W["W_Q"][l2, h2] @ W["W_K"][l2, h2].T,
+            "K": W["W_K"][l2, h2] @ W["W_Q"][l2, h2].T,
+            "V": W["W_V"][l2, h2] @ W["W_O"][l2, h2],
+        }[kind]
+        out[l1, h1, l2, h2] = torch.linalg.norm(left @ right) / (torch.linalg.norm(left) * torch.linalg.norm(right))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["Q", "K", "V"])
+def test_composition_scores_match_dense_float64(random_model, kind):
+    got = mechlib.composition_scores(random_model, kind)
+    assert got.shape == (3, 3, 3, 3)
+    torch.testing.assert_close(got.double(), dense_scores(random_model, kind), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["Q", "K", "V"])
+def test_composition_scores_match_transformerlens(model, kind):
+    ours = mechlib.composition_scores(model, kind)
+    theirs = model.all_composition_scores(kind).scores
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+def test_composition_scores_are_zero_unless_sender_is_earlier(random_model):
+    S = mechlib.composition_scores(random_model, "K")
+    for l1, l2 in itertools.product(range(3), range(3)):
+        if l1 >= l2:
+            assert (S[l1, :, l2, :] == 0).all()
+        else:
+            assert (S[l1, :, l2, :] > 0).all()
+
+
+def test_composition_score_of_one_pair_matches_definition():
+    g = torch.Generator().manual_seed(0)
+    A, B = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(5, 7, generator=g, dtype=torch.float64)
+    expected = (torch.linalg.norm(A @ B) / (torch.linalg.norm(A) * torch.linalg.norm(B))).item()
+    assert mechlib.composition_score(A, B) == pytest.approx(expected, rel=1e-12)
+    fa = FactoredMatrix(torch.randn(6, 2, generator=g), torch.randn(2, 6, generator=g))
+    fb = FactoredMatrix(torch.randn(6, 3, generator=g), torch.randn(3, 4, generator=g))
+    Ad, Bd = fa.AB.double(), fb.AB.double()
+    expected = (torch.linalg.norm(Ad @ Bd) / (torch.linalg.norm(Ad) * torch.linalg.norm(Bd))).item()
+    assert mechlib.composition_score(fa, fb) == pytest.approx(expected, rel=1e-4)
+
+
+def test_pair_composition_score_agrees_with_all_pairs(model):
+    S = mechlib.composition_scores(model, "Q")
+    assert mechlib.pair_composition_score(model, (0, 2), (1, 1), "Q") == pytest.approx(S[0, 2, 1, 1].item(), rel=1e-4)
+
+
+def test_baseline_mean_is_one_over_sqrt_d_model():
+    # For Gaussian factors E||AB||^2 / (E||A||^2 E||B||^2) = 1 / d_model, so the
+    # score concentrates near d_model ** -0.5 (independent of d_head).
+    for d_model, d_head in [(64, 16), (128, 8)]:
+        b = mechlib.composition_baseline(d_model, d_head, n_samples=400, seed=1)
+        assert b.shape == (400,)
+        assert b.mean().item() == pytest.approx(d_model**-0.5, rel=0.05)
+        assert 0 < b.min() and b.max() < 1
+
+
+def test_baseline_is_reproducible_from_seed():
+    a = mechlib.composition_baseline(32, 4, n_samples=50, seed=3)
+    b = mechlib.composition_baseline(32, 4, n_samples=50, seed=3)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["q", "X", "", 1, None])
+def test_unknown_kind_is_rejected(model, kind):
+    with pytest.raises(ValueError, match="kind"):
+        mechlib.composition_scores(model, kind) if kind != "q" else mechlib.composition_scores(model, "KQ")
+
+
+def test_lowercase_kind_is_accepted(model):
+    torch.testing.assert_close(mechlib.composition_scores(model, "k"), mechlib.composition_scores(model, "K"))
+
+
+def test_mismatched_shapes_are_rejected():
+    with pytest.raises(ValueError, match="columns"):
+        mechlib.composition_score(torch.randn(4, 5), torch.randn(4, 5))
+    with pytest.raises(TypeError, match="Tensor or FactoredMatrix"):
+        mechlib.composition_score([[1.0]], torch.randn(1, 1))
+    with pytest.raises(ValueError, match="matrix"):
+        mechlib.composition_score(torch.randn(4), torch.randn(4, 4))
+
+
+@pytest.mark.parametrize("args,err", [((0, 4), ValueError), ((8, -1), ValueError), ((8, 16), ValueError), ((8.0, 2), TypeError)])
+def test_bad_baseline_shapes_are_rejected(args, err):
+    with pytest.raises(err, match="d_model|d_head"):
+        mechlib.composition_baseline(*args)
+
+
+def test_pair_score_rejects_sender_not_earlier(model):
+    with pytest.raises(ValueError, match="earlier layer"):
+        mechlib.pair_composition_score(model, (1, 0), (0, 0), "K")

@@ -1,0 +1,105 @@
+import os
+import time
+
+import pytest
+import torch
+
+import mechlib
+from mechlib.models import InductionConfig, load_checkpoint
+
+# segment lengths and offsets never used in training (InductionConfig.lengths leaves out 7 and 10)
+EVAL = [(7, 5), (10, 3), (7, 13), (10, 0)]
+
+
+def circuit_properties(model):
+    """The four properties the bundled model must have, measured on unseen repeats."""
+    cfg = InductionConfig()
+    assert 7 not in cfg.lengths and 10 not in cfg.lengths
+    props = {"loss": [], "ablated": []}
+    prev = torch.zeros(2, model.cfg.n_heads)
+    ind = torch.zeros(2, model.cfg.n_heads)
+    toks_all = []
+    for half_len, prefix_len in EVAL:
+        toks = mechlib.repeated_tokens(model.cfg.d_vocab, 100, half_len, seed=99, prefix_len=prefix_len)
+        toks_all.append((toks, half_len, prefix_len))
+        props["loss"].append(mechlib.repeat_loss(model(toks).detach(), toks, half_len, prefix_len))
+        prev += mechlib.prev_token_scores(model, toks) / len(EVAL)
+        ind += mechlib.induction_scores(model, toks) / len(EVAL)
+    prev_heads = [(0, h) for h in range(model.cfg.n_heads) if prev[0, h] >= 0.6]
+    for toks, half_len, prefix_len in toks_all:
+        props["ablated"].append(
+            mechlib.repeat_loss(mechlib.run_with_ablation(model, toks, prev_heads), toks, half_len, prefix_len)
+        )
+    best_prev = (0, int(prev[0].argmax()))
+    best_ind = (1, int(ind[1].argmax()))
+    K = mechlib.composition_scores(model, "K")
+    base = mechlib.composition_baseline(model.cfg.d_model, model.cfg.d_head, n_samples=500)
+    into = K[0, :, best_ind[0], best_ind[1]]
+    return dict(
+        loss=max(props["loss"]),
+        prev=prev[0].max().item(),
+        ind=ind[1].max().item(),
+        ablation_rise=min(a - l for a, l in zip(props["ablated"], props["loss"])),
+        k_is_largest=int(into.argmax()) == best_prev[1],
+        k_sigmas=((into[best_prev[1]] - base.mean()) / base.std()).item(),
+    )
+
+
+def assert_genuine_induction_circuit(model):
+    p = circuit_properties(model)
+    assert p["loss"] <= 0.5, p
+    assert p["prev"] >= 0.6, p
+    assert p["ind"] >= 0.6, p
+    assert p["ablation_rise"] >= 1.5, p
+    assert p["k_is_largest"], p
+    assert p["k_sigmas"] >= 5, p
+
+
+def test_bundled_model_has_a_genuine_induction_circuit(model):
+    assert_genuine_induction_circuit(model)
+
+
+def test_bundled_model_shape_and_mode(model):
+    cfg = model.cfg
+    assert (cfg.n_layers, cfg.attn_only, cfg.normalization_type) == (2, True, None)
+    assert not model.training
+    assert cfg.d_model >= 2 * cfg.d_vocab
+
+
+def test_bundled_model_is_not_a_positional_shortcut(model):
+    # shuffling which tokens are repeated must not matter; breaking the repeat must
+    toks = mechlib.repeated_tokens(32, 100, 7, seed=4, prefix_len=6)
+    clean = mechlib.repeat_loss(model(toks).detach(), toks, 7, 6)
+    broken = toks.clone()
+    broken[:, 6 + 7 :] = mechlib.repeated_tokens(32, 100, 7, seed=5, prefix_len=6)[:, 6 + 7 :]
+    assert mechlib.repeat_loss(model(broken).detach(), broken, 7, 6) > clean + 2.0
+
+
+def test_save_and_load_round_trip(model, tmp_path):
+    mechlib.save_model(model, tmp_path / "copy")
+    again = load_checkpoint(tmp_path / "copy.pt")
+    t = mechlib.repeated_tokens(32, 2, 5)
+    assert torch.equal(again(t), model(t))
+
+
+def test_unknown_model_name_is_rejected():
+    with pytest.raises(ValueError, match="unknown model name"):
+        mechlib.load_model("not-a-model")
+    with pytest.raises(TypeError, match="name"):
+        mechlib.load_model(3)
+
+
+def test_hub_model_offline_fails_fast_with_clear_error(monkeypatch):
+    # point the hub at a closed local port: the machine is offline either way
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")
+    start = time.monotonic()
+    with pytest.raises(mechlib.ModelUnavailableError, match="Hugging Face hub"):
+        mechlib.load_model("attn-only-2l")
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.slow
+def test_retraining_from_recorded_seed_reproduces_the_circuit():
+    recorded = load_checkpoint(mechlib.models.bundled_checkpoint()).induction_config
+    model = mechlib.train_induction_model(seed=recorded.seed, config=recorded, progress=False)
+    assert_genuine_induction_circuit(model)

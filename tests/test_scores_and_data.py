@@ -1,0 +1,111 @@
+import pytest
+import torch
+
+import mechlib
+from reference import forward
+
+
+def test_repeated_tokens_shape_and_repeat():
+    t = mechlib.repeated_tokens(50, 3, 6, seed=2, prefix_len=4)
+    assert t.shape == (3, 16) and t.dtype == torch.long
+    assert torch.equal(t[:, 4:10], t[:, 10:16])
+    assert t.min() >= 0 and t.max() < 50
+    assert torch.equal(t, mechlib.repeated_tokens(50, 3, 6, seed=2, prefix_len=4))
+    assert not torch.equal(t, mechlib.repeated_tokens(50, 3, 6, seed=3, prefix_len=4))
+
+
+@pytest.mark.parametrize("args,err", [((0, 1, 2), ValueError), ((10, 0, 2), ValueError), ((10, 1, -1), ValueError), ((10, 1, 2.5), TypeError)])
+def test_repeated_tokens_rejects_bad_sizes(args, err):
+    with pytest.raises(err, match="d_vocab|batch|half_len"):
+        mechlib.repeated_tokens(*args)
+
+
+def test_repeated_tokens_rejects_negative_prefix():
+    with pytest.raises(ValueError, match="prefix_len"):
+        mechlib.repeated_tokens(10, 1, 3, prefix_len=-1)
+
+
+def test_patterns_match_reference_forward(model, rep_tokens):
+    _, ref = forward(model, rep_tokens, return_patterns=True)
+    torch.testing.assert_close(mechlib.attention_patterns(model, rep_tokens).double(), ref, atol=1e-5, rtol=1e-4)
+
+
+def test_prev_token_scores_match_loops(model, rep_tokens):
+    A = mechlib.attention_patterns(model, rep_tokens)
+    L, B, H, S, _ = A.shape
+    expected = torch.zeros(L, H)
+    for l in range(L):
+        for h in range(H):
+            expected[l, h] = sum(A[l, b, h, q, q - 1].item() for b in range(B) for q in range(1, S)) / (B * (S - 1))
+    torch.testing.assert_close(mechlib.prev_token_scores(model, rep_tokens), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_induction_scores_match_loops(model):
+    tokens = mechlib.repeated_tokens(32, 6, 7, seed=5, prefix_len=3)
+    A = mechlib.attention_patterns(model, tokens)
+    L, B, H, S, _ = A.shape
+    expected = torch.zeros(L, H)
+    for l in range(L):
+        for h in range(H):
+            total, count = 0.0, 0
+            for b in range(B):
+                for q in range(S):
+                    earlier = [p for p in range(q) if tokens[b, p] == tokens[b, q]]
+                    if earlier:
+                        total += sum(A[l, b, h, q, p + 1].item() for p in earlier)
+                        count += 1
+            expected[l, h] = total / count
+    torch.testing.assert_close(mechlib.induction_scores(model, tokens), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_duplicate_token_scores_match_loops(model):
+    tokens = mechlib.repeated_tokens(32, 4, 6, seed=8, prefix_len=2)
+    A = mechlib.attention_patterns(model, tokens)
+    L, B, H, S, _ = A.shape
+    l, h = 1, 2
+    total, count = 0.0, 0
+    for b in range(B):
+        for q in range(S):
+            earlier = [p for p in range(q) if tokens[b, p] == tokens[b, q]]
+            if earlier:
+                total += sum(A[l, b, h, q, p].item() for p in earlier)
+                count += 1
+    assert mechlib.duplicate_token_scores(model, tokens)[l, h].item() == pytest.approx(total / count, abs=1e-5)
+
+
+def test_induction_score_needs_a_repeat(model):
+    with pytest.raises(ValueError, match="repeated"):
+        mechlib.induction_scores(model, torch.arange(10))
+
+
+def test_repeat_loss_matches_cross_entropy(model, rep_tokens):
+    logits = model(rep_tokens).detach()
+    logp = logits.double().log_softmax(-1)
+    vals = [-logp[b, i, rep_tokens[b, i + 1]].item() for b in range(rep_tokens.shape[0]) for i in range(5 + 7, 5 + 14 - 1)]
+    assert mechlib.repeat_loss(logits, rep_tokens, 7, 5) == pytest.approx(sum(vals) / len(vals), rel=1e-5)
+    with pytest.raises(ValueError, match="prefix_len"):
+        mechlib.repeat_loss(logits, rep_tokens, 6, 5)
+
+
+@pytest.mark.parametrize(
+    "tokens,err,match",
+    [
+        (torch.tensor([[0, 1, 32]]), ValueError, r"\[0, 32\)"),
+        (torch.tensor([[-1, 1]]), ValueError, r"\[0, 32\)"),
+        (torch.zeros(1, 33, dtype=torch.long), ValueError, "n_ctx"),
+        (torch.zeros(2, 2, 2, dtype=torch.long), ValueError, "1-D"),
+        (torch.zeros(1, 4), TypeError, "integers"),
+        ([1, 2, 3], TypeError, "torch.Tensor"),
+    ],
+)
+def test_bad_tokens_are_rejected(model, tokens, err, match):
+    for fn in (mechlib.prev_token_scores, mechlib.induction_scores, mechlib.path_expansion):
+        with pytest.raises(err, match=match):
+            fn(model, tokens)
+    with pytest.raises(err, match=match):
+        mechlib.run_with_ablation(model, tokens, [(0, 0)])
+
+
+def test_one_dimensional_tokens_are_a_batch_of_one(model):
+    t = mechlib.repeated_tokens(32, 1, 5)
+    torch.testing.assert_close(mechlib.prev_token_scores(model, t[0]), mechlib.prev_token_scores(model, t))
