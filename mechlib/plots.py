@@ -1,0 +1,172 @@
+"""Matplotlib figures used across the book, with one naming and colour convention.
+
+A head is labelled ``"l.h"`` (layer l, head h) everywhere. Composition scores use a
+diverging scale centred on the random baseline (blue below, red above); attention
+uses a sequential scale from 0 to 1; head scores a sequential scale from 0 to 1.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.colors import TwoSlopeNorm
+
+COMPOSITION_CMAP = "RdBu_r"
+ATTENTION_CMAP = "Blues"
+SCORE_CMAP = "viridis"
+
+
+def head_label(head: tuple[int, int]) -> str:
+    """``(0, 3) -> "0.3"``: how the book names a head."""
+    return f"{head[0]}.{head[1]}"
+
+
+def _np(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def _annotate(ax, values: np.ndarray, fmt: str = "{:.2f}", threshold: float | None = None, cmap_dark=None) -> None:
+    for (i, j), v in np.ndenumerate(values):
+        if np.isnan(v):
+            continue
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
+                color="white" if cmap_dark is not None and cmap_dark(v) else "black")
+
+
+def plot_head_scores(scores: Any, title: str, ax=None, label: str = "score", annotate: bool = True):
+    """Heatmap of a per-head score ``[layer, head]``, scale 0..1, one cell per head."""
+    s = _np(scores)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.1 + 0.75 * s.shape[1], 0.9 + 0.6 * s.shape[0]), layout="constrained")
+    im = ax.imshow(s, cmap=SCORE_CMAP, vmin=0, vmax=1)
+    ax.set_xticks(range(s.shape[1]), [str(h) for h in range(s.shape[1])])
+    ax.set_yticks(range(s.shape[0]), [str(l) for l in range(s.shape[0])])
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title)
+    if annotate:
+        _annotate(ax, s, cmap_dark=lambda v: v < 0.55)
+    ax.figure.colorbar(im, ax=ax, label=label, shrink=0.8)
+    return ax
+
+
+def composition_matrix(scores: Any) -> tuple[np.ndarray, list[str], list[str]]:
+    """Flatten ``[L, H, L, H]`` scores to a (sender x receiver) matrix over the heads that can compose.
+
+    Rows are heads of layers ``0..L-2``, columns heads of layers ``1..L-1``; pairs whose
+    sender is not in an earlier layer are NaN (drawn blank).
+    """
+    s = _np(scores)
+    L, H = s.shape[:2]
+    senders = [(l, h) for l in range(L - 1) for h in range(H)]
+    receivers = [(l, h) for l in range(1, L) for h in range(H)]
+    m = np.full((len(senders), len(receivers)), np.nan)
+    for i, (l1, h1) in enumerate(senders):
+        for j, (l2, h2) in enumerate(receivers):
+            if l1 < l2:
+                m[i, j] = s[l1, h1, l2, h2]
+    return m, [head_label(h) for h in senders], [head_label(h) for h in receivers]
+
+
+def plot_composition_scores(scores: Any, baseline: float, kind: str, ax=None, vmax: float | None = None,
+                            annotate: bool = True):
+    """Sender x receiver heatmap of ``kind``-composition scores, diverging around ``baseline``."""
+    m, rows, cols = composition_matrix(scores)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.6 + 0.7 * len(cols), 1.0 + 0.55 * len(rows)), layout="constrained")
+    top = vmax if vmax is not None else max(float(np.nanmax(m)), baseline * 1.5)
+    norm = TwoSlopeNorm(vcenter=baseline, vmin=0.0, vmax=top)
+    im = ax.imshow(m, cmap=COMPOSITION_CMAP, norm=norm)
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("receiver (later head)")
+    ax.set_ylabel("sender (earlier head)")
+    ax.set_title(f"{kind}-composition")
+    if annotate and m.size <= 400:
+        _annotate(ax, m, cmap_dark=lambda v: abs(norm(v) - 0.5) > 0.35)
+    cb = ax.figure.colorbar(im, ax=ax, shrink=0.8, label=f"{kind}-composition score")
+    cb.ax.axhline(baseline, color="black", lw=1)
+    return ax
+
+
+def plot_composition_comparison(scores_by_kind: dict[str, Any], baseline: float, vmax: float | None = None):
+    """The Q-, K- and V-composition heatmaps side by side, on one shared colour scale."""
+    kinds = list(scores_by_kind)
+    if vmax is None:
+        vmax = max(float(np.nanmax(composition_matrix(s)[0])) for s in scores_by_kind.values())
+    m0, rows, cols = composition_matrix(next(iter(scores_by_kind.values())))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(0.2 + (1.3 + 0.62 * len(cols)) * len(kinds), 1.2 + 0.5 * len(rows)),
+                             layout="constrained")
+    for ax, k in zip(np.atleast_1d(axes), kinds):
+        plot_composition_scores(scores_by_kind[k], baseline, k, ax=ax, vmax=vmax)
+    return fig
+
+
+def plot_attention(pattern: Any, tokens: Sequence[int] | None = None, title: str = "", ax=None,
+                   boundaries: Iterable[int] = ()):
+    """One attention pattern ``[dest, src]`` (rows: query position, columns: key position)."""
+    p = _np(pattern)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4.0), layout="constrained")
+    im = ax.imshow(p, cmap=ATTENTION_CMAP, vmin=0, vmax=1)
+    ax.set_xlabel("key position (attended to)")
+    ax.set_ylabel("query position")
+    ax.set_title(title)
+    for b in boundaries:
+        ax.axvline(b - 0.5, color="tab:orange", lw=0.8)
+        ax.axhline(b - 0.5, color="tab:orange", lw=0.8)
+    if tokens is not None and len(tokens) <= 24:
+        labels = [str(int(t)) for t in tokens]
+        ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=90)
+        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    ax.figure.colorbar(im, ax=ax, shrink=0.8, label="attention")
+    return ax
+
+
+def plot_baseline(baseline: Any, marks: dict[str, float] | None = None, ax=None, kind: str = ""):
+    """Histogram of random-baseline composition scores, with chosen head pairs marked."""
+    b = _np(baseline)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+    ax.hist(b, bins=40, color="0.7", label=f"random matrices (n={len(b)})")
+    ax.axvline(b.mean(), color="black", lw=1, ls="--", label=f"baseline mean {b.mean():.3f}")
+    for i, (name, v) in enumerate((marks or {}).items()):
+        ax.axvline(v, color=plt.cm.tab10(i), lw=2, label=f"{name}: {v:.3f}")
+    ax.set_xlabel(f"{kind}-composition score".strip("-") if kind else "composition score")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
+
+
+def plot_singular_values(values: Any, d_head: int, ax=None, title: str = "singular values"):
+    """Singular values on a log scale, with the rank bound ``d_head`` marked."""
+    s = _np(values)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+    floor = max(s.max() * 1e-12, 1e-30)
+    ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, floor), "o-", ms=3)
+    ax.axvline(d_head + 0.5, color="tab:red", ls="--", lw=1, label=f"d_head = {d_head}")
+    ax.set_xlabel("index")
+    ax.set_ylabel("singular value")
+    ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+def plot_term_sizes(sizes: dict[str, float], kinds: dict[str, str], ax=None, top: int = 20):
+    """Horizontal bars: the ``top`` largest path-expansion terms, coloured by kind."""
+    colours = {"direct": "tab:gray", "single": "tab:blue", "virtual": "tab:red", "bias": "tab:olive"}
+    items = sorted(sizes.items(), key=lambda kv: -kv[1])[:top]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 0.28 * len(items) + 1.0), layout="constrained")
+    names = [n for n, _ in items][::-1]
+    ax.barh(names, [v for _, v in items][::-1], color=[colours[kinds[n]] for n in names])
+    for k, c in colours.items():
+        ax.barh([], [], color=c, label=k)
+    ax.set_xlabel("size of term (RMS logit)")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
