@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import TwoSlopeNorm
+from matplotlib.patches import Patch
 
 COMPOSITION_CMAP = "RdBu_r"
 ATTENTION_CMAP = "Blues"
@@ -142,12 +143,17 @@ def plot_baseline(baseline: Any, marks: dict[str, float] | None = None, ax=None,
     return ax
 
 
-def plot_singular_values(values: Any, d_head: int, ax=None, title: str = "singular values"):
-    """Singular values on a log scale, with the rank bound ``d_head`` marked."""
+def plot_singular_values(values: Any, d_head: int, ax=None, title: str = "singular values",
+                         rel_floor: float = 1e-12):
+    """Singular values on a log scale, with the rank bound ``d_head`` marked.
+
+    Values below ``rel_floor * max`` are drawn at that floor (a log scale cannot show 0);
+    pass ``rel_floor=1e-20`` to show float64 rounding (about 1e-16 of the largest value).
+    """
     s = _np(values)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3), layout="constrained")
-    floor = max(s.max() * 1e-12, 1e-30)
+    floor = max(s.max() * rel_floor, 1e-300)
     ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, floor), "o-", ms=3)
     ax.axvline(d_head + 0.5, color="tab:red", ls="--", lw=1, label=f"d_head = {d_head}")
     ax.set_xlabel("index")
@@ -165,8 +171,32 @@ def plot_term_sizes(sizes: dict[str, float], kinds: dict[str, str], ax=None, top
         _, ax = plt.subplots(figsize=(6, 0.28 * len(items) + 1.0), layout="constrained")
     names = [n for n, _ in items][::-1]
     ax.barh(names, [v for _, v in items][::-1], color=[colours[kinds[n]] for n in names])
-    for k, c in colours.items():
-        ax.barh([], [], color=c, label=k)
     ax.set_xlabel("size of term (RMS logit)")
-    ax.legend(fontsize=8, loc="lower right")
+    # legend from patches: empty bar containers would all take the default colour
+    ax.legend(handles=[Patch(color=c, label=k) for k, c in colours.items()], fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_loss_bars(losses: dict[str, float], chance: float | None = None, ax=None, title: str = "",
+                   colors: Sequence[str] | None = None):
+    """Bar chart of losses on repeated tokens, one bar per intervention, values written on the bars.
+
+    ``losses`` maps a bar label (e.g. ``"clean"``, ``"K path ablated"``) to a loss in nats;
+    ``chance`` (e.g. ``ln d_vocab``) is drawn as a dashed line: the loss of a uniform guess.
+    """
+    names = list(losses)
+    values = [float(losses[n]) for n in names]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.2 + 1.0 * len(names), 3.2), layout="constrained")
+    bars = ax.bar(range(len(names)), values, color=colors if colors is not None else "tab:blue")
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=9)
+    for b, v in zip(bars, values):
+        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+    if chance is not None:
+        ax.axhline(chance, color="black", ls="--", lw=1, label=f"chance (uniform guess) = {chance:.2f}")
+        ax.legend(fontsize=8, loc="upper left")
+    top = max(values + ([chance] if chance is not None else []))
+    ax.set_ylim(0, 1.3 * top if top > 0 else 1)
+    ax.set_ylabel("loss on repeated tokens (nats)")
+    ax.set_title(title)
     return ax

@@ -1,0 +1,85 @@
+"""Attribution: which path-expansion terms, and which senders, a behaviour relies on.
+
+Two measurements on real activations, complementing the weight-only composition
+scores of :mod:`mechlib.composition`:
+
+* :func:`correct_token_attribution` -- how much each term of a :class:`PathExpansion`
+  pushes up the logit of the token that actually comes next.
+* :func:`composition_from_cache` -- how large a share of what a receiver reads through
+  its ``W_Q``, ``W_K`` or ``W_V`` comes from one sender's output, on a given batch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from jaxtyping import Bool, Float
+
+from mechlib._validate import check_kind
+from mechlib.expansion import PathExpansion
+
+
+def correct_token_attribution(
+    expansion: PathExpansion, mask: Bool[torch.Tensor, "batch seq_minus_1"] | None = None
+) -> dict[str, float]:
+    """Mean contribution of every term to the correct next-token logit.
+
+    For term ``T_n`` (logits ``[batch, pos, vocab]``) and next token ``t_{b,i+1}``:
+
+        c_n = mean_{(b, i) in mask} ( T_n[b, i, t_{b,i+1}] - mean_v T_n[b, i, v] ).
+
+    Subtracting the mean over the vocabulary removes the part of a term that raises
+    every logit equally, which the softmax ignores. ``mask`` (``[batch, seq - 1]``, as
+    from :func:`mechlib.repeat_mask`) selects the predictions to average over; ``None``
+    means all of them. The values add up over terms: ``sum_n c_n`` is the same quantity
+    for the model's logits.
+    """
+    tokens = expansion.tokens
+    batch, seq = tokens.shape
+    if mask is None:
+        mask = torch.ones(batch, seq - 1, dtype=torch.bool)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError("mask must be a boolean tensor [batch, seq - 1], e.g. from mechlib.repeat_mask")
+    if tuple(mask.shape) != (batch, seq - 1):
+        raise ValueError(f"mask must have shape [batch, seq - 1] = {(batch, seq - 1)}; got {tuple(mask.shape)}")
+    if not mask.any():
+        raise ValueError("mask selects no prediction")
+    target = tokens[:, 1:, None]
+    out = {}
+    for name, term in expansion.terms.items():
+        t = term[:, :-1]
+        centred = t.gather(-1, target).squeeze(-1) - t.mean(-1)
+        out[name] = centred[mask].mean().item()
+    return out
+
+
+def composition_from_cache(
+    model: Any, cache: Any, kind: str
+) -> Float[torch.Tensor, "sender_layer sender_head receiver_layer receiver_head"]:
+    """Share of each receiver's ``kind`` input that comes from each sender, on cached activations.
+
+    With ``o^{s} = z^{s} W_O^{s}`` the sender's output and ``x^{l}`` the residual stream
+    entering the receiver's layer (``blocks.{l}.hook_resid_pre``), both from ``cache``:
+
+        share[l1, h1, l2, h2] = ||o^{l1.h1} W_X^{l2.h2}||_F / ||x^{l2} W_X^{l2.h2}||_F,
+
+    with ``W_X`` the receiver's ``W_Q``, ``W_K`` or ``W_V`` for ``kind`` Q, K or V and the
+    norms taken over batch, positions and the ``d_head`` components; 0 unless ``l1 < l2``.
+    It is the activation counterpart of a composition score: how much of what the
+    receiver actually reads on this data was written by the sender.
+    """
+    kind = check_kind(kind)
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    W = {"Q": model.W_Q, "K": model.W_K, "V": model.W_V}[kind].detach()
+    out = torch.zeros(L, H, L, H)
+    with torch.no_grad():
+        for l2 in range(1, L):
+            x = cache[f"blocks.{l2}.hook_resid_pre"]
+            read = torch.einsum("bpd,hde->hbpe", x, W[l2])
+            denom = read.flatten(1).norm(dim=1)  # [H]
+            for l1 in range(l2):
+                # o^{l1.h1} = z^{l1.h1} W_O^{l1.h1}: [h1, batch, pos, d_model]
+                o = torch.einsum("bphe,hem->hbpm", cache[f"blocks.{l1}.attn.hook_z"], model.W_O[l1].detach())
+                proj = torch.einsum("sbpm,rme->srbpe", o, W[l2])
+                out[l1, :, l2] = proj.flatten(2).norm(dim=2) / denom[None]
+    return out

@@ -1,0 +1,325 @@
+"""The exercise notebooks, their generator and the self-checks.
+
+The notebooks themselves are executed by nbval (``pytest --nbval solutions exercises``);
+here we check how they are made and that every self-check tells a right answer, a
+placeholder and each kind of wrong answer apart, with a message that says what is wrong.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+import mechlib
+from mechlib import checks
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = [
+    "02_v_composition", "03_k_composition", "04_q_composition", "05_virtual_attention_heads",
+    "06_two_layer_expansion", "07_combinatorial_richness", "08_transformerlens_vocabulary",
+]
+SETUP_CELL = '''# Setup: in Google Colab this installs mechlib; elsewhere it does nothing.
+import sys
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    %pip install -q "mechlib @ git+https://github.com/composition-textbook/composition-virtual-heads"'''
+
+
+def _make_exercises():
+    spec = importlib.util.spec_from_file_location("make_exercises", ROOT / "scripts" / "make_exercises.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read(folder: str, name: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / folder / f"{name}.ipynb", as_version=4)
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def test_every_chapter_from_2_to_8_has_an_exercise_and_a_solution_notebook():
+    assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == NOTEBOOKS
+    assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == NOTEBOOKS
+    assert list(checks.NOTEBOOKS) == NOTEBOOKS
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_exercises_are_generated_from_solutions_without_drift(name):
+    make = _make_exercises()
+    generated = make.generate_exercise(_read("solutions", name))
+    stored = _read("exercises", name)
+    assert make.comparable(stored) == make.comparable(generated), (
+        f"exercises/{name}.ipynb differs from what solutions/{name}.ipynb generates: "
+        "run python scripts/make_exercises.py"
+    )
+
+
+@pytest.mark.parametrize("folder", ["solutions", "exercises"])
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_first_code_cell_is_the_colab_setup_cell(folder, name):
+    first = next(c for c in _read(folder, name).cells if c.cell_type == "code")
+    assert first.source == SETUP_CELL
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_exercise_notebooks_hold_placeholders_not_solutions(name):
+    nb = _read("exercises", name)
+    text = "\n".join(c.source for c in nb.cells)
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    for ex in checks.EXERCISES[name]:
+        cell = next(c for c in nb.cells if c.cell_type == "code" and f"def {ex.function}(" in c.source)
+        assert "raise NotImplementedError()" in cell.source, ex.id
+
+
+def test_there_are_at_least_20_exercises_each_rated():
+    assert len(checks.ALL_EXERCISES) >= 20
+    ids = [ex.id for ex in checks.ALL_EXERCISES]
+    assert len(set(ids)) == len(ids)
+    for ex in checks.ALL_EXERCISES:
+        assert 1 <= ex.difficulty <= 5 and 1 <= ex.importance <= 5 and ex.minutes > 0, ex.id
+
+
+@pytest.mark.parametrize("folder", ["solutions", "exercises"])
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_each_exercise_has_its_ratings_a_hint_and_a_check_in_the_notebook(folder, name):
+    cells = _read(folder, name).cells
+    for ex in checks.EXERCISES[name]:
+        start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown" and f"Exercise {ex.id}" in c.source)
+        assert ex.header() in cells[start].source, f"{ex.id}: ratings line differs from mechlib.checks"
+        end = next((i for i, c in enumerate(cells[start + 1:], start + 1)
+                    if c.cell_type == "markdown" and "## Exercise" in c.source), len(cells))
+        section = cells[start:end]
+        assert any(c.cell_type == "markdown" and "<details><summary>Hint" in c.source for c in section), ex.id
+        assert any(c.cell_type == "code" and f"checks.{ex.check.__name__}({ex.function})" in c.source
+                   for c in section), ex.id
+
+
+@pytest.mark.parametrize("name", ["03_k_composition", "05_virtual_attention_heads", "06_two_layer_expansion"])
+def test_widget_cell_is_last_under_a_play_heading_and_guarded(name):
+    cells = _read("exercises", name).cells
+    assert cells[-2].cell_type == "markdown" and "## Play" in cells[-2].source
+    assert cells[-1].cell_type == "code" and "except (ImportError, AttributeError)" in cells[-1].source
+
+
+# --------------------------------------------------------------------------- the checks
+
+def _stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def _patterns_prev(pattern):
+    return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, -1))
+
+
+def _induction(pattern, half_len, prefix_len):
+    q = torch.arange(prefix_len + half_len, prefix_len + 2 * half_len)
+    return pattern[:, :, q, q - half_len + 1].mean(dim=(0, -1))
+
+
+def _term(model, tokens, name):
+    return mechlib.path_expansion(model, tokens).terms[name].float()
+
+
+# Library-based answers, written independently of the solution notebooks: each check must pass them.
+REFERENCE = {
+    "02.1": lambda m, h: mechlib.ov_circuit(m, h).AB,
+    "02.2": lambda m, s, r: mechlib.virtual_ov(m, s, r).AB,
+    "02.3": lambda M, rtol=1e-5: int(torch.linalg.matrix_rank(M.double(), rtol=rtol)) if M.abs().max() > 0 else 0,
+    "02.4": lambda A, B: float(mechlib.composition_score(A, B)),
+    "02.5": lambda d_model, d_head, n_samples=1000, seed=0: mechlib.composition_baseline(
+        d_model, d_head, n_samples=n_samples, seed=seed + 99),
+    "03.1": lambda m, s, r: mechlib.pair_composition_score(m, s, r, "K"),
+    "03.2": lambda m, kind: mechlib.composition_scores(m, kind),
+    "03.3": lambda m, t, s, r: mechlib.path_ablation(m, t, s, r, "K"),
+    "04.1": lambda m, s, r: mechlib.pair_composition_score(m, s, r, "Q"),
+    "04.2": lambda m, s, r, side: (mechlib.ov_circuit(m, s) @ mechlib.qk_circuit(m, r)).AB if side == "Q"
+    else (mechlib.qk_circuit(m, r) @ mechlib.ov_circuit(m, s).T).AB,
+    "04.3": lambda m, t, s, r, kind: mechlib.path_ablation(m, t, s, r, kind),
+    "05.1": _patterns_prev,
+    "05.2": _induction,
+    "05.3": mechlib.zero_ablation_hook,
+    "05.4": mechlib.mean_ablation_hook,
+    "05.5": lambda m, t, heads, half_len, prefix_len=0, mode="zero": mechlib.repeat_loss(
+        mechlib.run_with_ablation(m, t, heads, mode) if heads else m(t), t, half_len, prefix_len),
+    "06.1": lambda m, t: _term(m, t, "direct"),
+    "06.2": lambda m, t, h: _term(m, t, f"{h[0]}.{h[1]}"),
+    "06.3": lambda m, t, s, r: _term(m, t, f"{s[0]}.{s[1]}->{r[0]}.{r[1]}"),
+    "06.4": lambda m, t: mechlib.path_expansion(m, t).total().float(),
+    "07.1": lambda L, H: mechlib.count_virtual_heads(L, H, 2),
+    "07.2": lambda L, H: list(mechlib.enumerate_virtual_heads(L, H, 2)),
+    "07.3": lambda L, H, k: mechlib.count_virtual_heads(L, H, k),
+    "07.4": lambda L, H: (1 + H) ** L,
+    "08.1": lambda m, name: eval("m." + re.sub(r"\.(\d+)", r"[\1]", name)),  # noqa: S307 -- fixed names
+    "08.2": lambda m, t, layer: mechlib.attention_patterns(m, t)[layer],
+    "08.3": lambda m, t, name: m.run_with_cache(t)[1][name],
+    "08.4": lambda m, cache, layer: torch.stack(
+        [mechlib.head_output(m, cache, (layer, h)) for h in range(m.cfg.n_heads)], dim=2),
+}
+
+
+def test_every_exercise_has_a_reference_answer_here():
+    assert set(REFERENCE) == {ex.id for ex in checks.ALL_EXERCISES}
+
+
+@pytest.mark.parametrize("ex", checks.ALL_EXERCISES, ids=lambda ex: ex.id)
+def test_check_passes_the_library_answer(ex, capsys):
+    result = ex.check(REFERENCE[ex.id])
+    assert result.status == "passed", result.message
+    assert capsys.readouterr().out.strip() == str(result)
+
+
+@pytest.mark.parametrize("ex", checks.ALL_EXERCISES, ids=lambda ex: ex.id)
+def test_check_reports_a_placeholder_as_not_attempted(ex, capsys):
+    result = ex.check(_stub)
+    assert result.status == "not attempted"
+    assert "NotImplementedError" in result.message
+    assert "not attempted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ex", checks.ALL_EXERCISES, ids=lambda ex: ex.id)
+def test_check_reports_an_exception_without_a_stack_trace(ex):
+    def broken(*args, **kwargs):
+        raise KeyError("oops")
+
+    result = ex.check(broken, verbose=False)
+    assert result.status == "failed"
+    assert "raised KeyError: 'oops'" in result.message and "Traceback" not in result.message
+
+
+def test_check_result_is_structured():
+    r = checks.check_count_pairs(REFERENCE["07.1"], verbose=False)
+    assert (r.exercise, r.function, r.status, r.passed) == ("07.1", "count_pairs", "passed", True)
+    assert r.to_dict() == {"exercise": "07.1", "function": "count_pairs", "status": "passed", "message": r.message}
+
+
+def test_wrong_type_is_named():
+    r = checks.check_ov_matrix(lambda m, h: mechlib.ov_circuit(m, h), verbose=False)
+    assert r.status == "failed"
+    assert "wrong type: expected a torch.Tensor, got a FactoredMatrix" in r.message
+    r = checks.check_count_pairs(lambda L, H: float(H * H * L * (L - 1) / 2), verbose=False)
+    assert "wrong type: expected an int, got float" in r.message
+
+
+def test_wrong_shape_gives_expected_and_got():
+    r = checks.check_ov_matrix(lambda m, h: m.W_V[h[0], h[1]], verbose=False)
+    assert r.status == "failed"
+    assert "wrong shape: expected (64, 64), got (64, 16)" in r.message
+    assert "head 0.0 of the bundled induction-2l model" in r.message
+
+
+def test_differing_values_give_index_expected_got_and_tolerance():
+    def off_by_one_entry(m, h):
+        M = mechlib.ov_circuit(m, h).AB.clone()
+        M[3, 5] += 1.0
+        return M
+
+    r = checks.check_ov_matrix(off_by_one_entry, verbose=False)
+    assert r.status == "failed"
+    expected = mechlib.ov_circuit(checks._bundled(), (0, 0)).AB[3, 5].item()
+    assert f"values differ at index (3, 5): expected {expected:.6g}, got {expected + 1:.6g}" in r.message
+    assert "tolerance |got - expected| <= 1e-05 + 0.0001 * |expected|" in r.message
+    assert "1 of 4096 entries differ" in r.message
+
+
+def test_common_mistakes_get_a_hint():
+    reversed_order = checks.check_composed_ov(
+        lambda m, s, r: (mechlib.ov_circuit(m, r) @ mechlib.ov_circuit(m, s)).AB, verbose=False)
+    assert "the sender acts first" in reversed_order.message
+    q_for_k = checks.check_k_composition_score(
+        lambda m, s, r: mechlib.pair_composition_score(m, s, r, "Q"), verbose=False)
+    assert "this is the Q-composition score" in q_for_k.message
+    duplicate = checks.check_induction_score(_shifted_induction, verbose=False)
+    assert "duplicate-token score" in duplicate.message
+    everywhere = checks.check_mean_ablation_hook(_mean_over_positions_too, verbose=False)
+    assert "averaged over positions as well" in everywhere.message
+
+
+def _shifted_induction(pattern, half_len, prefix_len):
+    q = torch.arange(prefix_len + half_len, prefix_len + 2 * half_len)
+    return pattern[:, :, q, q - half_len].mean(dim=(0, -1))
+
+
+def _mean_over_positions_too(z, hook, head):
+    z[:, :, head] = z[:, :, head].mean(dim=(0, 1), keepdim=True)
+    return z
+
+
+def test_a_hook_may_edit_in_place_and_return_nothing():
+    def in_place(z, hook, head):
+        z[:, :, head] = 0.0
+
+    assert checks.check_zero_ablation_hook(in_place, verbose=False).passed
+    assert not checks.check_zero_ablation_hook(lambda z, hook, head: None, verbose=False).passed
+
+
+def test_returning_none_is_not_attempted():
+    r = checks.check_count_pairs(lambda L, H: None, verbose=False)
+    assert r.status == "not attempted" and "placeholder" in r.message
+
+
+def test_a_learners_mistake_in_the_random_model_cases_is_caught():
+    # hard-coding the bundled model's sizes passes the bundled cases and must still fail
+    def hard_coded(m, cache, layer):
+        z = cache[f"blocks.{layer}.attn.hook_z"]
+        return torch.einsum("bphd,hdm->bphm", z, m.W_O[layer]).reshape(*z.shape[:2], 4, 64)
+
+    r = checks.check_head_outputs(hard_coded, verbose=False)
+    assert r.status == "failed" and "random 3-layer model" in r.message
+
+
+def test_baseline_check_rejects_the_wrong_distribution():
+    def full_rank(d_model, d_head, n_samples=1000, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        return torch.tensor([checks._c64(torch.randn(d_model, d_model, generator=g, dtype=torch.float64),
+                                        torch.randn(d_model, d_model, generator=g, dtype=torch.float64))
+                             for _ in range(n_samples)])
+
+    r = checks.check_random_baseline(full_rank, verbose=False)
+    assert r.status == "failed" and "on average" in r.message
+
+
+def test_capture_check_catches_a_hook_left_attached():
+    def leaky(m, tokens, name):
+        stored = {}
+        m.add_hook(name, lambda act, hook: stored.setdefault("a", act.clone()))
+        m(tokens)
+        return stored["a"]
+
+    r = checks.check_capture_activation(leaky, verbose=False)
+    assert r.status == "failed" and "still attached" in r.message
+    assert checks._hooks_left(checks._bundled()) == []
+
+
+def test_grade_namespace_survives_loops_and_exits():
+    def loops(L, H):
+        while True:
+            pass
+
+    def exits(L, H):
+        raise SystemExit(3)
+
+    results = checks.grade_namespace(
+        "07_combinatorial_richness",
+        {"count_pairs": loops, "enumerate_pairs": exits, "count_chains": REFERENCE["07.3"]},
+        time_limit=1.0,
+    )
+    assert results["07.1"]["status"] == "failed" and "did not finish within 1 s" in results["07.1"]["message"]
+    assert results["07.2"]["status"] == "failed" and "SystemExit" in results["07.2"]["message"]
+    assert results["07.3"]["status"] == "passed"
+    assert results["07.4"]["status"] == "not attempted"
+
+
+def test_grade_namespace_swallows_the_learners_printing(capsys):
+    def chatty(L, H):
+        print("x" * 100_000)
+        return H * H * (L * (L - 1) // 2)
+
+    results = checks.grade_namespace("07_combinatorial_richness", {"count_pairs": chatty}, time_limit=30)
+    assert results["07.1"]["status"] == "passed"
+    assert len(capsys.readouterr().out) < 1000
