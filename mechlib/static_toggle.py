@@ -17,6 +17,7 @@ import html
 import itertools
 import json
 import math
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,7 +29,7 @@ from mechlib.toggle import (
     DEFAULT_HALF_LEN,
     DEFAULT_PREFIX_LEN,
     HeadToggleTable,
-    default_tokens,
+    all_heads,
     precompute_head_toggle,
 )
 
@@ -295,13 +296,15 @@ def static_head_toggle_html(payload: dict[str, Any], prefix: str, pattern_head: 
 
 def static_head_toggle(model: Any = None, tokens: torch.Tensor | None = None, half_len: int = DEFAULT_HALF_LEN,
                        prefix_len: int = DEFAULT_PREFIX_LEN, prefix: str | None = None,
-                       pattern_head: str | None = None):
+                       pattern_head: str | None = None, table: HeadToggleTable | None = None):
     """A head toggle for the static HTML book, as an ``IPython.display.HTML`` object.
 
     Precomputes every subset of heads (:func:`mechlib.toggle.precompute_head_toggle`; 256
     runs of ``induction-2l``, about a second) and embeds it with inline JavaScript: ticking
-    a box looks the numbers up, so the page needs no kernel and no network.
-    ``prefix`` (default ``"mlht<n>"``, numbered per session) starts every element id.
+    a box looks the numbers up, so the page needs no kernel and no network. Pass ``table``
+    (a :class:`~mechlib.toggle.HeadToggleTable` of ``model``) to reuse a precomputed one.
+    ``prefix`` (default ``"mlht<n>"``, numbered per session) starts every element id;
+    ``pattern_head`` (e.g. ``"1.0"``, the default) is the head whose pattern is shown first.
     """
     from IPython.display import HTML
 
@@ -309,11 +312,13 @@ def static_head_toggle(model: Any = None, tokens: torch.Tensor | None = None, ha
         from mechlib.models import load_model
 
         model = load_model()
-    if tokens is None:
-        tokens = default_tokens(model, half_len=half_len, prefix_len=prefix_len)
+    if prefix is not None and not (re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", prefix)):
+        raise ValueError(f"prefix must start with a letter and hold only letters, digits, - and _; got {prefix!r}")
+    labels = [head_label(h) for h in all_heads(model)]
+    if pattern_head is not None and pattern_head not in labels:
+        raise ValueError(f"pattern_head must be one of {labels}; got {pattern_head!r}")
+    if table is None:
+        table = precompute_head_toggle(model, tokens, half_len, prefix_len)
     if prefix is None:
         prefix = f"mlht{next(_counter)}"
-    if not prefix.replace("-", "").replace("_", "").isalnum() or not prefix[0].isalpha():
-        raise ValueError(f"prefix must start with a letter and hold only letters, digits, - and _; got {prefix!r}")
-    table = precompute_head_toggle(model, tokens, half_len, prefix_len)
     return HTML(static_head_toggle_html(head_toggle_payload(table, model.cfg.d_vocab), prefix, pattern_head))

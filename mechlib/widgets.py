@@ -244,16 +244,19 @@ class CompositionExplorer(_Batch, W.VBox):
                                  description="sender", style=label, layout=W.Layout(width="10em"))
         self.receiver = W.Dropdown(options=[(head_label(h), h) for h in receivers], value=tuple(receiver),
                                    description="receiver", style=label, layout=W.Layout(width="10em"))
-        self.kind = W.ToggleButtons(options=["Q", "K", "V"], value=check_kind(kind), description="kind",
-                                    style={"button_width": "3em", "description_width": "3em"},
-                                    layout=W.Layout(width="auto"))
+        self.kind = W.ToggleButtons(options=["Q", "K", "V"], value=check_kind(kind),
+                                    tooltips=["sender output read by the receiver's queries",
+                                              "sender output read by the receiver's keys",
+                                              "sender output read by the receiver's values"],
+                                    style={"button_width": "3em"}, layout=W.Layout(width="auto"))
         self.summary = W.HTML()
         self.figure = W.Image(format="png", layout=W.Layout(max_width="100%"))
         self.result: dict[str, Any] = {}
         self.sender.observe(self._on_sender, names="value")
         self.receiver.observe(self._on_change, names="value")
         self.kind.observe(self._on_change, names="value")
-        super().__init__([W.HBox([self.sender, self.receiver, self.kind], layout=W.Layout(flex_flow="row wrap")),
+        super().__init__([W.HBox([self.sender, self.receiver, W.Label("kind", layout=W.Layout(margin="0 0.5em 0 1.5em")),
+                                  self.kind], layout=W.Layout(flex_flow="row wrap", align_items="center")),
                           self.summary, self.figure])
         self.refresh()
 

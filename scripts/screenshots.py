@@ -12,6 +12,7 @@ Prints what the browser complained about on each page; tests/test_book.py is the
 import argparse
 import functools
 import http.server
+import os
 import shutil
 import sys
 import threading
@@ -68,8 +69,13 @@ def screenshot(browser, base, page, out, width):
     except Exception:
         problems.append("widgets did not render within 20 s")
     tab.wait_for_load_state("networkidle")
+    # A window as tall as the page, rather than Playwright's stitched full-page shot: the
+    # theme's sticky sidebars are sized to the window and would otherwise look cut off.
+    height = tab.evaluate("document.documentElement.scrollHeight")
+    tab.set_viewport_size({"width": width, "height": height})
+    tab.wait_for_timeout(300)  # let the layout settle at the new size
     target = out / (page[: -len(".html")].replace("/", "__") + ".png")
-    tab.screenshot(path=str(target), full_page=True)
+    tab.screenshot(path=str(target))
     context.close()
     return target, problems
 
@@ -81,7 +87,8 @@ def main(argv=None):
     parser.add_argument("--width", type=int, default=1280, help="browser width in CSS pixels")
     parser.add_argument("--page", action="append", default=[],
                         help="only pages whose path starts with this (repeatable)")
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--chromium", default=os.environ.get("CHROMIUM") or shutil.which("chromium")
+                        or "/usr/bin/chromium", help="browser binary (default: $CHROMIUM, chromium)")
     args = parser.parse_args(argv)
 
     if not (args.site / "index.html").exists():

@@ -9,6 +9,7 @@ In CI (CI=true) a missing Chromium is a failure, elsewhere the browser tests ski
 """
 
 import functools
+import html.parser
 import http.server
 import os
 import re
@@ -27,7 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# $CHROMIUM overrides, for a browser installed somewhere else.
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
@@ -42,6 +44,11 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ALLOWED_CONSOLE_ERRORS: list[str] = []
 
 WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
+# The widget manager renders each view into a div.widget-subarea just before its <script>.
+WIDGET_RENDERED = """(v => {
+  const area = v.previousElementSibling;
+  return !!area && area.classList.contains("widget-subarea") && area.childElementCount > 0;
+})"""
 
 
 def _toc_files(toc):
@@ -127,17 +134,34 @@ def test_every_built_page_is_checked(site):
         f"checked but not built: {sorted(checked - built)}")
 
 
+class _RemoteResources(html.parser.HTMLParser):
+    """Collects the URLs of things a page loads (not links it offers) that live on another host."""
+
+    LOADS = {"script": "src", "img": "src", "iframe": "src", "source": "src", "link": "href"}
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        url = attrs.get(self.LOADS.get(tag, ""), "") or ""
+        if tag == "link" and not re.search(r"stylesheet|preload|icon", attrs.get("rel") or ""):
+            return  # e.g. rel="canonical": names a page, loads nothing
+        if re.match(r"(?:https?:)?//", url):
+            self.found.append(f"<{tag}> {url}")
+
+
 @pytest.mark.slow
-def test_no_page_links_to_a_cdn(site):
-    """No script or stylesheet is loaded from another host, on any page."""
-    remote = re.compile(r"""<(?:script|link)\b[^>]*\b(?:src|href)=["'](?:https?:)?//[^"']*""")
+def test_no_page_loads_from_another_host(site):
+    """No script, stylesheet, image or frame comes from a CDN, on any page (static check)."""
     found = {}
-    for page in site.rglob("*.html"):
-        for tag in remote.findall(page.read_text(encoding="utf8")):
-            if "<link" in tag and not re.search(r"""rel=["'](?:stylesheet|preload|modulepreload)""", tag):
-                continue  # a plain link (e.g. rel="canonical") loads nothing
-            found.setdefault(page.relative_to(site).as_posix(), []).append(tag)
-    assert not found, f"remote scripts or stylesheets: {found}"
+    for page in sorted(site.rglob("*.html")):
+        parser = _RemoteResources()
+        parser.feed(page.read_text(encoding="utf8"))
+        if parser.found:
+            found[page.relative_to(site).as_posix()] = parser.found
+    assert not found, f"pages that load from other hosts: {found}"
 
 
 @pytest.mark.slow
@@ -185,15 +209,12 @@ PAGE_FACTS_JS = """() => {
     images: Array.from(article.querySelectorAll("img")).map(
       i => ({src: i.getAttribute("src"), ok: i.complete && i.naturalWidth > 0})),
     widget_views: views.length,
-    widgets_rendered: views.filter(v => {
-      const area = v.previousElementSibling;
-      return area && area.classList.contains("widget-subarea") && area.childElementCount > 0;
-    }).length,
+    widgets_rendered: views.filter(%s).length,
     widget_state: document.querySelectorAll(
       'script[type="application/vnd.jupyter.widget-state+json"]').length,
     links: Array.from(document.querySelectorAll("a[href]")).map(a => a.href),
   };
-}""" % WIDGET_VIEW
+}""" % (WIDGET_VIEW, WIDGET_RENDERED)
 
 
 def _visit(context, base, page):
@@ -215,12 +236,9 @@ def _visit(context, base, page):
     tab.evaluate("""async () => {
         if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
     }""")
-    try:  # the widget manager renders each view next to its <script> tag
-        tab.wait_for_function(
-            """() => Array.from(document.querySelectorAll('%s')).every(v => {
-                 const area = v.previousElementSibling;
-                 return area && area.classList.contains("widget-subarea") && area.childElementCount > 0;
-               })""" % WIDGET_VIEW, timeout=20_000)
+    try:
+        tab.wait_for_function("() => Array.from(document.querySelectorAll('%s')).every(%s)"
+                              % (WIDGET_VIEW, WIDGET_RENDERED), timeout=20_000)
     except Exception:
         pass  # reported by test_widgets_render
     tab.wait_for_load_state("networkidle")
@@ -233,7 +251,7 @@ def _visit(context, base, page):
 def visits(site):
     """Open every page once, each in a fresh browser profile, as a first-time reader."""
     if not Path(CHROMIUM).exists():
-        message = "Chromium is not installed: run `make browser` (Debian's chromium package)"
+        message = f"Chromium not found at {CHROMIUM}: run `make browser` (Debian's chromium package)"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)

@@ -274,20 +274,22 @@ def test_a_learners_mistake_in_the_random_model_cases_is_caught():
 
 
 def test_baseline_check_rejects_the_wrong_distribution():
-    def full_rank(d_model, d_head, n_samples=1000, seed=0):
+    def uniform_entries(d_model, d_head, n_samples=1000, seed=0):
         g = torch.Generator().manual_seed(seed)
-        return torch.tensor([checks._c64(torch.randn(d_model, d_model, generator=g, dtype=torch.float64),
-                                        torch.randn(d_model, d_model, generator=g, dtype=torch.float64))
-                             for _ in range(n_samples)])
 
-    r = checks.check_random_baseline(full_rank, verbose=False)
+        def sample():
+            return torch.rand(d_model, d_head, generator=g) @ torch.rand(d_head, d_model, generator=g)
+
+        return torch.tensor([float(mechlib.composition_score(sample(), sample())) for _ in range(n_samples)])
+
+    r = checks.check_random_baseline(uniform_entries, verbose=False)
     assert r.status == "failed" and "on average" in r.message
 
 
 def test_capture_check_catches_a_hook_left_attached():
     def leaky(m, tokens, name):
         stored = {}
-        m.add_hook(name, lambda act, hook: stored.setdefault("a", act.clone()))
+        m.add_hook(name, lambda act, hook: stored.update(a=act.clone()))
         m(tokens)
         return stored["a"]
 

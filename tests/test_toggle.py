@@ -46,8 +46,8 @@ def table(model, tokens):
 
 
 @pytest.fixture(scope="module")
-def static_html(model):
-    return static_toggle.static_head_toggle(model, prefix="testtoggle").data
+def static_html(model, table):
+    return static_toggle.static_head_toggle(model, prefix="testtoggle", table=table).data
 
 
 def test_mask_roundtrip(model):
@@ -137,9 +137,9 @@ def test_static_html_ids_carry_the_prefix(static_html):
     assert len(payload["loss"]) == 256 and payload["heads"][3] == "0.3"
 
 
-def test_two_instances_get_different_prefixes(model):
-    a = static_toggle.static_head_toggle(model).data
-    b = static_toggle.static_head_toggle(model).data
+def test_two_instances_get_different_prefixes(model, table):
+    a = static_toggle.static_head_toggle(model, table=table).data
+    b = static_toggle.static_head_toggle(model, table=table).data
     pa, pb = (re.search(r'id="([^"]+)-root"', x).group(1) for x in (a, b))
     assert pa != pb
     assert a.replace(pa, "X") == b.replace(pb, "X")  # otherwise identical: deterministic
@@ -150,3 +150,8 @@ def test_bad_prefix_and_head_are_rejected(model):
         static_toggle.static_head_toggle(model, prefix="1 bad")
     with pytest.raises(ValueError, match="pattern_head"):
         static_toggle.static_head_toggle(model, pattern_head="2.0")
+
+
+def test_static_toggle_without_table_precomputes_the_same_numbers(model, table, static_html):
+    fresh = static_toggle.static_head_toggle(model, prefix="testtoggle").data
+    assert fresh == static_html
