@@ -21,6 +21,12 @@ to ``OUT/grades.csv`` (one row per student, one column per exercise, and ``total
 """
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__" and sys.path and sys.path[0] == __file__.rsplit("/", 1)[0]:
+    # run as a script (the worker, see grade_notebook): the package folder must not shadow other modules
+    sys.path.pop(0)
+
 import argparse
 import csv
 import json
@@ -29,7 +35,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mechlib.checks import ALL_EXERCISES, EXERCISES, NOTEBOOKS, PASSED
+# The worker process runs this file as a script and must start fast, so this module imports
+# mechlib.checks (and with it torch) only inside the functions that need the exercise list.
+PASSED = "passed"
 
 DEFAULT_CELL_TIMEOUT = 120
 DEFAULT_NOTEBOOK_TIMEOUT = 900
@@ -72,6 +79,8 @@ class StudentGrade:
     ignored: list[str] = field(default_factory=list)
 
     def points(self) -> dict[str, int]:
+        from mechlib.checks import ALL_EXERCISES
+
         return {ex.column: self.notebooks[ex.notebook].points(ex.id) for ex in ALL_EXERCISES}
 
     def total(self) -> int:
@@ -114,7 +123,7 @@ def _run_worker(spec: dict[str, Any]) -> None:
         return finish()
     n_learner = len(nb.cells)
     nonce = secrets.token_hex(16)
-    n_checks = len(EXERCISES[spec["name"]])
+    n_checks = int(spec["n_checks"])
     nb.cells.append(nbformat.v4.new_code_cell(
         GRADING_CELL.format(nonce=nonce, notebook=spec["name"], limit=float(spec["cell_timeout"]))))
     grading_timeout = int(spec["cell_timeout"] * n_checks + 60)
@@ -124,6 +133,12 @@ def _run_worker(spec: dict[str, Any]) -> None:
     class Client(NotebookClient):
         dropped = 0
         kept = 0
+        timed_out_cells: list[int] = []
+
+        async def _async_handle_timeout(self, timeout, cell=None):
+            if cell is not None:
+                Client.timed_out_cells.append(self.nb.cells.index(cell))
+            return await super()._async_handle_timeout(timeout, cell)
 
         def create_kernel_manager(self):
             self.km = AsyncKernelManager(kernel_name="mechlib-grade",
@@ -182,10 +197,15 @@ def _run_worker(spec: dict[str, Any]) -> None:
         timer.cancel()
         for pid in kernel_pid:
             _kill_group(pid)
+    code_number = {i: n for n, i in enumerate(i for i, c in enumerate(nb.cells) if c.cell_type == "code")}
+    for i in Client.timed_out_cells:
+        what = f"code cell {code_number[i] + 1}" if i < n_learner else "the grading cell"
+        notes.append(f"{what} ran longer than {spec['cell_timeout']:g} s and was interrupted")
     for i, cell in enumerate(nb.cells[:n_learner]):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                notes.append(f"code cell {i + 1} raised {out.get('ename')}: {str(out.get('evalue'))[:200]}")
+                notes.append(f"code cell {code_number[i] + 1} raised {out.get('ename')}: "
+                             f"{str(out.get('evalue'))[:200]}")
     if Client.dropped:
         notes.append(f"the notebook printed more than {max_output} bytes; the rest of its output was dropped")
     for out in nb.cells[-1].get("outputs", []):
@@ -214,6 +234,8 @@ def _kill_group(pid: int) -> None:
 def grade_notebook(path: Path, name: str, cell_timeout: float, notebook_timeout: float,
                    max_output: int = DEFAULT_MAX_OUTPUT) -> NotebookGrade:
     """Grade one submitted notebook in a scratch copy, in a worker process."""
+    from mechlib.checks import EXERCISES
+
     grade = NotebookGrade(notebook=name)
     scratch = Path(tempfile.mkdtemp(prefix="mechlib-grade-"))
     work = scratch / "work"
@@ -221,12 +243,14 @@ def grade_notebook(path: Path, name: str, cell_timeout: float, notebook_timeout:
     shutil.copyfile(path, work / f"{name}.ipynb")
     spec = {"notebook": str(work / f"{name}.ipynb"), "name": name, "scratch": str(scratch),
             "result": str(scratch / "result.json"), "kernel_pid": str(scratch / "kernel.pid"),
-            "cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout, "max_output": max_output}
+            "cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout, "max_output": max_output,
+            "n_checks": len(EXERCISES[name])}
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     log = scratch / "worker.log"
     try:
         with open(log, "wb") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "mechlib.grading", "--worker", json.dumps(spec)],
+            # run this file as a script: `-m mechlib.grading` would import the whole package (torch) first
+            proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
                                     stdout=fh, stderr=fh, stdin=subprocess.DEVNULL, cwd=scratch, env=env,
                                     start_new_session=True)
             try:
@@ -258,6 +282,8 @@ def grade_notebook(path: Path, name: str, cell_timeout: float, notebook_timeout:
 
 def grade_student(folder: Path, cell_timeout: float, notebook_timeout: float, max_output: int,
                   progress: Any = None) -> StudentGrade:
+    from mechlib.checks import NOTEBOOKS
+
     notebooks: dict[str, NotebookGrade] = {}
     for name in NOTEBOOKS:
         path = folder / f"{name}.ipynb"
@@ -279,6 +305,8 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
           max_output: int = DEFAULT_MAX_OUTPUT, progress: bool = True) -> list[StudentGrade]:
     """Grade every student folder in ``submissions``; write ``out/grades.csv`` and ``out/feedback/``."""
     from tqdm.auto import tqdm
+
+    from mechlib.checks import NOTEBOOKS
 
     submissions, out = Path(submissions), Path(out)
     if not submissions.is_dir():
@@ -303,6 +331,8 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
 
 
 def write_outputs(grades: list[StudentGrade], out: Path) -> None:
+    from mechlib.checks import ALL_EXERCISES
+
     out.mkdir(parents=True, exist_ok=True)
     columns = ["student"] + [ex.column for ex in ALL_EXERCISES] + ["total"]
     with open(out / "grades.csv", "w", newline="") as fh:
@@ -317,6 +347,8 @@ def write_outputs(grades: list[StudentGrade], out: Path) -> None:
 
 def feedback(g: StudentGrade) -> str:
     """The feedback page of one student, in Markdown."""
+    from mechlib.checks import ALL_EXERCISES, EXERCISES, NOTEBOOKS
+
     lines = [f"# Feedback for {g.student}", "", f"**Total: {g.total()} / {len(ALL_EXERCISES)} points.**", ""]
     for name in NOTEBOOKS:
         nb = g.notebooks[name]

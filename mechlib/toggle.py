@@ -221,8 +221,8 @@ def precompute_head_toggle(model: Any, tokens: torch.Tensor | None = None, half_
     """The head toggle's numbers for every subset of heads (``2 ** (n_layers * n_heads)`` of them).
 
     Returns a :class:`HeadToggleTable`. The subsets are run ``chunk`` at a time in one batched
-    forward pass each; for ``induction-2l`` (8 heads, 256 subsets) that takes well under a
-    second on an idle laptop CPU.
+    forward pass each; for ``induction-2l`` (8 heads, 256 subsets) that takes about a
+    second of CPU time.
     """
     tokens = toggle_tokens(model, tokens, half_len, prefix_len, example)
     heads, H = all_heads(model), model.cfg.n_heads

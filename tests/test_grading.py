@@ -8,6 +8,8 @@ Two grading runs, each shared by the tests that read it:
   50 MB, plus one who hands in nothing gradeable;
 * a run with a short time limit: an endless loop in a cell and in a function, and a loop
   that ignores interrupts until the notebook's own time limit stops it.
+
+The main run also has a student who prints a fake result line and patches a check.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = "07_combinatorial_richness"
 SMALL_IDS = [ex.id for ex in checks.EXERCISES[SMALL]]
 ALL_COLUMNS = [ex.column for ex in checks.ALL_EXERCISES]
+LOOP_TIMEOUT = 8  # seconds per cell and per check in the loop run
 
 
 def _with_cell(source: str, at: str = "end", replace_def: str | None = None) -> nbformat.NotebookNode:
@@ -65,6 +68,7 @@ def main_run(tmp_path_factory):
     _write(subs / "deleter", SMALL, _with_cell(
         "import os, shutil\nfor f in os.listdir('.'):\n    shutil.rmtree(f) if os.path.isdir(f) else os.remove(f)"))
     _write(subs / "printer", SMALL, _with_cell('print("x" * 50_000_000)', at="start"))
+    _write(subs / "cheater", SMALL, _cheating_exercise())
     (subs / "missing").mkdir()
     _write(subs / "missing", "my_notes", nbformat.v4.new_notebook())  # not an exercise notebook
     originals = {p: p.read_bytes() for p in subs.rglob("*.ipynb")}
@@ -76,7 +80,8 @@ def main_run(tmp_path_factory):
 
 def test_csv_has_one_row_per_student_and_one_column_per_exercise(main_run):
     rows = main_run["rows"]
-    assert set(rows) == {"solutions", "untouched", "crash", "sys_exit", "kernel_kill", "deleter", "printer", "missing"}
+    assert set(rows) == {"solutions", "untouched", "crash", "sys_exit", "kernel_kill", "deleter", "printer",
+                         "cheater", "missing"}
     with open(main_run["out"] / "grades.csv", newline="") as fh:
         assert next(csv.reader(fh)) == ["student"] + ALL_COLUMNS + ["total"]
     for row in rows.values():
@@ -154,17 +159,20 @@ def test_feedback_gives_points_and_the_checks_message(main_run):
     assert "code cell" in text and "RuntimeError: boom" in text
 
 
-def test_printed_fake_results_earn_nothing(tmp_path):
-    fake = ('import json\nprint(json.dumps({"07.1": {"exercise": "07.1", "function": "count_pairs", '
-            '"status": "passed", "message": "fake"}}))')
+def _cheating_exercise() -> nbformat.NotebookNode:
+    """The untouched exercise notebook, plus a printed fake result and a patched check."""
     nb = nbformat.read(ROOT / "exercises" / f"{SMALL}.ipynb", as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(fake))
+    nb.cells.append(nbformat.v4.new_code_cell(
+        'import json\nprint(json.dumps({"07.1": {"exercise": "07.1", "function": "count_pairs", '
+        '"status": "passed", "message": "fake"}}))'))
     nb.cells.append(nbformat.v4.new_code_cell(
         "import mechlib.checks\nmechlib.checks.check_count_pairs = lambda fn, verbose=True: "
         "mechlib.checks.CheckResult('07.1', 'count_pairs', 'passed', 'patched')"))
-    _write(tmp_path / "subs" / "cheater", SMALL, nb)
-    grades = grading.grade(tmp_path / "subs", tmp_path / "out", cell_timeout=180, jobs=1, progress=False)
-    assert grades[0].total() == 0
+    return nb
+
+
+def test_printed_fake_results_and_patched_checks_earn_nothing(main_run):
+    assert main_run["rows"]["cheater"]["total"] == "0"
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +194,7 @@ def loop_run(tmp_path_factory):
     ]])
     _write(subs / "stubborn", SMALL, stubborn)
     out = tmp_path_factory.mktemp("loops-out")
-    grades = grading.grade(subs, out, cell_timeout=10, notebook_timeout=60, jobs=2, progress=False)
+    grades = grading.grade(subs, out, cell_timeout=LOOP_TIMEOUT, notebook_timeout=45, jobs=2, progress=False)
     return {g.student: g for g in grades}, _rows(out)
 
 
@@ -194,8 +202,8 @@ def test_an_endless_cell_is_interrupted_and_an_endless_function_fails_its_check(
     grades, rows = loop_run
     nb = grades["looper"].notebooks[SMALL]
     assert {i: nb.points(i) for i in SMALL_IDS} == {"07.1": 1, "07.2": 1, "07.3": 1, "07.4": 0}
-    assert "did not finish within 10 s" in nb.results["07.4"]["message"]
-    assert any("longer than 10" in n for n in nb.notes)
+    assert f"did not finish within {LOOP_TIMEOUT} s" in nb.results["07.4"]["message"]
+    assert any(f"code cell 3 ran longer than {LOOP_TIMEOUT} s" in n for n in nb.notes)
 
 
 def test_a_loop_that_ignores_interrupts_is_stopped_by_the_notebook_time_limit(loop_run):

@@ -16,15 +16,20 @@
 
   // The widgets typeset their labels through the MathJax 2 API (MathJax.Hub.Queue); the
   // book loads MathJax 3, where that call throws. Give MathJax 3 that one entry point.
+  // Labels write math as $...$ (as in Jupyter); the book's MathJax reads \(...\) only.
   document.addEventListener("DOMContentLoaded", function () {
     var mj = window.MathJax;
     if (!mj || mj.Hub || typeof mj.version !== "string" || mj.version[0] !== "3") return;
     mj.Hub = {
       Queue: function (job) {
         var element = job && job[2];
-        mj.startup.promise.then(function () {
-          return mj.typesetPromise(element ? [element] : undefined);
-        });
+        if (!element) return;
+        if (element.childElementCount === 0 && element.textContent.indexOf("$") >= 0) {
+          element.textContent = element.textContent
+            .replace(/\$\$([^$]+)\$\$/g, "\\[$1\\]")
+            .replace(/\$([^$]+)\$/g, "\\($1\\)");
+        }
+        mj.startup.promise.then(function () { return mj.typesetPromise([element]); });
       },
     };
   });
