@@ -36,3 +36,4 @@ from mechlib.ablation import (
 from mechlib.expansion import PathExpansion, check_expandable, path_expansion
 from mechlib.counting import count_virtual_heads, enumerate_virtual_heads
 from mechlib.attribution import composition_from_cache, correct_token_attribution
+from mechlib.toggle import HeadToggleState, precompute_head_toggle

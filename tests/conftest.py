@@ -4,7 +4,9 @@ import torch
 import mechlib
 from mechlib.models import InductionConfig, build_model
 
-torch.set_num_threads(2)
+# one thread per worker: tests run under pytest-xdist on two cores, and oversubscribed
+# torch threads are many times slower than one thread each
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
