@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test setup browser clean
+.PHONY: book test setup browser screenshots clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,15 @@ book: setup
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "open _build/html/index.html"
 
+# unit tests, the book build + headless-browser test, and nbval on every notebook;
+# one thread per process: two xdist workers share two cores
 test: setup browser
-	$(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider tests \
+	  --nbval chapters exercises solutions --nbval-sanitize-with tests/sanitize.cfg
+
+# a full-page PNG of every built page, for looking at what readers see
+screenshots: book browser
+	$(PY) scripts/screenshots.py
 
 clean:
 	rm -rf _build $(VENV)
