@@ -439,11 +439,11 @@ def check_composition_score(fn: Any, verbose: bool = True) -> CheckResult:
 
 
 def _compare_baseline(got: Any, d_model: int, d_head: int, n_samples: int) -> None:
-    compare_tensor_shape = (n_samples,)
-    if isinstance(got, torch.Tensor) and tuple(got.shape) != compare_tensor_shape:
-        raise _Mismatch(f"the result has the wrong shape: expected {compare_tensor_shape}, got {tuple(got.shape)}")
     if not isinstance(got, torch.Tensor):
-        raise _Mismatch(f"the result has the wrong type: expected a torch.Tensor of {n_samples} scores, got {type(got).__name__}")
+        raise _Mismatch(f"the result has the wrong type: expected a torch.Tensor of {n_samples} scores, "
+                        f"got {type(got).__name__}")
+    if tuple(got.shape) != (n_samples,):
+        raise _Mismatch(f"the result has the wrong shape: expected ({n_samples},), got {tuple(got.shape)}")
     g = got.detach().double()
     if not torch.isfinite(g).all():
         raise _Mismatch("the scores contain NaN or inf")

@@ -63,6 +63,17 @@ def _right_factors(model: Any, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
     return model.W_V, model.W_O
 
 
+def _gram_root(M: Float[torch.Tensor, "... n k"]) -> Float[torch.Tensor, "... k k"]:
+    """A ``k x k`` matrix ``R`` with ``R^T R = M^T M``: ``diag(sqrt(e)) V^T`` from ``M^T M = V diag(e) V^T``.
+
+    The Gram matrix and its eigendecomposition are taken in float64 (cheap: ``k`` is
+    d_head), which keeps full float32 accuracy and tolerates rank-deficient ``M``.
+    """
+    M64 = M.double()
+    e, V = torch.linalg.eigh(M64.transpose(-2, -1) @ M64)
+    return (e.clamp_min(0).sqrt()[..., :, None] * V.transpose(-2, -1)).to(M.dtype)
+
+
 def composition_scores(model: Any, kind: str) -> Float[torch.Tensor, "sender_layer sender_head receiver_layer receiver_head"]:
     """Composition scores of every (sender, receiver) head pair, shape ``[L, H, L, H]``.
 
@@ -71,10 +82,11 @@ def composition_scores(model: Any, kind: str) -> Float[torch.Tensor, "sender_lay
     ``all_composition_scores``, computed with far less work:
 
     write the sender as ``A_s B_s`` (``A_s = W_V``: d_model x d_head, ``B_s = W_O``) and the
-    receiver as ``X_r Y_r``. Take QR factorisations ``A_s = Q_s R_s`` and
-    ``Y_r^T = Q'_r R'_r``; orthonormal factors do not change Frobenius norms, so
+    receiver as ``X_r Y_r``. Only the Gram matrices of the outer factors matter:
+    with ``d_head x d_head`` roots ``R_s^T R_s = A_s^T A_s`` and ``R'_r^T R'_r = Y_r Y_r^T``,
 
-        ||A_s B_s X_r Y_r||_F = ||R_s (B_s X_r) R'_r^T||_F.
+        ||A_s B_s X_r Y_r||_F^2 = tr(B_s X_r Y_r Y_r^T X_r^T B_s^T A_s^T A_s)
+                                = ||R_s (B_s X_r) R'_r^T||_F^2.
 
     Stacking ``R_s B_s`` over senders and ``X_r R'_r^T`` over receivers turns every pair
     into one block of a single matrix product; each block is ``d_head x d_head``.
@@ -86,8 +98,8 @@ def composition_scores(model: Any, kind: str) -> Float[torch.Tensor, "sender_lay
         A, B = model.W_V.detach(), model.W_O.detach()  # sender factors
         X, Y = (t.detach() for t in _right_factors(model, kind))
         d_model, d_head = A.shape[-2], A.shape[-1]
-        R_s = torch.linalg.qr(A).R  # [L, H, dh, dh]
-        R_r = torch.linalg.qr(Y.transpose(-2, -1)).R  # [L, H, dh, dh]
+        R_s = _gram_root(A)  # [L, H, dh, dh]
+        R_r = _gram_root(Y.transpose(-2, -1))  # [L, H, dh, dh]
         left = R_s @ B  # [L, H, dh, d_model]
         right = X @ R_r.transpose(-2, -1)  # [L, H, d_model, dh]
         left_norm = left.norm(dim=(-2, -1))  # [L, H]

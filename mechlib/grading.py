@@ -132,7 +132,7 @@ def _run_worker(spec: dict[str, Any]) -> None:
 
     class Client(NotebookClient):
         dropped = 0
-        kept = 0
+        kept = {"learner": 0, "grading": 0}  # separate budgets: the notebook's cells, the grading cell
         timed_out_cells: list[int] = []
 
         async def _async_handle_timeout(self, timeout, cell=None):
@@ -146,12 +146,12 @@ def _run_worker(spec: dict[str, Any]) -> None:
             return self.km
 
         def output(self, outs, msg, display_id, cell_index):
-            if cell_index < n_learner:
-                size = len(json.dumps(msg.get("content", {}), default=str))
-                if self.kept + size > max_output:
-                    Client.dropped += size
-                    return None
-                Client.kept += size
+            budget = "learner" if cell_index < n_learner else "grading"
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            if Client.kept[budget] + size > max_output:
+                Client.dropped += size
+                return None
+            Client.kept[budget] += size
             return super().output(outs, msg, display_id, cell_index)
 
     kernel_pid: list[int] = []
@@ -276,7 +276,7 @@ def grade_notebook(path: Path, name: str, cell_timeout: float, notebook_timeout:
         shutil.rmtree(scratch, ignore_errors=True)
     for ex in EXERCISES[name]:
         grade.results.setdefault(ex.id, {"exercise": ex.id, "function": ex.function, "status": "failed",
-                                         "message": "not checked: the notebook did not run to the end"})
+                                         "message": "not checked (see the notes on this notebook)"})
     return grade
 
 

@@ -183,6 +183,8 @@ def plot_loss_bars(losses: dict[str, float], chance: float | None = None, ax=Non
 
     ``losses`` maps a bar label (e.g. ``"clean"``, ``"K path ablated"``) to a loss in nats;
     ``chance`` (e.g. ``ln d_vocab``) is drawn as a dashed line: the loss of a uniform guess.
+    It is named in the legend only; the value labels sit on white boxes drawn above the
+    line, so a bar that ends near chance keeps a readable number.
     """
     names = list(losses)
     values = [float(losses[n]) for n in names]
@@ -191,9 +193,12 @@ def plot_loss_bars(losses: dict[str, float], chance: float | None = None, ax=Non
     bars = ax.bar(range(len(names)), values, color=colors if colors is not None else "tab:blue")
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=9)
     for b, v in zip(bars, values):
-        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, v), xytext=(0, 2),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=9,
+                    zorder=4, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
     if chance is not None:
-        ax.axhline(chance, color="black", ls="--", lw=1, label=f"chance (uniform guess) = {chance:.2f}")
+        ax.axhline(chance, color="black", ls="--", lw=1, zorder=2,
+                   label=f"chance (uniform guess) = {chance:.2f}")
         ax.legend(fontsize=8, loc="upper left")
     top = max(values + ([chance] if chance is not None else []))
     ax.set_ylim(0, 1.3 * top if top > 0 else 1)

@@ -58,6 +58,16 @@ def execute(nb: nbformat.NotebookNode, folder: Path, timeout: int = 900) -> nbfo
         record_timing=False, store_widget_state=False,
     )
     client.execute()
+    return strip_widget_views(nb)
+
+
+def strip_widget_views(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop stored widget outputs: without a kernel they only show "model not found" in Jupyter and
+    Colab (running the cell shows the widget). Their cells are tagged nbval-ignore-output."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs
+                            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
     return nb
 
 
