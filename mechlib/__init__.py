@@ -13,6 +13,7 @@ from mechlib.scores import (
     attention_patterns,
     duplicate_token_scores,
     induction_scores,
+    induction_scores_from_patterns,
     per_token_loss,
     prev_token_scores,
     repeat_loss,

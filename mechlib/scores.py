@@ -51,12 +51,23 @@ def induction_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "l
     token of the second copy to the token after its first copy.
     """
     tokens = check_tokens(model, tokens)
-    A = attention_patterns(model, tokens)
+    return induction_scores_from_patterns(attention_patterns(model, tokens), tokens)
+
+
+def induction_scores_from_patterns(
+    patterns: Float[torch.Tensor, "layer batch head dest src"], tokens: Int[torch.Tensor, "batch seq"]
+) -> Float[torch.Tensor, "layer head"]:
+    """Induction score of every head from given attention patterns ``A[l, b, h, q, k]``.
+
+    The formula of :func:`induction_scores`,
+    ``score[l, h] = mean_q sum_{p < q, t_p = t_q} A^{l.h}[q, p + 1]``, applied to the
+    patterns of any run (for example one with some heads ablated).
+    """
     match = _match_matrix(tokens)  # [b, q, p]
     # shift: target p + 1 for each matching p (p + 1 <= q always holds since p < q)
     target = torch.zeros_like(match)
     target[:, :, 1:] = match[:, :, :-1]
-    return _mean_over_destinations(A, target)
+    return _mean_over_destinations(patterns, target)
 
 
 def duplicate_token_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:

@@ -26,7 +26,7 @@ from jaxtyping import Float, Int
 from mechlib._validate import check_heads, check_tokens
 from mechlib.ablation import ablation_hooks
 from mechlib.data import repeated_tokens
-from mechlib.scores import _match_matrix, _mean_over_destinations, per_token_loss, repeat_loss
+from mechlib.scores import induction_scores_from_patterns, per_token_loss, repeat_loss
 
 Head = tuple[int, int]
 
@@ -76,21 +76,6 @@ def toggle_tokens(model: Any, tokens: torch.Tensor | None, half_len: int, prefix
     if not 0 <= example < tokens.shape[0]:
         raise ValueError(f"example must be a batch row in [0, {tokens.shape[0]}); got {example}")
     return tokens
-
-
-def induction_scores_from_patterns(
-    patterns: Float[torch.Tensor, "layer batch head dest src"], tokens: Int[torch.Tensor, "batch seq"]
-) -> Float[torch.Tensor, "layer head"]:
-    """Induction score of every head from given attention patterns.
-
-    Same formula as :func:`mechlib.induction_scores`,
-    ``score[l, h] = mean_q sum_{p < q, t_p = t_q} A^{l.h}[q, p + 1]`` over destinations with an
-    earlier occurrence, but from patterns of any run (e.g. one with heads ablated).
-    """
-    match = _match_matrix(tokens)
-    target = torch.zeros_like(match)
-    target[:, :, 1:] = match[:, :, :-1]
-    return _mean_over_destinations(patterns, target)
 
 
 @contextmanager
