@@ -24,9 +24,11 @@ NOTEBOOKS = [
 ]
 SETUP_CELL = '''# Setup: in Google Colab this installs mechlib; elsewhere it does nothing.
 import sys
+
 IN_COLAB = "google.colab" in sys.modules
+REPO = "https://github.com/composition-textbook/composition-virtual-heads"
 if IN_COLAB:
-    %pip install -q "mechlib @ git+https://github.com/composition-textbook/composition-virtual-heads"'''
+    %pip install -q "mechlib @ git+{REPO}"'''
 
 
 def _make_exercises():
