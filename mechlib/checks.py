@@ -29,6 +29,7 @@ import torch
 from transformer_lens import FactoredMatrix
 
 import mechlib
+from mechlib._threads import single_thread
 from mechlib.models import InductionConfig, build_model
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
@@ -299,21 +300,9 @@ def _run_check(
         return done(NOT_ATTEMPTED, f"no function named {name} was given")
     if not callable(fn):
         return done(FAILED, f"{name} must be a function; got {type(fn).__name__}")
-    with _one_thread():
+    with single_thread():
         status, message = _run_cases(name, fn, cases, none_is_placeholder)
     return done(status, (success or message) if status == PASSED else message)
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """The checks multiply tiny matrices, where a second thread only adds overhead (and, on a busy
-    machine, spinning threads make them hundreds of times slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run_cases(name: str, fn: Callable, cases: Callable[[], Iterator[Case]], none_is_placeholder: bool):

@@ -15,7 +15,6 @@ the head is on. Core module: torch only.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -25,6 +24,7 @@ from jaxtyping import Float, Int
 
 from mechlib._validate import check_heads, check_tokens
 from mechlib.ablation import ablation_hooks
+from mechlib._threads import single_thread
 from mechlib.data import repeated_tokens
 from mechlib.scores import induction_scores_from_patterns, per_token_loss, repeat_loss
 
@@ -76,22 +76,6 @@ def toggle_tokens(model: Any, tokens: torch.Tensor | None, half_len: int, prefix
     if not 0 <= example < tokens.shape[0]:
         raise ValueError(f"example must be a batch row in [0, {tokens.shape[0]}); got {example}")
     return tokens
-
-
-@contextmanager
-def single_thread():
-    """Run torch on one thread inside the block, then restore the previous setting.
-
-    The bundled model is so small that a thread pool costs more than it saves, and on a
-    busy CPU its spinning threads can stall a 4 ms forward pass for hundreds of ms.
-    One thread also makes the numbers independent of the machine's core count.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _save_pattern(pattern: torch.Tensor, hook: Any, store: dict[int, torch.Tensor], layer: int) -> None:
