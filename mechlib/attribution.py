@@ -73,13 +73,16 @@ def composition_from_cache(
     W = {"Q": model.W_Q, "K": model.W_K, "V": model.W_V}[kind].detach()
     out = torch.zeros(L, H, L, H)
     with torch.no_grad():
+        # o^{l1.h1} = z^{l1.h1} W_O^{l1.h1}: [h1, batch, pos, d_model], once per sender layer
+        outputs = [
+            torch.einsum("bphe,hem->hbpm", cache[f"blocks.{l1}.attn.hook_z"], model.W_O[l1].detach())
+            for l1 in range(L - 1)
+        ]
         for l2 in range(1, L):
             x = cache[f"blocks.{l2}.hook_resid_pre"]
             read = torch.einsum("bpd,hde->hbpe", x, W[l2])
             denom = read.flatten(1).norm(dim=1)  # [H]
             for l1 in range(l2):
-                # o^{l1.h1} = z^{l1.h1} W_O^{l1.h1}: [h1, batch, pos, d_model]
-                o = torch.einsum("bphe,hem->hbpm", cache[f"blocks.{l1}.attn.hook_z"], model.W_O[l1].detach())
-                proj = torch.einsum("sbpm,rme->srbpe", o, W[l2])
+                proj = torch.einsum("sbpm,rme->srbpe", outputs[l1], W[l2])
                 out[l1, :, l2] = proj.flatten(2).norm(dim=2) / denom[None]
     return out
