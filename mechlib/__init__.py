@@ -18,7 +18,14 @@ from mechlib.scores import (
     prev_token_scores,
     repeat_loss,
 )
-from mechlib.circuits import full_ov_circuit, full_qk_circuit, ov_circuit, qk_circuit, virtual_ov
+from mechlib.circuits import (
+    full_ov_circuit,
+    full_qk_circuit,
+    ov_circuit,
+    qk_circuit,
+    receiver_circuit,
+    virtual_ov,
+)
 from mechlib.composition import (
     composition_baseline,
     composition_score,

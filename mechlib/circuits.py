@@ -12,7 +12,7 @@ from typing import Any
 
 from transformer_lens import FactoredMatrix
 
-from mechlib._validate import check_head, check_sender_receiver
+from mechlib._validate import check_head, check_kind, check_sender_receiver
 
 
 def qk_circuit(model: Any, head: tuple[int, int]) -> FactoredMatrix:
@@ -25,6 +25,20 @@ def ov_circuit(model: Any, head: tuple[int, int]) -> FactoredMatrix:
     """``W_OV^{l.h} = W_V^{l.h} W_O^{l.h}``, shape ``[d_model, d_model]`` (rank <= d_head)."""
     l, h = check_head(model, head)
     return FactoredMatrix(model.W_V[l, h], model.W_O[l, h])
+
+
+def receiver_circuit(model: Any, head: tuple[int, int], kind: str) -> FactoredMatrix:
+    """The matrix through which head ``l.h`` reads a sender's output, ``[d_model, d_model]``.
+
+    ``kind="Q"``: ``W_QK = W_Q W_K^T`` (the output enters the query side);
+    ``"K"``: ``W_QK^T = W_K W_Q^T`` (the key side); ``"V"``: ``W_OV = W_V W_O``.
+    A sender ``s`` composes with the receiver through ``W_OV^{s} @ receiver_circuit(...)``.
+    """
+    kind = check_kind(kind)
+    if kind == "V":
+        return ov_circuit(model, head)
+    qk = qk_circuit(model, head)
+    return qk if kind == "Q" else qk.T
 
 
 def full_qk_circuit(model: Any, head: tuple[int, int]) -> FactoredMatrix:

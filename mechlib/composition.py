@@ -143,10 +143,7 @@ def composition_baseline(
 
 def pair_composition_score(model: Any, sender: tuple[int, int], receiver: tuple[int, int], kind: str) -> float:
     """Composition score of one head pair: ``C(W_OV^{sender}, W^{receiver})`` for ``kind`` Q, K or V."""
-    from mechlib.circuits import ov_circuit, qk_circuit
+    from mechlib.circuits import ov_circuit, receiver_circuit
 
-    (ls, hs), (lr, hr) = check_sender_receiver(model, sender, receiver)
-    kind = check_kind(kind)
-    right = {"Q": lambda: qk_circuit(model, (lr, hr)), "K": lambda: qk_circuit(model, (lr, hr)).T,
-             "V": lambda: ov_circuit(model, (lr, hr))}[kind]()
-    return composition_score(ov_circuit(model, (ls, hs)), right)
+    s, r = check_sender_receiver(model, sender, receiver)
+    return composition_score(ov_circuit(model, s), receiver_circuit(model, r, kind))

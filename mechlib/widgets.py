@@ -27,7 +27,7 @@ import torch
 from matplotlib.figure import Figure
 
 from mechlib import plots
-from mechlib.circuits import ov_circuit, qk_circuit, virtual_ov
+from mechlib.circuits import ov_circuit, receiver_circuit
 from mechlib.composition import composition_baseline, pair_composition_score
 from mechlib.expansion import TERM_KINDS, path_expansion
 from mechlib.plots import head_label
@@ -201,11 +201,7 @@ class CompositionExplorerState:
     def composed(self, sender: Head, receiver: Head, kind: str):
         """The composed circuit (a FactoredMatrix) whose Frobenius norm is the score's numerator."""
         s, r = check_sender_receiver(self.model, sender, receiver)
-        kind = check_kind(kind)
-        if kind == "V":
-            return virtual_ov(self.model, s, r)
-        qk = qk_circuit(self.model, r)
-        return ov_circuit(self.model, s) @ (qk if kind == "Q" else qk.T)
+        return ov_circuit(self.model, s) @ receiver_circuit(self.model, r, kind)
 
     def update(self, sender: Head, receiver: Head, kind: str) -> dict[str, Any]:
         s, r = check_sender_receiver(self.model, sender, receiver)

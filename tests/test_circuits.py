@@ -52,3 +52,12 @@ def test_virtual_ov_rejects_sender_not_earlier(model):
         mechlib.virtual_ov(model, (1, 0), (1, 1))
     with pytest.raises(ValueError, match="earlier layer"):
         mechlib.virtual_ov(model, (1, 0), (0, 1))
+
+
+def test_receiver_circuit_is_the_side_the_sender_enters(model):
+    WQ, WK, WV, WO = (getattr(model, n)[1, 2].detach().double() for n in ["W_Q", "W_K", "W_V", "W_O"])
+    expected = {"Q": WQ @ WK.T, "K": WK @ WQ.T, "V": WV @ WO}
+    for kind, M in expected.items():
+        torch.testing.assert_close(dense(mechlib.receiver_circuit(model, (1, 2), kind)), M, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="kind"):
+        mechlib.receiver_circuit(model, (1, 2), "O")
