@@ -38,9 +38,9 @@ from mechlib.toggle import (
     DEFAULT_PREFIX_LEN,
     HeadToggleState,
     all_heads,
-    single_thread,
     toggle_tokens,
 )
+from mechlib._threads import single_thread
 from mechlib._validate import check_head, check_heads, check_kind, check_sender_receiver
 
 Head = tuple[int, int]
@@ -74,6 +74,11 @@ class _Batch:
         finally:
             self._suspended = False
         self.refresh()
+
+    def _on_change(self, _change: Any) -> None:
+        """Observer for every control: update now, unless inside ``_batch``."""
+        if not self._suspended:
+            self.refresh()
 
 
 # ---------------------------------------------------------------- head toggle
@@ -130,10 +135,6 @@ class HeadToggle(_Batch, W.VBox):
         with self._batch():
             for hd, cb in self.checkboxes.items():
                 cb.value = hd in on
-
-    def _on_change(self, _change: Any) -> None:
-        if not self._suspended:
-            self.refresh()
 
     def refresh(self) -> None:
         """Recompute for the ticked heads and redraw the loss, scores and pattern."""
@@ -264,10 +265,6 @@ class CompositionExplorer(_Batch, W.VBox):
             self.receiver.options = [(head_label(h), h) for h in options]
             self.receiver.value = old if old in options else options[0]
 
-    def _on_change(self, _change: Any) -> None:
-        if not self._suspended:
-            self.refresh()
-
     def refresh(self) -> None:
         r = self.result = self.state.update(self.sender.value, self.receiver.value, self.kind.value)
         name = f"{head_label(r['sender'])} → {head_label(r['receiver'])}"
@@ -378,10 +375,6 @@ class ExpansionExplorer(_Batch, W.VBox):
         with self._batch():
             for n in self.state.groups[kind]:
                 self.checkboxes[n].value = value
-
-    def _on_change(self, _change: Any) -> None:
-        if not self._suspended:
-            self.refresh()
 
     def refresh(self) -> None:
         r = self.result = self.state.update(self.kept())
