@@ -8,15 +8,13 @@ Chromium: Debian's package (`make browser`); Playwright cannot download its own 
 In CI (CI=true) a missing Chromium is a failure, elsewhere the browser tests skip.
 """
 
-import functools
 import html.parser
-import http.server
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -175,17 +173,15 @@ def test_widget_javascript_is_vendored(site):
 # --------------------------------------------------------------------------- the browser
 
 
-def _serve(directory):
-    """Serve `directory` on 127.0.0.1 (a free port) from a daemon thread."""
+def _load_screenshots_script():
+    """``scripts/screenshots.py``, whose ``serve`` the browser test shares."""
+    spec = importlib.util.spec_from_file_location("screenshots", REPO / "scripts" / "screenshots.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
 
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+_serve = _load_screenshots_script().serve
 
 
 @dataclass
