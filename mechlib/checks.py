@@ -223,9 +223,8 @@ def _hname(head) -> str:
 
 
 def _pairs(model) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    L, H = model.cfg.n_layers, model.cfg.n_heads
-    heads = [(l, h) for l in range(L) for h in range(H)]
-    return [(s, r) for s in heads for r in heads if s[0] < r[0]]
+    """Every (sender, receiver) pair with the sender in an earlier layer."""
+    return list(mechlib.enumerate_virtual_heads(model.cfg.n_layers, model.cfg.n_heads))
 
 
 def _gen(seed: int) -> torch.Generator:
