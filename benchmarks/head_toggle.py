@@ -2,7 +2,7 @@
 
 Measures, on the bundled model:
 
-1. the live widget (mechlib.widgets.head_toggle): the time from flipping one checkbox
+1. the live widget (mechlib.views.widgets.head_toggle): the time from flipping one checkbox
    (``checkbox.value = not checkbox.value``, exactly what a click does in the kernel) until
    the observer has recomputed the loss, induction scores and pattern and has set the new
    HTML of all three views -- over ``--toggles`` random toggles. Wall-clock time and the

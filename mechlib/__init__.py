@@ -1,11 +1,31 @@
-"""mechlib: the library behind *Composition & Virtual Attention Heads*."""
-from mechlib.data import repeated_tokens, repeat_mask
+"""mechlib: the library behind *Composition & Virtual Attention Heads*.
+
+Three floors, each importing only those below it:
+
+* ``mechlib`` (this package, flat): the core -- heads, data, models, scores, circuits,
+  composition, ablation, expansion, counting, attribution and the widgets' state.
+  torch and TransformerLens only; everything public is exported here.
+* :mod:`mechlib.views`: plots, HTML, page widgets, ipywidgets views, the book's glue.
+* :mod:`mechlib.teaching`: exercise checks, the exercise registry, grading.
+"""
+from mechlib.heads import (
+    Head,
+    all_heads,
+    head_label,
+    heads_above,
+    layer_heads,
+    parse_head,
+    ranked_heads,
+    top_head,
+)
+from mechlib.data import RepeatedBatch, repeat_mask, repeated_batch, repeated_tokens
 from mechlib.models import (
     BUNDLED_MODEL,
     InductionConfig,
     ModelUnavailableError,
     load_checkpoint,
     load_model,
+    random_model,
     save_model,
     train_induction_model,
 )
@@ -38,10 +58,39 @@ from mechlib.ablation import (
     mean_ablation_hook,
     path_ablation,
     path_ablation_hooks,
+    path_ablation_losses,
     run_with_ablation,
     zero_ablation_hook,
 )
 from mechlib.expansion import PathExpansion, check_expandable, path_expansion
 from mechlib.counting import count_virtual_heads, enumerate_virtual_heads
 from mechlib.attribution import composition_from_cache, correct_token_attribution
-from mechlib.toggle import HeadToggleState, precompute_head_toggle
+from mechlib.toggle import HeadToggleState, HeadToggleTable, precompute_head_toggle
+from mechlib.explorers import CompositionExplorerState, ExpansionExplorerState
+
+__all__ = [
+    # heads
+    "Head", "all_heads", "head_label", "heads_above", "layer_heads", "parse_head", "ranked_heads", "top_head",
+    # data
+    "RepeatedBatch", "repeat_mask", "repeated_batch", "repeated_tokens",
+    # models
+    "BUNDLED_MODEL", "InductionConfig", "ModelUnavailableError", "load_checkpoint", "load_model",
+    "random_model", "save_model", "train_induction_model",
+    # scores
+    "attention_patterns", "duplicate_token_scores", "induction_scores", "induction_scores_from_patterns",
+    "per_token_loss", "prev_token_scores", "repeat_loss",
+    # circuits
+    "full_ov_circuit", "full_qk_circuit", "ov_circuit", "qk_circuit", "receiver_circuit", "virtual_ov",
+    # composition
+    "composition_baseline", "composition_score", "composition_scores", "pair_composition_score",
+    # ablation
+    "ablation_hooks", "head_output", "mean_ablation_hook", "path_ablation", "path_ablation_hooks",
+    "path_ablation_losses", "run_with_ablation", "zero_ablation_hook",
+    # expansion, counting, attribution
+    "PathExpansion", "check_expandable", "path_expansion",
+    "count_virtual_heads", "enumerate_virtual_heads",
+    "composition_from_cache", "correct_token_attribution",
+    # the state behind the widgets
+    "HeadToggleState", "HeadToggleTable", "precompute_head_toggle",
+    "CompositionExplorerState", "ExpansionExplorerState",
+]

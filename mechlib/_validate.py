@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-Head = tuple[int, int]
+from mechlib.heads import Head
 KINDS = ("Q", "K", "V")
 
 

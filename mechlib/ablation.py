@@ -138,3 +138,21 @@ def _splice_head(act: torch.Tensor, hook: Any, head: int, value: torch.Tensor):
     """Replace head ``head``'s slice of a ``[batch, pos, head, d_head]`` activation by ``value``."""
     act[:, :, head] = value
     return act
+
+
+def path_ablation_losses(
+    model: Any, batch: Any, sender: Any, receiver: Any, kinds: str = "QKV", mode: str = "zero"
+) -> dict[str, float]:
+    """Repeat loss with the sender cut from one input of the receiver, one kind at a time.
+
+    ``{kind: batch.loss(path_ablation(model, batch.tokens, sender, receiver, kind))}`` for
+    each ``kind`` in ``kinds``, where ``batch`` is a :class:`mechlib.RepeatedBatch`. The
+    comparison of the three numbers says through which input the circuit runs
+    (Chapter 3, K-Composition; Chapter 4, Q-Composition).
+    """
+    if not isinstance(kinds, str) or not kinds or any(k not in "QKV" for k in kinds):
+        raise ValueError(f"kinds must be a string of 'Q', 'K' and 'V' (e.g. 'QKV'); got {kinds!r}")
+    return {
+        kind: batch.loss(path_ablation(model, batch.tokens, sender, receiver, kind, mode))
+        for kind in kinds
+    }

@@ -1,10 +1,14 @@
 """Token data: repeated random sequences, and the training distribution of ``induction-2l``."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
-from jaxtyping import Bool, Int
+from jaxtyping import Bool, Float, Int
 
 from mechlib._validate import check_nonnegative_int, check_positive_int
+from mechlib.scores import repeat_loss
 
 
 def repeated_tokens(
@@ -77,3 +81,57 @@ def induction_training_batch(
         tokens[b, s2 : s2 + n] = tokens[b, s : s + n]
         mask[b, s2 : s2 + n - 1] = True  # predicting tokens s2+1 .. s2+n-1
     return tokens, mask
+
+
+@dataclass(frozen=True)
+class RepeatedBatch:
+    """A batch of :func:`repeated_tokens` together with its layout.
+
+    ``tokens[b] = prefix (prefix_len) ++ seg (half_len) ++ seg (half_len)``. The layout
+    travels with the tokens, so :meth:`loss` scores exactly the predictable targets
+    (the second copy, first token excluded) without the caller repeating the lengths.
+    Introduced in Chapter 1, Beyond One Layer.
+    """
+
+    tokens: Int[torch.Tensor, "batch seq"]
+    half_len: int
+    prefix_len: int
+
+    @property
+    def boundaries(self) -> list[int]:
+        """Positions where the first and the second copy start: ``[prefix_len, prefix_len + half_len]``."""
+        return [self.prefix_len, self.prefix_len + self.half_len]
+
+    @property
+    def mask(self) -> Bool[torch.Tensor, "batch seq_minus_1"]:
+        """:func:`repeat_mask` of this batch: which next-token predictions are predictable."""
+        return repeat_mask(self.tokens.shape[0], self.half_len, self.prefix_len).to(self.tokens.device)
+
+    def loss(self, logits: Float[torch.Tensor, "batch seq vocab"]) -> float:
+        """Mean next-token loss on the predictable targets (:func:`mechlib.repeat_loss`)."""
+        return repeat_loss(logits, self.tokens, self.half_len, self.prefix_len)
+
+    def __getitem__(self, index: Any) -> "RepeatedBatch":
+        """Some of the sequences, same layout: ``batch[:1]`` is the first sequence as a batch."""
+        tokens = self.tokens[index]
+        if tokens.ndim != 2:
+            raise IndexError("index a RepeatedBatch with a slice or a list, so that it stays a batch")
+        return RepeatedBatch(tokens, self.half_len, self.prefix_len)
+
+
+def repeated_batch(
+    model: Any, batch: int = 64, half_len: int = 10, prefix_len: int = 4, seed: int = 0
+) -> RepeatedBatch:
+    """:func:`repeated_tokens` for ``model`` (its vocabulary), with the layout attached.
+
+    The book's standard data: 64 sequences of 4 random tokens, then a random segment of
+    10 tokens twice (length 10 was held out in training, so every repeat is new to the
+    bundled model). Raises ``ValueError`` if the sequence does not fit the context.
+    """
+    seq = prefix_len + 2 * half_len
+    if seq > model.cfg.n_ctx:
+        raise ValueError(
+            f"prefix_len + 2 * half_len = {seq} tokens do not fit the model's context of {model.cfg.n_ctx}"
+        )
+    tokens = repeated_tokens(model.cfg.d_vocab, batch, half_len, seed=seed, prefix_len=prefix_len)
+    return RepeatedBatch(tokens, half_len, prefix_len)

@@ -105,6 +105,33 @@ def build_model(config: InductionConfig) -> TransformerBridge:
     return model.eval()
 
 
+def random_model(
+    n_layers: int = 3,
+    n_heads: int = 3,
+    d_model: int = 32,
+    d_head: int = 8,
+    d_vocab: int = 20,
+    n_ctx: int = 16,
+    seed: int = 7,
+    bias_std: float = 0.1,
+) -> TransformerBridge:
+    """An untrained model of any shape whose biases are all non-zero (``N(0, bias_std^2)``).
+
+    Tests and exercise checks run on it besides the bundled model, so that code which
+    hard-codes the bundled model's sizes, or forgets a bias path, is caught. The
+    weights are fixed by ``seed``; each bias is drawn from a generator seeded by the
+    length of its parameter name, so the model is the same on every machine.
+    """
+    config = InductionConfig(seed=seed, n_layers=n_layers, d_model=d_model, n_heads=n_heads,
+                             d_head=d_head, d_vocab=d_vocab, n_ctx=n_ctx)
+    model = build_model(config)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0, bias_std, generator=torch.Generator().manual_seed(len(name)))
+    return model.requires_grad_(False)
+
+
 def train_induction_model(
     seed: int = 0,
     config: InductionConfig | None = None,

@@ -1,7 +1,7 @@
 """Switching heads off: the model's behaviour for any set of enabled heads.
 
-This is the computation behind the head toggle (:mod:`mechlib.widgets` shows it live,
-:mod:`mechlib.static_toggle` in the static HTML book). For a set ``E`` of enabled heads,
+This is the computation behind the head toggle (:mod:`mechlib.views.widgets` shows it live,
+:mod:`mechlib.views.static_toggle` in the static HTML book). For a set ``E`` of enabled heads,
 every head outside ``E`` is zero-ablated (its output ``z^{l.h} W_O^{l.h}`` is removed,
 as in :func:`mechlib.run_with_ablation`) and we read off
 
@@ -26,9 +26,8 @@ from mechlib._validate import check_heads, check_tokens
 from mechlib.ablation import ablation_hooks
 from mechlib._threads import single_thread
 from mechlib.data import repeated_tokens
+from mechlib.heads import Head, all_heads
 from mechlib.scores import induction_scores_from_patterns, per_token_loss, repeat_loss
-
-Head = tuple[int, int]
 
 #: the default data of the head toggle: 32 random sequences of 5 random tokens and then
 #: a 10-token segment twice (length 10 was held out in training, so this is a fresh repeat)
@@ -36,11 +35,6 @@ DEFAULT_BATCH, DEFAULT_HALF_LEN, DEFAULT_PREFIX_LEN, DEFAULT_SEED = 32, 10, 5, 0
 
 #: the static toggle precomputes 2 ** n_heads runs; beyond this many heads that is too slow
 MAX_STATIC_HEADS = 10
-
-
-def all_heads(model: Any) -> list[Head]:
-    """Every head of ``model`` in layer-major order: ``[(0, 0), (0, 1), ..., (L-1, H-1)]``."""
-    return [(l, h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
 
 
 def heads_to_mask(model: Any, enabled: Any) -> int:

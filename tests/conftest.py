@@ -1,8 +1,13 @@
+"""Fixtures shared by every test folder (core, views, teaching, book).
+
+Reference computations live in :mod:`mechlib.teaching.reference` (the checks use the
+same ones); no test module imports another.
+"""
 import pytest
 import torch
 
 import mechlib
-from mechlib.models import InductionConfig, build_model
+from mechlib import toggle
 
 # one thread per worker: tests run under pytest-xdist on two cores, and oversubscribed
 # torch threads are many times slower than one thread each
@@ -17,16 +22,21 @@ def model():
 @pytest.fixture(scope="session")
 def random_model():
     """An untrained 3-layer model: checks must not depend on training having gone well."""
-    cfg = InductionConfig(seed=7, n_layers=3, d_model=32, n_heads=3, d_head=8, d_vocab=20, n_ctx=16)
-    m = build_model(cfg)
-    # give every bias a non-zero value so bias paths are exercised
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if name.endswith("bias"):
-                p.normal_(0, 0.1, generator=torch.Generator().manual_seed(len(name)))
-    return m
+    return mechlib.random_model(n_layers=3)
 
 
 @pytest.fixture(scope="session")
 def rep_tokens():
     return mechlib.repeated_tokens(32, 64, 7, seed=11, prefix_len=5)
+
+
+@pytest.fixture(scope="session")
+def toggle_tokens(model):
+    """The head toggle's default data: 32 sequences, 5 random tokens, then 10 tokens twice."""
+    return toggle.default_tokens(model)
+
+
+@pytest.fixture(scope="session")
+def toggle_table(model, toggle_tokens):
+    """The head toggle's behaviour for all 256 subsets of heads on :func:`toggle_tokens`."""
+    return toggle.precompute_head_toggle(model, toggle_tokens, toggle.DEFAULT_HALF_LEN, toggle.DEFAULT_PREFIX_LEN)

@@ -3,7 +3,7 @@ import torch
 
 import mechlib
 from mechlib.attribution import composition_from_cache, correct_token_attribution
-from reference import forward, weights64
+from mechlib.teaching.reference import forward, weights64
 
 
 def test_correct_token_attribution_matches_loop(model, rep_tokens):

@@ -7,7 +7,7 @@ from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
 import mechlib
-from reference import weights64
+from mechlib.teaching.reference import weights64
 
 
 def test_expansion_terms_sum_to_logits(model, rep_tokens):

@@ -8,7 +8,7 @@ grader
 2. runs it top to bottom in a fresh kernel, in a separate worker process, with a time
    limit per cell and per notebook and a cap on the output it keeps; errors in cells do
    not stop the run (later cells may still define functions),
-3. then runs one more cell that it appends itself: it reloads :mod:`mechlib.checks`
+3. then runs one more cell that it appends itself: it reloads :mod:`mechlib.teaching.kernel_side`
    (undoing any tampering with the checks) and runs the check of every exercise of that
    notebook on the functions the notebook defined, each check with its own time limit,
 4. and reads the results only from that cell's output, from a line that starts with a
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 # The worker process runs this file as a script and must start fast, so this module imports
-# mechlib.checks (and with it torch) only inside the functions that need the exercise list.
+# mechlib.teaching.registry (and with it torch) only inside the functions that need the exercise list.
 PASSED = "passed"
 
 DEFAULT_CELL_TIMEOUT = 120
@@ -53,7 +53,7 @@ DEFAULT_MAX_OUTPUT = 1_000_000  # bytes of cell output kept per notebook
 GRADING_CELL = """\
 # appended by mechlib-grade: not part of the submission
 import builtins as _mg_builtins, importlib as _mg_importlib, json as _mg_json
-import mechlib.checks as _mg_checks
+import mechlib.teaching.kernel_side as _mg_checks
 _mg_checks = _mg_importlib.reload(_mg_checks)
 _mg_builtins.print({nonce!r} + _mg_json.dumps(_mg_checks.grade_namespace({notebook!r}, globals(), time_limit={limit!r})))
 """
@@ -79,7 +79,7 @@ class StudentGrade:
     ignored: list[str] = field(default_factory=list)
 
     def points(self) -> dict[str, int]:
-        from mechlib.checks import ALL_EXERCISES
+        from mechlib.teaching.registry import ALL_EXERCISES
 
         return {ex.column: self.notebooks[ex.notebook].points(ex.id) for ex in ALL_EXERCISES}
 
@@ -234,7 +234,7 @@ def _kill_group(pid: int) -> None:
 def grade_notebook(path: Path, name: str, cell_timeout: float, notebook_timeout: float,
                    max_output: int = DEFAULT_MAX_OUTPUT) -> NotebookGrade:
     """Grade one submitted notebook in a scratch copy, in a worker process."""
-    from mechlib.checks import EXERCISES
+    from mechlib.teaching.registry import EXERCISES
 
     grade = NotebookGrade(notebook=name)
     scratch = Path(tempfile.mkdtemp(prefix="mechlib-grade-"))
@@ -249,7 +249,7 @@ def grade_notebook(path: Path, name: str, cell_timeout: float, notebook_timeout:
     log = scratch / "worker.log"
     try:
         with open(log, "wb") as fh:
-            # run this file as a script: `-m mechlib.grading` would import the whole package (torch) first
+            # run this file as a script: `-m mechlib.teaching.grading` would import the whole package (torch) first
             proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
                                     stdout=fh, stderr=fh, stdin=subprocess.DEVNULL, cwd=scratch, env=env,
                                     start_new_session=True)
@@ -282,7 +282,7 @@ def grade_notebook(path: Path, name: str, cell_timeout: float, notebook_timeout:
 
 def grade_student(folder: Path, cell_timeout: float, notebook_timeout: float, max_output: int,
                   progress: Any = None) -> StudentGrade:
-    from mechlib.checks import NOTEBOOKS
+    from mechlib.teaching.registry import NOTEBOOKS
 
     notebooks: dict[str, NotebookGrade] = {}
     for name in NOTEBOOKS:
@@ -306,7 +306,7 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
     """Grade every student folder in ``submissions``; write ``out/grades.csv`` and ``out/feedback/``."""
     from tqdm.auto import tqdm
 
-    from mechlib.checks import NOTEBOOKS
+    from mechlib.teaching.registry import NOTEBOOKS
 
     submissions, out = Path(submissions), Path(out)
     if not submissions.is_dir():
@@ -331,7 +331,7 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
 
 
 def write_outputs(grades: list[StudentGrade], out: Path) -> None:
-    from mechlib.checks import ALL_EXERCISES
+    from mechlib.teaching.registry import ALL_EXERCISES
 
     out.mkdir(parents=True, exist_ok=True)
     columns = ["student"] + [ex.column for ex in ALL_EXERCISES] + ["total"]
@@ -347,7 +347,7 @@ def write_outputs(grades: list[StudentGrade], out: Path) -> None:
 
 def feedback(g: StudentGrade) -> str:
     """The feedback page of one student, in Markdown."""
-    from mechlib.checks import ALL_EXERCISES, EXERCISES, NOTEBOOKS
+    from mechlib.teaching.registry import ALL_EXERCISES, EXERCISES, NOTEBOOKS
 
     lines = [f"# Feedback for {g.student}", "", f"**Total: {g.total()} / {len(ALL_EXERCISES)} points.**", ""]
     for name in NOTEBOOKS:

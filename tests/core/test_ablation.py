@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import mechlib
-from reference import forward
+from mechlib.teaching.reference import forward
 
 
 def test_zero_ablation_matches_reference_without_those_heads(model, rep_tokens):

@@ -15,22 +15,15 @@ import pytest
 import torch
 
 import mechlib
-from mechlib import checks
+from mechlib.teaching import checks, kernel_side, registry
+from mechlib.teaching.checking import bundled
+from mechlib.teaching.checks.transformerlens_vocabulary import hooks_left
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [
     "02_v_composition", "03_k_composition", "04_q_composition", "05_virtual_attention_heads",
     "06_two_layer_expansion", "07_combinatorial_richness", "08_transformerlens_vocabulary",
 ]
-SETUP_CELL = '''# Setup: in Google Colab this installs mechlib; elsewhere it does nothing.
-import sys
-
-IN_COLAB = "google.colab" in sys.modules
-REPO = "https://github.com/composition-textbook/composition-virtual-heads"
-if IN_COLAB:
-    %pip install -q "mechlib @ git+{REPO}"'''
-
-
 def _make_exercises():
     spec = importlib.util.spec_from_file_location("make_exercises", ROOT / "scripts" / "make_exercises.py")
     module = importlib.util.module_from_spec(spec)
@@ -48,7 +41,7 @@ def _read(folder: str, name: str) -> nbformat.NotebookNode:
 def test_every_chapter_from_2_to_8_has_an_exercise_and_a_solution_notebook():
     assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == NOTEBOOKS
     assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == NOTEBOOKS
-    assert list(checks.NOTEBOOKS) == NOTEBOOKS
+    assert list(registry.NOTEBOOKS) == NOTEBOOKS
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -62,28 +55,21 @@ def test_exercises_are_generated_from_solutions_without_drift(name):
     )
 
 
-@pytest.mark.parametrize("folder", ["solutions", "exercises"])
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_first_code_cell_is_the_colab_setup_cell(folder, name):
-    first = next(c for c in _read(folder, name).cells if c.cell_type == "code")
-    assert first.source == SETUP_CELL
-
-
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_exercise_notebooks_hold_placeholders_not_solutions(name):
     nb = _read("exercises", name)
     text = "\n".join(c.source for c in nb.cells)
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
-    for ex in checks.EXERCISES[name]:
+    for ex in registry.EXERCISES[name]:
         cell = next(c for c in nb.cells if c.cell_type == "code" and f"def {ex.function}(" in c.source)
         assert "raise NotImplementedError()" in cell.source, ex.id
 
 
 def test_there_are_at_least_20_exercises_each_rated():
-    assert len(checks.ALL_EXERCISES) >= 20
-    ids = [ex.id for ex in checks.ALL_EXERCISES]
+    assert len(registry.ALL_EXERCISES) >= 20
+    ids = [ex.id for ex in registry.ALL_EXERCISES]
     assert len(set(ids)) == len(ids)
-    for ex in checks.ALL_EXERCISES:
+    for ex in registry.ALL_EXERCISES:
         assert 1 <= ex.difficulty <= 5 and 1 <= ex.importance <= 5 and ex.minutes > 0, ex.id
 
 
@@ -91,7 +77,7 @@ def test_there_are_at_least_20_exercises_each_rated():
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_each_exercise_has_its_ratings_a_hint_and_a_check_in_the_notebook(folder, name):
     cells = _read(folder, name).cells
-    for ex in checks.EXERCISES[name]:
+    for ex in registry.EXERCISES[name]:
         start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown" and f"Exercise {ex.id}" in c.source)
         assert ex.header() in cells[start].source, f"{ex.id}: ratings line differs from mechlib.checks"
         end = next((i for i, c in enumerate(cells[start + 1:], start + 1)
@@ -166,17 +152,17 @@ REFERENCE = {
 
 
 def test_every_exercise_has_a_reference_answer_here():
-    assert set(REFERENCE) == {ex.id for ex in checks.ALL_EXERCISES}
+    assert set(REFERENCE) == {ex.id for ex in registry.ALL_EXERCISES}
 
 
-@pytest.mark.parametrize("ex", checks.ALL_EXERCISES, ids=lambda ex: ex.id)
+@pytest.mark.parametrize("ex", registry.ALL_EXERCISES, ids=lambda ex: ex.id)
 def test_check_passes_the_library_answer(ex, capsys):
     result = ex.check(REFERENCE[ex.id])
     assert result.status == "passed", result.message
     assert capsys.readouterr().out.strip() == str(result)
 
 
-@pytest.mark.parametrize("ex", checks.ALL_EXERCISES, ids=lambda ex: ex.id)
+@pytest.mark.parametrize("ex", registry.ALL_EXERCISES, ids=lambda ex: ex.id)
 def test_check_reports_a_placeholder_as_not_attempted(ex, capsys):
     result = ex.check(_stub)
     assert result.status == "not attempted"
@@ -184,7 +170,7 @@ def test_check_reports_a_placeholder_as_not_attempted(ex, capsys):
     assert "not attempted" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("ex", checks.ALL_EXERCISES, ids=lambda ex: ex.id)
+@pytest.mark.parametrize("ex", registry.ALL_EXERCISES, ids=lambda ex: ex.id)
 def test_check_reports_an_exception_without_a_stack_trace(ex):
     def broken(*args, **kwargs):
         raise KeyError("oops")
@@ -223,7 +209,7 @@ def test_differing_values_give_index_expected_got_and_tolerance():
 
     r = checks.check_ov_matrix(off_by_one_entry, verbose=False)
     assert r.status == "failed"
-    expected = mechlib.ov_circuit(checks._bundled(), (0, 0)).AB[3, 5].item()
+    expected = mechlib.ov_circuit(bundled(), (0, 0)).AB[3, 5].item()
     assert f"values differ at index (3, 5): expected {expected:.6g}, got {expected + 1:.6g}" in r.message
     assert "tolerance |got - expected| <= 1e-05 + 0.0001 * |expected|" in r.message
     assert "1 of 4096 entries differ" in r.message
@@ -297,7 +283,7 @@ def test_capture_check_catches_a_hook_left_attached():
 
     r = checks.check_capture_activation(leaky, verbose=False)
     assert r.status == "failed" and "still attached" in r.message
-    assert checks._hooks_left(checks._bundled()) == []
+    assert hooks_left(bundled()) == []
 
 
 def test_grade_namespace_survives_loops_and_exits():
@@ -308,7 +294,7 @@ def test_grade_namespace_survives_loops_and_exits():
     def exits(L, H):
         raise SystemExit(3)
 
-    results = checks.grade_namespace(
+    results = kernel_side.grade_namespace(
         "07_combinatorial_richness",
         {"count_pairs": loops, "enumerate_pairs": exits, "count_chains": REFERENCE["07.3"]},
         time_limit=1.0,
@@ -324,6 +310,6 @@ def test_grade_namespace_swallows_the_learners_printing(capsys):
         print("x" * 100_000)
         return H * H * (L * (L - 1) // 2)
 
-    results = checks.grade_namespace("07_combinatorial_richness", {"count_pairs": chatty}, time_limit=30)
+    results = kernel_side.grade_namespace("07_combinatorial_richness", {"count_pairs": chatty}, time_limit=30)
     assert results["07.1"]["status"] == "passed"
     assert len(capsys.readouterr().out) < 1000

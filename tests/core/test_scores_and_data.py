@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import mechlib
-from reference import forward
+from mechlib.teaching.reference import forward
 
 
 def test_repeated_tokens_shape_and_repeat():

@@ -1,8 +1,8 @@
 """Interactive widgets (ipywidgets 8): thin views over tested mechlib functions.
 
-Each widget is split in two: a *state* class that holds the update logic and returns
-plain numbers and tensors (testable without a browser), and an ipywidgets container
-that shows them. The views are:
+Each widget is split in two: a *state* class in the core that holds the update logic and
+returns plain numbers and tensors (testable without a browser or ipywidgets), and an
+ipywidgets container here that shows them. The views are:
 
 * :func:`head_toggle` -- switch any heads off; the loss on repeated tokens, every head's
   induction score and a chosen head's attention pattern update at once.
@@ -12,7 +12,9 @@ that shows them. The views are:
 * :func:`expansion_explorer` -- keep or drop terms of the exact path expansion and see
   the loss of their sum.
 
-For the static HTML book (no kernel) use :func:`mechlib.static_toggle.static_head_toggle`.
+Their logic lives in the core (:class:`mechlib.HeadToggleState`,
+:class:`mechlib.CompositionExplorerState`, :class:`mechlib.ExpansionExplorerState`).
+For the static HTML book (no kernel) use :func:`mechlib.views.static_toggle.static_head_toggle`.
 """
 from __future__ import annotations
 
@@ -26,24 +28,13 @@ import ipywidgets as W
 import torch
 from matplotlib.figure import Figure
 
-from mechlib import plots
-from mechlib.circuits import ov_circuit, receiver_circuit
-from mechlib.composition import composition_baseline, pair_composition_score
-from mechlib.expansion import TERM_KINDS, path_expansion
-from mechlib.plots import head_label
-from mechlib.scores import repeat_loss
-from mechlib.static_toggle import loss_html, pattern_html, score_table_html, style_block
-from mechlib.toggle import (
-    DEFAULT_HALF_LEN,
-    DEFAULT_PREFIX_LEN,
-    HeadToggleState,
-    all_heads,
-    toggle_tokens,
-)
-from mechlib._threads import single_thread
 from mechlib._validate import check_head, check_heads, check_kind, check_sender_receiver
+from mechlib.explorers import CompositionExplorerState, ExpansionExplorerState
+from mechlib.heads import Head, head_label
+from mechlib.toggle import DEFAULT_HALF_LEN, DEFAULT_PREFIX_LEN, HeadToggleState
+from mechlib.views import plots
+from mechlib.views.html import loss_html, pattern_html, score_table_html, style_block
 
-Head = tuple[int, int]
 _ids = itertools.count()
 
 
@@ -171,55 +162,6 @@ def head_toggle(model: Any = None, tokens: torch.Tensor | None = None, half_len:
 
 
 # ---------------------------------------------------------------- composition explorer
-class CompositionExplorerState:
-    """Update logic of the composition explorer.
-
-    ``update(sender, receiver, kind)`` returns the composition score (as
-    :func:`mechlib.pair_composition_score`), the baseline's mean and standard deviation,
-    ``z = (score - mean) / std``, and the singular values (float64, all ``d_model`` of them)
-    of the composed circuit: ``W_OV^{s} W_OV^{r}`` for V, ``W_OV^{s} W_QK^{r}`` for Q and
-    ``W_OV^{s} W_QK^{r T}`` for K -- the matrices whose norm the score measures. Only the
-    first ``d_head`` can be non-zero.
-    """
-
-    def __init__(self, model: Any, n_baseline: int = 1000, seed: int = 0):
-        self.model = model
-        cfg = model.cfg
-        self.d_head = cfg.d_head
-        with single_thread():
-            self.baseline = composition_baseline(cfg.d_model, cfg.d_head, n_baseline, seed)
-        self.baseline_mean = self.baseline.mean().item()
-        self.baseline_std = self.baseline.std().item()
-        self.senders = [hd for hd in all_heads(model) if hd[0] < cfg.n_layers - 1]
-        if not self.senders:
-            raise ValueError("the composition explorer needs a model with at least 2 layers")
-
-    def receivers_for(self, sender: Head) -> list[Head]:
-        """The heads that can read ``sender``'s output: those in later layers."""
-        l, _ = check_head(self.model, sender, "sender")
-        return [hd for hd in all_heads(self.model) if hd[0] > l]
-
-    def composed(self, sender: Head, receiver: Head, kind: str):
-        """The composed circuit (a FactoredMatrix) whose Frobenius norm is the score's numerator."""
-        s, r = check_sender_receiver(self.model, sender, receiver)
-        return ov_circuit(self.model, s) @ receiver_circuit(self.model, r, kind)
-
-    def update(self, sender: Head, receiver: Head, kind: str) -> dict[str, Any]:
-        s, r = check_sender_receiver(self.model, sender, receiver)
-        kind = check_kind(kind)
-        with torch.no_grad(), single_thread():
-            score = pair_composition_score(self.model, s, r, kind)
-            dense = self.composed(s, r, kind).AB.detach().double()
-            sv = torch.linalg.svdvals(dense)
-        return {
-            "sender": s, "receiver": r, "kind": kind, "score": score,
-            "baseline_mean": self.baseline_mean, "baseline_std": self.baseline_std,
-            "z": (score - self.baseline_mean) / self.baseline_std,
-            "singular_values": sv,
-            "rank": int((sv > sv[0] * 1e-6).sum()) if sv[0] > 0 else 0,
-        }
-
-
 #: the composed circuit of each kind, whose Frobenius norm is the composition score's numerator
 COMPOSED = {"Q": "W<sub>OV</sub><sup>{s}</sup> W<sub>QK</sub><sup>{r}</sup>",
             "K": "W<sub>OV</sub><sup>{s}</sup> (W<sub>QK</sub><sup>{r}</sup>)<sup>T</sup>",
@@ -301,39 +243,6 @@ def composition_explorer(model: Any = None, sender: Head | None = None, receiver
 # ---------------------------------------------------------------- expansion explorer
 GROUP_TITLES = {"direct": "direct path", "single": "single-head terms", "virtual": "virtual-head terms",
                 "bias": "bias terms"}
-
-
-class ExpansionExplorerState:
-    """Update logic of the expansion explorer.
-
-    Holds :func:`mechlib.path_expansion` of ``model`` on ``tokens``; ``update(kept)`` returns
-    the repeat loss of the sum of the kept terms (:func:`mechlib.repeat_loss` of
-    ``PathExpansion.total(kept)``), and for reference the loss of all terms (the model's own
-    loss) and of no terms (uniform logits: ``ln d_vocab``).
-    """
-
-    def __init__(self, model: Any, tokens: torch.Tensor | None = None, half_len: int = DEFAULT_HALF_LEN,
-                 prefix_len: int = DEFAULT_PREFIX_LEN):
-        self.model = model
-        self.tokens = toggle_tokens(model, tokens, half_len, prefix_len)
-        self.half_len, self.prefix_len = half_len, prefix_len
-        with single_thread():
-            self.expansion = path_expansion(model, self.tokens)
-        self.names = list(self.expansion.terms)
-        self.groups = {k: [n for n in self.names if self.expansion.kinds[n] == k] for k in TERM_KINDS}
-        self._stack = torch.stack([self.expansion.terms[n] for n in self.names])  # [term, batch, pos, vocab]
-        self.full_loss = self.update(self.names)["loss"]
-
-    def update(self, kept: Iterable[str]) -> dict[str, Any]:
-        kept = list(kept)
-        unknown = [n for n in kept if n not in self.expansion.terms]
-        if unknown:
-            raise ValueError(f"unknown term(s) {unknown}; terms are {self.names}")
-        weights = torch.tensor([float(n in kept) for n in self.names], dtype=self._stack.dtype)
-        with single_thread():
-            logits = torch.einsum("t,tbpv->bpv", weights, self._stack)
-            loss = repeat_loss(logits, self.tokens, self.half_len, self.prefix_len)
-        return {"kept": [n for n in self.names if n in kept], "loss": loss}
 
 
 class ExpansionExplorer(_Batch, W.VBox):

@@ -14,14 +14,11 @@ import torch
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Patch
 
+from mechlib.heads import head_label
+
 COMPOSITION_CMAP = "RdBu_r"
 ATTENTION_CMAP = "Blues"
 SCORE_CMAP = "viridis"
-
-
-def head_label(head: tuple[int, int]) -> str:
-    """``(0, 3) -> "0.3"``: how the book names a head."""
-    return f"{head[0]}.{head[1]}"
 
 
 def _np(x: Any) -> np.ndarray:

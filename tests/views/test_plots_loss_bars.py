@@ -6,7 +6,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mechlib import plots  # noqa: E402
+from mechlib.views import plots  # noqa: E402
 
 
 def test_loss_bars_heights_and_labels_match_input():

@@ -4,9 +4,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from test_exercises import SETUP_CELL
+SETUP_CELL = '''# Setup: in Google Colab this installs mechlib; elsewhere it does nothing.
+import sys
 
-ROOT = Path(__file__).resolve().parents[1]
+IN_COLAB = "google.colab" in sys.modules
+REPO = "https://github.com/composition-textbook/composition-virtual-heads"
+if IN_COLAB:
+    %pip install -q "mechlib @ git+{REPO}"'''
+
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(p for folder in ("chapters", "exercises", "solutions") for p in (ROOT / folder).glob("*.ipynb"))
 
 

@@ -20,12 +20,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mechlib import checks, grading
+from mechlib.teaching import grading, registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = "07_combinatorial_richness"
-SMALL_IDS = [ex.id for ex in checks.EXERCISES[SMALL]]
-ALL_COLUMNS = [ex.column for ex in checks.ALL_EXERCISES]
+SMALL_IDS = [ex.id for ex in registry.EXERCISES[SMALL]]
+ALL_COLUMNS = [ex.column for ex in registry.ALL_EXERCISES]
 LOOP_TIMEOUT = 8  # seconds per cell and per check in the loop run
 
 
@@ -39,7 +39,7 @@ def _with_cell(source: str, at: str = "end", replace_def: str | None = None) -> 
     elif at == "end":
         nb.cells.append(cell)
     else:  # right after the imports
-        i = next(i for i, c in enumerate(nb.cells) if "from mechlib import checks" in c.source)
+        i = next(i for i, c in enumerate(nb.cells) if "from mechlib.teaching import checks" in c.source)
         nb.cells.insert(i + 1, cell)
     return nb
 
@@ -57,7 +57,7 @@ def _rows(out: Path) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory):
     subs = tmp_path_factory.mktemp("submissions")
-    for name in checks.NOTEBOOKS:
+    for name in registry.NOTEBOOKS:
         (subs / "solutions").mkdir(exist_ok=True)
         shutil.copy(ROOT / "solutions" / f"{name}.ipynb", subs / "solutions")
         (subs / "untouched").mkdir(exist_ok=True)
@@ -90,10 +90,10 @@ def test_csv_has_one_row_per_student_and_one_column_per_exercise(main_run):
 
 def test_solutions_get_full_marks(main_run):
     g = main_run["grades"]["solutions"]
-    failed = {ex.id: g.notebooks[ex.notebook].results[ex.id] for ex in checks.ALL_EXERCISES
+    failed = {ex.id: g.notebooks[ex.notebook].results[ex.id] for ex in registry.ALL_EXERCISES
               if g.notebooks[ex.notebook].points(ex.id) != 1}
     assert not failed
-    assert main_run["rows"]["solutions"]["total"] == str(len(checks.ALL_EXERCISES))
+    assert main_run["rows"]["solutions"]["total"] == str(len(registry.ALL_EXERCISES))
 
 
 def test_untouched_exercises_get_zero_and_are_not_attempted(main_run):
@@ -104,7 +104,7 @@ def test_untouched_exercises_get_zero_and_are_not_attempted(main_run):
 
 def _small_points(main_run, student):
     row = main_run["rows"][student]
-    return {ex.id: int(row[ex.column]) for ex in checks.EXERCISES[SMALL]}
+    return {ex.id: int(row[ex.column]) for ex in registry.EXERCISES[SMALL]}
 
 
 def test_a_crashing_cell_costs_only_what_it_breaks(main_run):
@@ -126,7 +126,7 @@ def test_a_killed_kernel_costs_that_notebook_only(main_run):
     notes = main_run["grades"]["kernel_kill"].notebooks[SMALL].notes
     assert any("kernel died" in n for n in notes)
     # the other students, graded at the same time, are unaffected
-    assert main_run["rows"]["solutions"]["total"] == str(len(checks.ALL_EXERCISES))
+    assert main_run["rows"]["solutions"]["total"] == str(len(registry.ALL_EXERCISES))
 
 
 def test_deleting_files_in_the_working_directory_harms_nothing(main_run):
@@ -145,7 +145,7 @@ def test_printing_50_megabytes_is_capped(main_run):
 def test_missing_notebooks_score_zero_and_say_so(main_run):
     assert main_run["rows"]["missing"]["total"] == "0"
     text = (main_run["out"] / "feedback" / "missing.md").read_text()
-    assert text.count("Not submitted: 0 points.") == len(checks.NOTEBOOKS)
+    assert text.count("Not submitted: 0 points.") == len(registry.NOTEBOOKS)
     assert "my_notes.ipynb" in text
     # a student who submitted one notebook is marked missing for the others
     assert main_run["grades"]["crash"].notebooks["02_v_composition"].missing
@@ -153,7 +153,7 @@ def test_missing_notebooks_score_zero_and_say_so(main_run):
 
 def test_feedback_gives_points_and_the_checks_message(main_run):
     text = (main_run["out"] / "feedback" / "crash.md").read_text()
-    assert f"**Total: 2 / {len(checks.ALL_EXERCISES)} points.**" in text
+    assert f"**Total: 2 / {len(registry.ALL_EXERCISES)} points.**" in text
     assert "**07.1 `count_pairs`** (1 point): passed." in text
     assert "**07.3 `count_chains`** (0 points): not attempted." in text
     assert "code cell" in text and "RuntimeError: boom" in text
@@ -166,8 +166,8 @@ def _cheating_exercise() -> nbformat.NotebookNode:
         'import json\nprint(json.dumps({"07.1": {"exercise": "07.1", "function": "count_pairs", '
         '"status": "passed", "message": "fake"}}))'))
     nb.cells.append(nbformat.v4.new_code_cell(
-        "import mechlib.checks\nmechlib.checks.check_count_pairs = lambda fn, verbose=True: "
-        "mechlib.checks.CheckResult('07.1', 'count_pairs', 'passed', 'patched')"))
+        "import mechlib.teaching.checks\nmechlib.teaching.checks.check_count_pairs = lambda fn, verbose=True: "
+        "mechlib.teaching.checking.CheckResult('07.1', 'count_pairs', 'passed', 'patched')"))
     return nb
 
 
@@ -180,7 +180,7 @@ def loop_run(tmp_path_factory):
     subs = tmp_path_factory.mktemp("loops")
     defs = nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4)
     solution = {ex.function: next(c.source for c in defs.cells if f"def {ex.function}(" in c.source)
-                for ex in checks.EXERCISES[SMALL]}
+                for ex in registry.EXERCISES[SMALL]}
     # no mechlib import in these notebooks, so their cells are fast even on a busy machine
     looper = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in [
         "import math\n" + solution["count_pairs"], solution["enumerate_pairs"],

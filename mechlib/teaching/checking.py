@@ -1,0 +1,291 @@
+"""The check framework: run a learner's function on cases, compare with a reference,
+say precisely what is wrong.
+
+A check (one per exercise, in :mod:`mechlib.teaching.checks`) is a list of
+:class:`Case` objects -- one call of the learner's function and a comparison of its
+result with an independent reference (:mod:`mechlib.teaching.reference`, or the
+:mod:`mechlib` core) -- run by :func:`run_check`. It prints one line that says what is
+wrong -- wrong type, wrong shape (expected vs got), or the first index where the values
+differ (expected vs got, and the tolerance) -- and returns a :class:`CheckResult`. A
+function whose body is still the exercise placeholder (it raises
+``NotImplementedError``) is reported as "not attempted" instead of crashing the notebook.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+from transformer_lens import FactoredMatrix
+
+import mechlib
+from mechlib._threads import single_thread
+
+PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class CheckResult:
+    """Outcome of one self-check: ``status`` is "passed", "failed" or "not attempted"."""
+
+    exercise: str
+    function: str
+    status: str
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def __str__(self) -> str:
+        label = {PASSED: "passed", FAILED: "FAILED", NOT_ATTEMPTED: "not attempted"}[self.status]
+        return f"{self.exercise} {self.function} -- {label}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"CheckResult(exercise={self.exercise!r}, status={self.status!r})"
+
+    def _ipython_display_(self) -> None:
+        # the check has already printed its message; showing the result again would repeat it
+        pass
+
+    def to_dict(self) -> dict[str, str]:
+        return {"exercise": self.exercise, "function": self.function, "status": self.status, "message": self.message}
+
+
+class Mismatch(Exception):
+    """Raised inside a check when the learner's output disagrees with the reference."""
+
+
+
+@dataclass
+class Case:
+    """One call of the learner's function: ``fn(*args, **kwargs)`` compared by ``compare``."""
+
+    desc: str
+    args: tuple
+    compare: Callable[[Any], None]
+    kwargs: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def fmt_number(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _tol_text(rtol: float, atol: float) -> str:
+    return f"tolerance |got - expected| <= {atol:g} + {rtol:g} * |expected|"
+
+
+def compare_tensor(
+    got: Any,
+    expected: torch.Tensor,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+    what: str = "the result",
+    alternatives: tuple[tuple[torch.Tensor, str], ...] = (),
+) -> None:
+    """Raise ``Mismatch`` with a precise message unless ``got`` is a tensor close to ``expected``.
+
+    ``alternatives`` are (tensor, hint) pairs for common mistakes: when ``got`` matches
+    one of them, its hint is added to the message.
+    """
+    if isinstance(got, FactoredMatrix):
+        raise Mismatch(
+            f"{what} has the wrong type: expected a torch.Tensor, got a FactoredMatrix "
+            "(its dense matrix is .AB)"
+        )
+    if not isinstance(got, torch.Tensor):
+        raise Mismatch(f"{what} has the wrong type: expected a torch.Tensor, got {type(got).__name__}")
+    if tuple(got.shape) != tuple(expected.shape):
+        raise Mismatch(
+            f"{what} has the wrong shape: expected {tuple(expected.shape)}, got {tuple(got.shape)}"
+        )
+    if got.is_complex():
+        raise Mismatch(f"{what} has the wrong dtype: expected real numbers, got {got.dtype}")
+    g = got.detach().to(torch.float64)
+    e = expected.detach().to(torch.float64)
+    bad = ~torch.isclose(g, e, rtol=rtol, atol=atol)
+    if not bad.any():
+        return
+    idx = tuple(bad.nonzero()[0].tolist())
+    n_bad, n = int(bad.sum()), bad.numel()
+    diff = (g - e).abs().nan_to_num(nan=float("inf")).max().item()
+    msg = (
+        f"{what}: values differ at index {idx}: expected {fmt_number(e[idx].item())}, got {fmt_number(g[idx].item())} "
+        f"({_tol_text(rtol, atol)}); {n_bad} of {n} entries differ, largest difference {diff:.3g}"
+    )
+    for alt, hint in alternatives:
+        if tuple(alt.shape) == tuple(g.shape) and torch.allclose(g, alt.detach().double(), rtol=rtol, atol=atol):
+            msg += f". Hint: {hint}"
+            break
+    raise Mismatch(msg)
+
+
+def _as_float(got: Any, what: str) -> float:
+    if isinstance(got, bool):
+        raise Mismatch(f"{what} has the wrong type: expected a number (float), got bool")
+    if isinstance(got, (int, float)):
+        return float(got)
+    if isinstance(got, torch.Tensor):
+        if got.numel() != 1 or got.ndim > 0:
+            raise Mismatch(
+                f"{what} has the wrong shape: expected a single number (a float or 0-d tensor), "
+                f"got a tensor of shape {tuple(got.shape)}"
+            )
+        return float(got.item())
+    if hasattr(got, "item") and getattr(got, "size", None) == 1:  # numpy scalar
+        return float(got.item())
+    raise Mismatch(f"{what} has the wrong type: expected a number (float), got {type(got).__name__}")
+
+
+def compare_scalar(
+    got: Any,
+    expected: float,
+    rtol: float = 1e-4,
+    atol: float = 1e-6,
+    what: str = "the result",
+    alternatives: tuple[tuple[float, str], ...] = (),
+) -> None:
+    """Raise ``Mismatch`` unless ``got`` is one number close to ``expected``."""
+    g = _as_float(got, what)
+    if math.isclose(g, expected, rel_tol=rtol, abs_tol=atol):
+        return
+    msg = f"{what}: expected {fmt_number(expected)}, got {fmt_number(g)} ({_tol_text(rtol, atol)})"
+    for alt, hint in alternatives:
+        if math.isclose(g, alt, rel_tol=rtol, abs_tol=atol):
+            msg += f". Hint: {hint}"
+            break
+    raise Mismatch(msg)
+
+
+def compare_int(got: Any, expected: int, what: str = "the result") -> None:
+    """Raise ``Mismatch`` unless ``got`` is the integer ``expected`` (an ``int``, not a float)."""
+    if isinstance(got, torch.Tensor) and got.ndim == 0 and not got.dtype.is_floating_point and got.dtype != torch.bool:
+        got = int(got.item())
+    elif type(got).__module__ == "numpy" and getattr(got, "ndim", None) == 0:
+        got = got.item()  # a numpy scalar: judge the Python number it holds
+    if isinstance(got, bool) or not isinstance(got, int):
+        raise Mismatch(f"{what} has the wrong type: expected an int, got {type(got).__name__} {got!r}")
+    if got != expected:
+        raise Mismatch(f"{what}: expected {expected}, got {got}")
+
+
+# --------------------------------------------------------------------------- models and inputs
+
+
+@functools.lru_cache(maxsize=None)
+def bundled():
+    """The bundled ``induction-2l``, loaded once."""
+    return mechlib.load_model()
+
+
+@functools.lru_cache(maxsize=None)
+def check_model(n_layers: int = 3):
+    """An untrained model of another shape with non-zero biases (:func:`mechlib.random_model`):
+    a check must not pass by hard-coding the bundled model's sizes."""
+    return mechlib.random_model(n_layers=n_layers)
+
+
+def model_desc(model) -> str:
+    if model is bundled():
+        return "the bundled induction-2l model"
+    c = model.cfg
+    return f"a random {c.n_layers}-layer model (d_model {c.d_model}, {c.n_heads} heads of d_head {c.d_head})"
+
+
+
+
+def head_pairs(model) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Every (sender, receiver) pair with the sender in an earlier layer."""
+    return list(mechlib.enumerate_virtual_heads(model.cfg.n_layers, model.cfg.n_heads))
+
+
+def generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def repeat_tokens_for(model, batch: int, seed: int) -> torch.Tensor:
+    """Repeated-token batch that fits the model's context."""
+    c = model.cfg
+    half = min(7, (c.n_ctx - 2) // 2)
+    prefix = min(5, c.n_ctx - 2 * half)
+    return mechlib.repeated_tokens(c.d_vocab, batch, half, seed=seed, prefix_len=prefix), half, prefix
+
+
+# --------------------------------------------------------------------------- running a check
+
+
+def _short(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"<tensor {tuple(x.shape)}>"
+    if hasattr(x, "cfg") and hasattr(x, "run_with_cache"):
+        return "model"
+    if isinstance(x, dict) or type(x).__name__ == "ActivationCache":
+        return "cache"
+    r = repr(x)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _call_text(name: str, case: Case) -> str:
+    parts = [_short(a) for a in case.args] + [f"{k}={_short(v)}" for k, v in case.kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def _is_placeholder(value: Any) -> bool:
+    return value is None or value is Ellipsis
+
+
+def run_check(
+    exercise: str,
+    name: str,
+    fn: Any,
+    cases: Callable[[], Iterator[Case]],
+    verbose: bool = True,
+    none_is_placeholder: bool = True,
+    success: str = "",
+) -> CheckResult:
+    def done(status: str, message: str) -> CheckResult:
+        result = CheckResult(exercise, name, status, message)
+        if verbose:
+            print(result)
+        return result
+
+    if fn is None:
+        return done(NOT_ATTEMPTED, f"no function named {name} was given")
+    if not callable(fn):
+        return done(FAILED, f"{name} must be a function; got {type(fn).__name__}")
+    with single_thread():
+        status, message = _run_cases(name, fn, cases, none_is_placeholder)
+    return done(status, (success or message) if status == PASSED else message)
+
+
+def _run_cases(name: str, fn: Callable, cases: Callable[[], Iterator[Case]], none_is_placeholder: bool):
+    """``(status, message)`` of calling ``fn`` on every case; an empty message on success."""
+    n = 0
+    for case in cases():
+        n += 1
+        call = _call_text(name, case)
+        try:
+            with torch.no_grad():
+                got = fn(*case.args, **case.kwargs)
+        except NotImplementedError:
+            return NOT_ATTEMPTED, (
+                "the body still raises NotImplementedError (the placeholder): write your code in place "
+                "of `raise NotImplementedError()`, and finish any exercise it calls"
+            )
+        except Exception as exc:  # the learner's code raised: say where, not a stack trace from torch
+            return FAILED, f"calling {call} on {case.desc} raised {type(exc).__name__}: {exc}"
+        if none_is_placeholder and _is_placeholder(got):
+            return NOT_ATTEMPTED, f"{name} returned {got!r}: it still looks like the placeholder"
+        try:
+            case.compare(got)
+        except Mismatch as exc:
+            return FAILED, f"{call} on {case.desc}: {exc}"
+    return PASSED, f"{n} cases agree with the reference"

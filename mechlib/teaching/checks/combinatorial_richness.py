@@ -1,0 +1,104 @@
+"""Checks of the exercises of Chapter 7, Combinatorial Richness (``07_combinatorial_richness.ipynb``)."""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Iterator
+
+
+import mechlib
+from mechlib.teaching import reference as ref
+from mechlib.teaching.checking import (
+    Case,
+    CheckResult,
+    Mismatch,
+    bundled,
+    compare_int,
+    repeat_tokens_for,
+    run_check,
+)
+
+def _cases_count_pairs() -> Iterator[Case]:
+    for L, H in [(12, 12), (2, 4), (1, 8), (3, 1), (5, 3), (48, 25)]:
+        exp = H * H * math.comb(L, 2)
+        yield Case(f"n_layers={L}, n_heads={H}", (L, H), functools.partial(compare_int, expected=exp))
+
+
+def check_count_pairs(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 07.1: ``count_pairs(n_layers, n_heads)`` is ``n_heads^2 C(n_layers, 2)``."""
+    return run_check("07.1", "count_pairs", fn, _cases_count_pairs, verbose,
+                      success="right counts, including 9504 for 12 layers of 12 heads and 0 for one layer")
+
+
+def _compare_pairs(got: Any, L: int, H: int) -> None:
+    expected = list(mechlib.enumerate_virtual_heads(L, H, 2))
+    if not isinstance(got, (list, tuple)):
+        try:
+            got = list(got)
+        except TypeError:
+            raise Mismatch(f"the result has the wrong type: expected a list of pairs, got {type(got).__name__}") from None
+    got = list(got)
+    norm = []
+    for i, p in enumerate(got):
+        try:
+            (l1, h1), (l2, h2) = p
+            norm.append(((int(l1), int(h1)), (int(l2), int(h2))))
+        except (TypeError, ValueError):
+            raise Mismatch(f"item [{i}] is {p!r}; each item must be a pair of heads ((l1, h1), (l2, h2))") from None
+    if len(set(norm)) != len(norm):
+        dup = next(p for p in norm if norm.count(p) > 1)
+        raise Mismatch(f"the pair {dup} appears more than once")
+    wrong = [p for p in norm if p not in set(expected)]
+    if wrong:
+        p = wrong[0]
+        why = "the sender must be in an earlier layer than the receiver" if p[0][0] >= p[1][0] else "no such head"
+        raise Mismatch(f"{p} is not a virtual head of this model ({why})")
+    missing = [p for p in expected if p not in set(norm)]
+    if missing:
+        raise Mismatch(f"expected {len(expected)} pairs, got {len(norm)}; missing e.g. {missing[0]}")
+
+
+def _cases_enumerate_pairs() -> Iterator[Case]:
+    for L, H in [(2, 4), (3, 2), (1, 3), (4, 3)]:
+        yield Case(f"n_layers={L}, n_heads={H}", (L, H), functools.partial(_compare_pairs, L=L, H=H))
+
+
+def check_enumerate_pairs(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 07.2: ``enumerate_pairs(n_layers, n_heads)`` lists every (sender, receiver) pair once."""
+    return run_check("07.2", "enumerate_pairs", fn, _cases_enumerate_pairs, verbose,
+                      success="every pair with the sender in an earlier layer, each exactly once")
+
+
+def _cases_count_chains() -> Iterator[Case]:
+    for L, H, k in [(3, 2, 2), (4, 2, 3), (3, 3, 3), (5, 2, 1), (2, 3, 3)]:
+        yield Case(f"n_layers={L}, n_heads={H}, length={k} (checked by brute force)", (L, H, k),
+                   functools.partial(compare_int, expected=ref.count_chains_brute_force(L, H, k)))
+    for L, H, k in [(12, 12, 2), (12, 12, 3), (12, 12, 12), (32, 32, 4)]:
+        yield Case(f"n_layers={L}, n_heads={H}, length={k}", (L, H, k),
+                   functools.partial(compare_int, expected=mechlib.count_virtual_heads(L, H, k)))
+
+
+def check_count_chains(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 07.3: ``count_chains(n_layers, n_heads, length)`` is ``n_heads^length C(n_layers, length)``."""
+    return run_check("07.3", "count_chains", fn, _cases_count_chains, verbose,
+                      success="matches brute-force enumeration on small models and the formula on large ones")
+
+
+def _cases_count_paths() -> Iterator[Case]:
+    model = bundled()
+    pe = mechlib.path_expansion(model, repeat_tokens_for(model, 1, seed=0)[0])
+    n_terms = sum(1 for k in pe.kinds.values() if k != "bias")
+    yield Case(f"the bundled model ({model.cfg.n_layers} layers of {model.cfg.n_heads} heads; its path expansion "
+               f"has {n_terms} non-bias terms)", (model.cfg.n_layers, model.cfg.n_heads),
+               functools.partial(compare_int, expected=n_terms))
+    for L, H in [(3, 2), (1, 5), (4, 3)]:
+        brute = sum(ref.count_chains_brute_force(L, H, k) for k in range(1, L + 1)) + 1
+        yield Case(f"n_layers={L}, n_heads={H} (checked by brute force)", (L, H),
+                   functools.partial(compare_int, expected=brute, ))
+    yield Case("n_layers=12, n_heads=12", (12, 12), functools.partial(compare_int, expected=13**12))
+
+
+def check_count_paths(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 07.4: ``count_paths(n_layers, n_heads)``: all terms of the path expansion, direct path included."""
+    return run_check("07.4", "count_paths", fn, _cases_count_paths, verbose,
+                      success="counts the direct path plus every chain of every length, (1 + n_heads)^n_layers")

@@ -1,0 +1,91 @@
+"""Checks of the exercises of Chapter 3, K-Composition (``03_k_composition.ipynb``)."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterator
+
+
+import mechlib
+from mechlib.heads import head_label
+from mechlib.teaching import reference as ref
+from mechlib.teaching.checking import (
+    Case,
+    CheckResult,
+    bundled,
+    check_model,
+    compare_scalar,
+    compare_tensor,
+    head_pairs,
+    model_desc,
+    repeat_tokens_for,
+    run_check,
+)
+
+def cases_pair_score(kind: str) -> Iterator[Case]:
+    for model in (bundled(), check_model()):
+        for s, r in head_pairs(model):
+            ov, qk = ref.ov64(model, s), ref.qk64(model, r)
+            scores = {"Q": ref.composition_score64(ov, qk), "K": ref.composition_score64(ov, qk.T), "V": ref.composition_score64(ov, ref.ov64(model, r))}
+            hints = {
+                "Q": "this is the Q-composition score: the sender's output reaches the receiver's "
+                     "queries through W_Q, so use W_QK = W_Q W_K^T",
+                "K": "this is the K-composition score: the sender's output reaches the receiver's "
+                     "keys through W_K, so use W_QK^T = W_K W_Q^T",
+                "V": "this is the V-composition score (W_OV of the receiver)",
+            }
+            alts = tuple((scores[k], hints[k]) for k in "QKV" if k != kind)
+            yield Case(f"sender {head_label(s)}, receiver {head_label(r)} of {model_desc(model)}", (model, s, r),
+                       functools.partial(compare_scalar, expected=scores[kind], rtol=1e-4, atol=1e-6,
+                                         alternatives=alts))
+
+
+def check_k_composition_score(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 03.1: ``k_composition_score(model, sender, receiver)`` is ``C(W_OV^{s}, W_QK^{r T})``."""
+    return run_check("03.1", "k_composition_score", fn, lambda: cases_pair_score("K"), verbose,
+                      success="matches C(W_OV^sender, W_K W_Q^T of the receiver) (float64) for every pair")
+
+
+def _cases_all_scores() -> Iterator[Case]:
+    for model in (bundled(), check_model()):
+        for kind in "QKV":
+            exp = mechlib.composition_scores(model, kind)
+            yield Case(f"kind={kind!r} on {model_desc(model)}", (model, kind),
+                       functools.partial(compare_tensor, expected=exp, rtol=1e-3, atol=1e-5))
+
+
+def check_all_composition_scores(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 03.2: ``all_composition_scores(model, kind)`` gives the ``[L, H, L, H]`` tensor of scores."""
+    return run_check("03.2", "all_composition_scores", fn, _cases_all_scores, verbose,
+                      success="matches mechlib.composition_scores for Q, K and V on the bundled and a random model")
+
+
+def cases_path_ablation(kinds: tuple[str, ...], lists: bool) -> Iterator[Case]:
+    for model in (bundled(), check_model()):
+        tokens, _, _ = repeat_tokens_for(model, 6, seed=21)
+        L, H = model.cfg.n_layers, model.cfg.n_heads
+        if lists:
+            combos = [([(0, h) for h in range(H)], [(L - 1, h) for h in range(H)]),
+                      ([(0, 0)], [(1, 1)]),
+                      ([(0, 1), (L - 2, H - 1)], [(L - 1, 0), (L - 1, H - 1)])]
+        else:
+            combos = [((0, 0), (1, 1)), ((0, H - 1), (L - 1, 0)), ((L - 2, 1), (L - 1, H - 1))]
+        for kind in kinds:
+            for s, r in combos:
+                exp = mechlib.path_ablation(model, tokens, s, r, kind)
+                args = (model, tokens, s, r, kind) if lists else (model, tokens, s, r)
+                other = [k for k in "QKV" if k != kind]
+                alts = tuple((mechlib.path_ablation(model, tokens, s, r, k),
+                              f"this removes the sender from the receiver's {k} input, not its {kind} input")
+                             for k in other)
+                alts += ((mechlib.run_with_ablation(model, tokens, [s] if isinstance(s, tuple) else s),
+                          "this removes the sender's output everywhere (a plain head ablation); remove it from "
+                          "the receiver's input only"),)
+                yield Case(f"kind {kind!r}, sender {s}, receiver {r} on {model_desc(model)}", args,
+                           functools.partial(compare_tensor, expected=exp, rtol=1e-3, atol=1e-4,
+                                             alternatives=alts))
+
+
+def check_remove_sender_from_keys(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 03.3: ``remove_sender_from_keys(model, tokens, sender, receiver)`` is path ablation through K."""
+    return run_check("03.3", "remove_sender_from_keys", fn, lambda: cases_path_ablation(("K",), False), verbose,
+                      success="logits match mechlib.path_ablation(..., kind='K') on the bundled and a random model")

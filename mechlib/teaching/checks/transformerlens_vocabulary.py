@@ -1,0 +1,104 @@
+"""Checks of the exercises of Chapter 8, TransformerLens Vocabulary (``08_transformerlens_vocabulary.ipynb``)."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterator
+
+import torch
+
+import mechlib
+from mechlib.teaching.checking import (
+    Case,
+    CheckResult,
+    Mismatch,
+    bundled,
+    check_model,
+    compare_tensor,
+    model_desc,
+    repeat_tokens_for,
+    run_check,
+)
+
+def _cases_get_weight() -> Iterator[Case]:
+    for model in (bundled(), check_model()):
+        L = model.cfg.n_layers
+        names = {
+            "embed.W_E": model.W_E, "unembed.W_U": model.W_U, "pos_embed.W_pos": model.W_pos,
+            "blocks.0.attn.W_Q": model.W_Q[0], f"blocks.{L - 1}.attn.W_K": model.W_K[L - 1],
+            "blocks.1.attn.W_V": model.W_V[1], "blocks.0.attn.W_O": model.W_O[0],
+            "blocks.1.attn.b_Q": model.b_Q[1], "unembed.b_U": model.b_U,
+        }
+        for name, exp in names.items():
+            yield Case(f"{name!r} on {model_desc(model)}", (model, name),
+                       functools.partial(compare_tensor, expected=exp.detach(), rtol=0, atol=0))
+
+
+def check_get_weight(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 08.1: ``get_weight(model, name)`` resolves a dotted TransformerLens weight name."""
+    return run_check("08.1", "get_weight", fn, _cases_get_weight, verbose,
+                      success="resolves embedding, positional, unembedding and per-layer attention weights")
+
+
+def _cases_attention_pattern() -> Iterator[Case]:
+    for model in (bundled(), check_model()):
+        tokens, _, _ = repeat_tokens_for(model, 3, seed=17)
+        P = mechlib.attention_patterns(model, tokens)
+        for l in range(model.cfg.n_layers):
+            yield Case(f"layer {l} of {model_desc(model)}", (model, tokens, l),
+                       functools.partial(compare_tensor, expected=P[l], rtol=1e-5, atol=1e-6))
+
+
+def check_attention_pattern(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 08.2: ``attention_pattern(model, tokens, layer)`` reads ``blocks.{layer}.attn.hook_pattern``."""
+    return run_check("08.2", "attention_pattern", fn, _cases_attention_pattern, verbose,
+                      success="matches the cached hook_pattern of every layer")
+
+
+def _cases_capture() -> Iterator[Case]:
+    for model in (bundled(), check_model()):
+        tokens, _, _ = repeat_tokens_for(model, 3, seed=18)
+        names = ["hook_embed", "blocks.0.attn.hook_z", "blocks.1.hook_resid_pre", "blocks.1.attn.hook_pattern"]
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        for name in names:
+            yield Case(f"hook {name!r} on {model_desc(model)}", (model, tokens, name),
+                       functools.partial(_compare_capture, model=model, expected=cache[name].detach()))
+
+
+def hooks_left(model) -> list[str]:
+    return [name for name, hp in model.hook_dict.items() if len(getattr(hp, "_forward_hooks", {})) > 0]
+
+
+def _compare_capture(got, model, expected) -> None:
+    left = hooks_left(model)
+    if left:
+        model.reset_hooks(including_permanent=True)
+        raise Mismatch(
+            f"a hook is still attached to {left[0]} after the call: use model.run_with_hooks "
+            "(it removes its hooks when the run ends) instead of adding hooks by hand"
+        )
+    compare_tensor(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def check_capture_activation(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 08.3: ``capture_activation(model, tokens, hook_name)`` stores an activation with a hook."""
+    return run_check("08.3", "capture_activation", fn, _cases_capture, verbose,
+                      success="captures the same activations that run_with_cache stores")
+
+
+def _cases_head_outputs() -> Iterator[Case]:
+    for model in (bundled(), check_model()):
+        tokens, _, _ = repeat_tokens_for(model, 3, seed=19)
+        _, cache = model.run_with_cache(tokens)
+        H = model.cfg.n_heads
+        for l in range(model.cfg.n_layers):
+            exp = torch.stack([mechlib.head_output(model, cache, (l, h)) for h in range(H)], dim=2)
+            alts = ((exp + model.b_O[l].detach() / H, "leave b_O out: it belongs to the layer, not to a head"),
+                    (exp + model.b_O[l].detach(), "leave b_O out: it belongs to the layer, not to a head"))
+            yield Case(f"layer {l} of {model_desc(model)}", (model, cache, l),
+                       functools.partial(compare_tensor, expected=exp, rtol=1e-4, atol=1e-5, alternatives=alts))
+
+
+def check_head_outputs(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 08.4: ``head_outputs(model, cache, layer)``: every head's ``z W_O``, ``[batch, pos, head, d_model]``."""
+    return run_check("08.4", "head_outputs", fn, _cases_head_outputs, verbose,
+                      success="matches z^{l.h} @ W_O^{l.h} for every head and layer")

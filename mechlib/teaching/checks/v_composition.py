@@ -1,0 +1,161 @@
+"""Checks of the exercises of Chapter 2, V-Composition (``02_v_composition.ipynb``)."""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Iterator
+
+import torch
+
+import mechlib
+from mechlib.heads import head_label
+from mechlib.teaching import reference as ref
+from mechlib.teaching.checking import (
+    Case,
+    CheckResult,
+    Mismatch,
+    bundled,
+    check_model,
+    compare_int,
+    compare_scalar,
+    compare_tensor,
+    generator,
+    head_pairs,
+    model_desc,
+    run_check,
+    fmt_number,
+)
+
+def _cases_ov_matrix() -> Iterator[Case]:
+    for model in (bundled(), check_model()):
+        L, H = model.cfg.n_layers, model.cfg.n_heads
+        for head in [(l, h) for l in range(L) for h in range(H)]:
+            exp = ref.ov64(model, head)
+            l, h = head
+            alt = ((ref.weight64(model, "W_O")[l, h].T @ ref.weight64(model, "W_V")[l, h].T),
+                   "this is (W_V W_O)^T; in the row-vector convention OV = W_V @ W_O")
+            yield Case(f"head {head_label(head)} of {model_desc(model)}", (model, head),
+                       functools.partial(compare_tensor, expected=exp, alternatives=(alt,)))
+
+
+def check_ov_matrix(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 02.1: ``ov_matrix(model, head)`` is the dense ``W_V^{l.h} @ W_O^{l.h}``."""
+    return run_check("02.1", "ov_matrix", fn, _cases_ov_matrix, verbose,
+                      success="matches W_V @ W_O (float64) for every head of the bundled and a random model")
+
+
+def _cases_composed_ov() -> Iterator[Case]:
+    for model in (bundled(), check_model()):
+        for s, r in head_pairs(model):
+            exp = ref.ov64(model, s) @ ref.ov64(model, r)
+            alt = (ref.ov64(model, r) @ ref.ov64(model, s),
+                   "this is W_OV^receiver @ W_OV^sender; with row vectors the sender acts first: "
+                   "x @ W_OV^sender @ W_OV^receiver")
+            yield Case(f"sender {head_label(s)}, receiver {head_label(r)} of {model_desc(model)}", (model, s, r),
+                       functools.partial(compare_tensor, expected=exp, rtol=1e-4, atol=1e-5, alternatives=(alt,)))
+
+
+def check_composed_ov(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 02.2: ``composed_ov(model, sender, receiver)`` is ``W_OV^{sender} @ W_OV^{receiver}``."""
+    return run_check("02.2", "composed_ov", fn, _cases_composed_ov, verbose,
+                      success="matches W_OV^sender @ W_OV^receiver for every pair of the bundled and a random model")
+
+
+def _known_rank(rows: int, cols: int, rank: int, seed: int) -> torch.Tensor:
+    g = generator(seed)
+    return torch.randn(rows, rank, generator=g, dtype=torch.float64) @ torch.randn(
+        rank, cols, generator=g, dtype=torch.float64)
+
+
+def _cases_numerical_rank() -> Iterator[Case]:
+    for i, (rows, cols, rank) in enumerate([(12, 12, 3), (20, 9, 5), (7, 30, 1), (16, 16, 16)]):
+        M = _known_rank(rows, cols, rank, seed=100 + i)
+        yield Case(f"a random {rows}x{cols} float64 matrix of rank {rank}", (M,),
+                   functools.partial(compare_int, expected=rank))
+    yield Case("the 6x6 zero matrix", (torch.zeros(6, 6),), functools.partial(compare_int, expected=0))
+    D = torch.diag(torch.tensor([1.0, 0.5, 0.05, 0.001], dtype=torch.float64))
+    yield Case("diag(1, 0.5, 0.05, 0.001)", (D,), functools.partial(compare_int, expected=4))
+    yield Case("diag(1, 0.5, 0.05, 0.001) with rtol=0.1 (count singular values > 0.1 * the largest)", (D,),
+               functools.partial(compare_int, expected=2), kwargs={"rtol": 0.1})
+    model = bundled()
+    M = (model.W_V[0, 0] @ model.W_O[0, 0] @ model.W_V[1, 2] @ model.W_O[1, 2]).detach()
+    yield Case("the composed OV circuit 0.0 -> 1.2 of the bundled model (float32, 64x64)", (M,),
+               functools.partial(compare_int, expected=int(torch.linalg.matrix_rank(M.double(), rtol=1e-5))))
+
+
+def check_numerical_rank(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 02.3: ``numerical_rank(M, rtol=1e-5)`` counts singular values above ``rtol`` times the largest."""
+    return run_check("02.3", "numerical_rank", fn, _cases_numerical_rank, verbose,
+                      success="right rank for matrices of known rank, the zero matrix, a custom rtol and a composed OV circuit")
+
+
+def _cases_composition_score() -> Iterator[Case]:
+    g = generator(3)
+    for shape in [(10, 10, 10), (6, 9, 4), (64, 64, 64)]:
+        n, k, m = shape
+        A = torch.randn(n, k, generator=g, dtype=torch.float64)
+        B = torch.randn(k, m, generator=g, dtype=torch.float64)
+        exp = float(mechlib.composition_score(A, B))
+        alts = ((((A @ B).norm() / (A.norm() + B.norm())).item(), "divide by the product of the norms, not their sum"),
+                ((A @ B).norm().item(), "divide ||A B||_F by ||A||_F ||B||_F"))
+        yield Case(f"random float64 matrices A {n}x{k} and B {k}x{m}", (A, B),
+                   functools.partial(compare_scalar, expected=exp, alternatives=alts))
+    A = torch.eye(8, dtype=torch.float64)[:, :2] @ torch.eye(8, dtype=torch.float64)[:2]  # writes to dims 0,1
+    B = torch.eye(8, dtype=torch.float64)[:, 2:4] @ torch.eye(8, dtype=torch.float64)[2:4]  # reads dims 2,3
+    yield Case("A writing only to dims 0-1 and B reading only dims 2-3 (orthogonal: score 0)", (A, B),
+               functools.partial(compare_scalar, expected=0.0))
+    yield Case("A = B = the same rank-1 projection (score 1)", (A[:, :1] @ A[:1], A[:, :1] @ A[:1]),
+               functools.partial(compare_scalar, expected=1.0))
+    model = bundled()
+    A, B = model.W_V[0, 3] @ model.W_O[0, 3], model.W_V[1, 0] @ model.W_O[1, 0]
+    exp = ref.composition_score64(A.double(), B.double())
+    yield Case("the OV circuits of heads 0.3 and 1.0 of the bundled model (float32)", (A.detach(), B.detach()),
+               functools.partial(compare_scalar, expected=exp, rtol=1e-4, alternatives=(
+                   ((A.double() @ B.double()).norm().item(), "you returned ||A B||_F without dividing by ||A||_F ||B||_F"),)))
+
+
+def check_composition_score(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 02.4: ``composition_score(A, B)`` is ``||A B||_F / (||A||_F ||B||_F)``."""
+    return run_check("02.4", "composition_score", fn, _cases_composition_score, verbose,
+                      success="matches ||AB||_F / (||A||_F ||B||_F) on random, orthogonal, identical and model matrices")
+
+
+def _compare_baseline(got: Any, d_model: int, d_head: int, n_samples: int) -> None:
+    if not isinstance(got, torch.Tensor):
+        raise Mismatch(f"the result has the wrong type: expected a torch.Tensor of {n_samples} scores, "
+                        f"got {type(got).__name__}")
+    if tuple(got.shape) != (n_samples,):
+        raise Mismatch(f"the result has the wrong shape: expected ({n_samples},), got {tuple(got.shape)}")
+    g = got.detach().double()
+    if not torch.isfinite(g).all():
+        raise Mismatch("the scores contain NaN or inf")
+    if (g < 0).any() or (g > 1 + 1e-6).any():
+        i = int(((g < 0) | (g > 1 + 1e-6)).nonzero()[0])
+        raise Mismatch(f"every composition score lies in [0, 1], but score [{i}] is {fmt_number(g[i].item())}")
+    ref = mechlib.composition_baseline(d_model, d_head, n_samples=2000, seed=12345).double()
+    # the two means differ by sampling noise only; allow 6 standard errors of the difference
+    se = math.sqrt(ref.var().item() / ref.numel() + g.var().item() / g.numel())
+    diff = abs(g.mean().item() - ref.mean().item())
+    if diff > 6 * se + 1e-3:
+        raise Mismatch(
+            f"the mean score is {fmt_number(g.mean().item())}, but random rank-{d_head} matrices of size {d_model} "
+            f"give {fmt_number(ref.mean().item())} on average (allowed difference {6 * se + 1e-3:.3g}, 6 standard "
+            f"errors): sample U (d_model x d_head) and V (d_head x d_model) with i.i.d. standard normal entries "
+            f"and score the product U1 V1 against U2 V2"
+        )
+    if g.std().item() < 1e-6:
+        raise Mismatch("all scores are identical: draw new random matrices for every sample")
+
+
+def _cases_random_baseline() -> Iterator[Case]:
+    for d_model, d_head, n in [(64, 16, 500), (32, 4, 400)]:
+        yield Case(f"d_model={d_model}, d_head={d_head}, n_samples={n}", (d_model, d_head, n),
+                   functools.partial(_compare_baseline, d_model=d_model, d_head=d_head, n_samples=n),
+                   kwargs={"seed": 0})
+
+
+def check_random_baseline(fn: Any, verbose: bool = True) -> CheckResult:
+    """Exercise 02.5: ``random_baseline(d_model, d_head, n_samples, seed)`` samples scores of random low-rank pairs."""
+    return run_check("02.5", "random_baseline", fn, _cases_random_baseline, verbose,
+                      success="right shape, scores in [0, 1], and the mean agrees with mechlib.composition_baseline "
+                              "within sampling noise")

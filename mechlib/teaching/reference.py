@@ -1,0 +1,130 @@
+"""Independent float64 reference computations: the yardstick for tests and exercise checks.
+
+Written from the weights alone, with dense matrices in float64 and plain loops -- no
+hooks, no TransformerLens forward pass, no :mod:`mechlib` core function -- so that a
+test or a check that compares the core (or a learner's code) with these compares it
+with a second, independent computation. The unit tests in ``tests/`` and the checks in
+:mod:`mechlib.teaching.checks` both use this module; there is no other copy.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import torch
+
+WEIGHT_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O", "W_U", "b_U")
+
+
+def weight64(model: Any, name: str) -> torch.Tensor:
+    """The stacked weight ``model.<name>`` (e.g. ``W_Q``: ``[layer, head, d_model, d_head]``) in float64."""
+    return getattr(model, name).detach().double()
+
+
+def weights64(model: Any) -> dict[str, torch.Tensor]:
+    """Every weight an attention-only model has, by TransformerLens name, in float64."""
+    return {n: weight64(model, n) for n in WEIGHT_NAMES}
+
+
+def ov64(model: Any, head: tuple[int, int]) -> torch.Tensor:
+    """``W_OV = W_V W_O`` of one head, ``[d_model, d_model]``, float64 (row-vector convention)."""
+    l, h = head
+    return weight64(model, "W_V")[l, h] @ weight64(model, "W_O")[l, h]
+
+
+def qk64(model: Any, head: tuple[int, int]) -> torch.Tensor:
+    """``W_QK = W_Q W_K^T`` of one head, ``[d_model, d_model]``, float64."""
+    l, h = head
+    return weight64(model, "W_Q")[l, h] @ weight64(model, "W_K")[l, h].T
+
+
+def composition_score64(A: torch.Tensor, B: torch.Tensor) -> float:
+    """``||A B||_F / (||A||_F ||B||_F)`` of dense matrices."""
+    return ((A @ B).norm() / (A.norm() * B.norm())).item()
+
+
+def prev_token_score64(A: torch.Tensor) -> torch.Tensor:
+    """Per head, the mean of ``A[b, h, q, q - 1]`` over the batch and every query ``q >= 1``.
+
+    ``A``: attention patterns ``[batch, head, query, key]``; returns ``[head]``.
+    """
+    seq = A.shape[-1]
+    return torch.stack([A[:, :, q, q - 1] for q in range(1, seq)], dim=-1).double().mean(dim=(0, 2))
+
+
+def induction_score64(A: torch.Tensor, half_len: int, prefix_len: int, offset: int = 1) -> torch.Tensor:
+    """Per head, the mean attention from each query ``q`` of the second copy to ``q - half_len + offset``.
+
+    ``offset=1`` is the token after the earlier occurrence (induction); ``offset=0`` the
+    earlier occurrence itself (a duplicate-token score). Returns ``[head]``.
+    """
+    qs = range(prefix_len + half_len, prefix_len + 2 * half_len)
+    return torch.stack([A[:, :, q, q - half_len + offset] for q in qs], dim=-1).double().mean(dim=(0, 2))
+
+
+def induction_score_brute_force(patterns: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Induction score by loops, for any tokens: over every destination ``q`` whose token
+    occurred earlier, the attention paid to the positions right after those earlier
+    copies, averaged over such destinations. ``patterns``: ``[layer, batch, head, q, k]``;
+    returns ``[layer, head]``.
+    """
+    L, B, H, S, _ = patterns.shape
+    total, count = torch.zeros(L, H, dtype=torch.float64), 0
+    for b in range(B):
+        for q in range(S):
+            earlier = [p for p in range(q) if tokens[b, p] == tokens[b, q]]
+            if earlier:
+                count += 1
+                for p in earlier:
+                    total += patterns[:, b, :, q, p + 1].double().cpu()
+    return total / count
+
+
+def count_chains_brute_force(n_layers: int, n_heads: int, length: int) -> int:
+    """Chains of ``length`` heads in strictly increasing layers, counted by listing them all."""
+    heads = [(l, h) for l in range(n_layers) for h in range(n_heads)]
+    return sum(1 for chain in itertools.combinations(heads, length)
+               if all(a[0] < b[0] for a, b in zip(chain, chain[1:])))
+
+
+def forward(model: Any, tokens: torch.Tensor, zero_heads=(), remove=None, return_patterns: bool = False):
+    """Logits ``[batch, pos, vocab]`` of an attention-only model without LayerNorm, in float64.
+
+    ``zero_heads``: heads whose output is dropped. ``remove``: ``(senders, receivers, kind)``:
+    the summed output of the senders is subtracted from the receivers' ``kind`` input only.
+    With ``return_patterns`` also the attention patterns ``[layer, batch, head, query, key]``.
+    """
+    w = weights64(model)
+    L, H, dh = model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_head
+    tokens = tokens.to(w["W_E"].device)
+    seq = tokens.shape[1]
+    x = w["W_E"][tokens] + w["W_pos"][:seq]
+    mask = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()
+    outputs = {}
+    patterns = []
+    for l in range(L):
+        new = torch.zeros_like(x)
+        layer_patterns = []
+        for h in range(H):
+            inputs = {"Q": x, "K": x, "V": x}
+            if remove is not None and (l, h) in remove[1]:
+                senders = remove[0]
+                inputs[remove[2]] = x - sum(outputs[s] for s in senders)
+            q = inputs["Q"] @ w["W_Q"][l, h] + w["b_Q"][l, h]
+            k = inputs["K"] @ w["W_K"][l, h] + w["b_K"][l, h]
+            v = inputs["V"] @ w["W_V"][l, h] + w["b_V"][l, h]
+            scores = q @ k.transpose(-1, -2) / math.sqrt(dh)
+            scores = scores.masked_fill(~mask, float("-inf"))
+            A = scores.softmax(-1)
+            layer_patterns.append(A)
+            out = A @ v @ w["W_O"][l, h]
+            outputs[(l, h)] = out
+            if (l, h) not in zero_heads:
+                new = new + out
+        patterns.append(torch.stack(layer_patterns, 1))
+        x = x + new + w["b_O"][l]
+    logits = x @ w["W_U"] + w["b_U"]
+    if return_patterns:
+        return logits, torch.stack(patterns)
+    return logits

@@ -1,0 +1,13 @@
+"""The views floor: everything a reader or learner looks at, drawn from core results.
+
+Imports the core (:mod:`mechlib`) and nothing from :mod:`mechlib.teaching`:
+
+* :mod:`~mechlib.views.plots` -- matplotlib figures, one colour scale per kind of quantity;
+* :mod:`~mechlib.views.html` -- HTML pieces shared by every widget (colours, tables, heatmaps);
+* :mod:`~mechlib.views.static_toggle` -- the kernel-free head toggle of the HTML book;
+* :mod:`~mechlib.views.widgets` -- ipywidgets views for Jupyter and Colab;
+* :mod:`~mechlib.views.book` -- the book's bookkeeping: numbers recorded for the prose.
+
+Import each by its own name (``from mechlib.views import plots``); importing this
+package imports none of them, so the core stays free of plotting and widget libraries.
+"""
