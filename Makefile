@@ -4,8 +4,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# a learner's install: what the Colab setup cell installs (no dev extra), with Colab's ipywidgets
+LEARNER       := .venv-learner
+LEARNER_STAMP := $(LEARNER)/.installed
+LEARNER_PINS  := "ipywidgets==7.7.1" ipykernel
 
-.PHONY: book test setup browser screenshots clean
+.PHONY: book test setup learner browser screenshots clean
 
 setup: $(STAMP)
 
@@ -19,6 +23,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+# The learner's environment, registered as the Jupyter kernel "mechlib-learner" of .venv,
+# so that nbval (from .venv) runs every notebook in it. Reinstalled when the package changes.
+learner: $(LEARNER_STAMP)
+
+$(LEARNER_STAMP): pyproject.toml $(shell find mechlib -type f -not -name '*.pyc') | $(STAMP)
+	test -x $(LEARNER)/bin/python || $(PYTHON) -m venv $(LEARNER)
+	$(LEARNER)/bin/python -m pip install -q --upgrade pip
+	$(LEARNER)/bin/python -m pip install -q torch==2.13.0
+	$(LEARNER)/bin/python -m pip install -q . $(LEARNER_PINS)
+	# the package itself again, so that a changed mechlib replaces the installed copy
+	$(LEARNER)/bin/python -m pip install -q --force-reinstall --no-deps .
+	$(LEARNER)/bin/python -m ipykernel install --prefix $(VENV) --name mechlib-learner \
+	  --display-name "mechlib (learner install)" >/dev/null
+	touch $(LEARNER_STAMP)
+
 # Debian's chromium for the browser test (Playwright cannot download its own browser here)
 browser:
 	@command -v chromium >/dev/null || { \
@@ -30,14 +49,18 @@ book: setup
 	@echo "open _build/html/index.html"
 
 # unit tests, the book build + headless-browser test, and nbval on every notebook;
-# one thread per process: two xdist workers share two cores
-test: setup browser
+# then every notebook once more in a learner's install (outputs not compared: only that
+# every cell runs). One thread per process: two xdist workers share two cores
+NOTEBOOKS := chapters exercises solutions
+test: setup learner browser
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider tests \
-	  --nbval chapters exercises solutions --nbval-sanitize-with tests/sanitize.cfg
+	  --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/sanitize.cfg
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \
+	  --nbval-lax --nbval-kernel-name mechlib-learner $(NOTEBOOKS)
 
 # a full-page PNG of every built page, for looking at what readers see
 screenshots: book browser
 	$(PY) scripts/screenshots.py
 
 clean:
-	rm -rf _build $(VENV)
+	rm -rf _build $(VENV) $(LEARNER)

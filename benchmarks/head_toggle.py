@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import mechlib
-from mechlib import static_toggle, widgets
+from mechlib.views import static_toggle, widgets
 
 
 def summarise(name: str, wall: list[float], cpu: list[float] | None = None) -> None:

@@ -8,17 +8,47 @@ Three floors, each importing only those below it:
 * :mod:`mechlib.views`: plots, HTML, page widgets, ipywidgets views, the book's glue.
 * :mod:`mechlib.teaching`: exercise checks, the exercise registry, grading.
 """
+from mechlib.ablation import (
+    ablation_hooks,
+    head_output,
+    mean_ablation_hook,
+    path_ablation,
+    path_ablation_hooks,
+    path_ablation_losses,
+    run_with_ablation,
+    zero_ablation_hook,
+)
+from mechlib.attribution import composition_from_cache, correct_token_attribution
+from mechlib.circuits import (
+    full_ov_circuit,
+    full_qk_circuit,
+    ov_circuit,
+    qk_circuit,
+    receiver_circuit,
+    virtual_ov,
+)
+from mechlib.composition import (
+    composition_baseline,
+    composition_score,
+    composition_scores,
+    pair_composition_score,
+)
+from mechlib.counting import count_virtual_heads, enumerate_virtual_heads
+from mechlib.data import RepeatedBatch, repeat_mask, repeated_batch, repeated_tokens
+from mechlib.expansion import PathExpansion, check_expandable, path_expansion
+from mechlib.explorers import CompositionExplorerState, ExpansionExplorerState
 from mechlib.heads import (
     Head,
     all_heads,
+    chain_label,
     head_label,
     heads_above,
     layer_heads,
     parse_head,
     ranked_heads,
     top_head,
+    top_pair,
 )
-from mechlib.data import RepeatedBatch, repeat_mask, repeated_batch, repeated_tokens
 from mechlib.models import (
     BUNDLED_MODEL,
     InductionConfig,
@@ -38,39 +68,11 @@ from mechlib.scores import (
     prev_token_scores,
     repeat_loss,
 )
-from mechlib.circuits import (
-    full_ov_circuit,
-    full_qk_circuit,
-    ov_circuit,
-    qk_circuit,
-    receiver_circuit,
-    virtual_ov,
-)
-from mechlib.composition import (
-    composition_baseline,
-    composition_score,
-    composition_scores,
-    pair_composition_score,
-)
-from mechlib.ablation import (
-    ablation_hooks,
-    head_output,
-    mean_ablation_hook,
-    path_ablation,
-    path_ablation_hooks,
-    path_ablation_losses,
-    run_with_ablation,
-    zero_ablation_hook,
-)
-from mechlib.expansion import PathExpansion, check_expandable, path_expansion
-from mechlib.counting import count_virtual_heads, enumerate_virtual_heads
-from mechlib.attribution import composition_from_cache, correct_token_attribution
 from mechlib.toggle import HeadToggleState, HeadToggleTable, precompute_head_toggle
-from mechlib.explorers import CompositionExplorerState, ExpansionExplorerState
 
 __all__ = [
     # heads
-    "Head", "all_heads", "head_label", "heads_above", "layer_heads", "parse_head", "ranked_heads", "top_head",
+    "Head", "all_heads", "chain_label", "head_label", "heads_above", "layer_heads", "parse_head", "ranked_heads", "top_head", "top_pair",
     # data
     "RepeatedBatch", "repeat_mask", "repeated_batch", "repeated_tokens",
     # models

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from mechlib.heads import Head
+
 KINDS = ("Q", "K", "V")
 
 

@@ -11,7 +11,12 @@ from typing import Any, Callable
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import check_heads, check_kind, check_sender_receiver, check_tokens
+from mechlib._validate import (
+    check_heads,
+    check_kind,
+    check_sender_receiver,
+    check_tokens,
+)
 
 ABLATION_MODES = ("zero", "mean")
 

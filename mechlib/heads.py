@@ -3,7 +3,7 @@
 A head is a ``(layer, head)`` tuple of ints everywhere in :mod:`mechlib`; the book
 writes it ``l.h`` (``(0, 3)`` is ``"0.3"``), as the literature does. This module is the
 one home of that convention: the label, its inverse, the list of a model's heads, and
-picking heads out of a ``[layer, head]`` score table (so that chapters derive the heads
+picking heads (and head pairs) out of score tables (so that chapters derive the heads
 they discuss from scores instead of typing them).
 
 Introduced in Chapter 1, Beyond One Layer.
@@ -25,6 +25,15 @@ def head_label(head: Head) -> str:
     """``(0, 3) -> "0.3"``: how the book names a head."""
     layer, h = head
     return f"{int(layer)}.{int(h)}"
+
+
+def chain_label(chain: Any, sep: str = " -> ") -> str:
+    """``((0, 3), (1, 1)) -> "0.3 -> 1.1"``: a chain of heads (a virtual head), sender first.
+
+    ``sep="->"`` gives the names of the virtual-head terms of :func:`mechlib.path_expansion`
+    (``"0.3->1.1"``). Introduced in Chapter 5, Virtual Attention Heads.
+    """
+    return sep.join(head_label(head) for head in chain)
 
 
 def parse_head(label: Any, name: str = "head") -> Head:
@@ -83,3 +92,21 @@ def heads_above(
     """Heads with ``scores[l, h] > threshold`` (in ``layer``, if given), highest score first."""
     s = _check_table(scores)
     return [hd for hd in ranked_heads(s, layer) if float(s[hd]) > threshold]
+
+
+def top_pair(
+    scores: Float[torch.Tensor, "sender_layer sender_head receiver_layer receiver_head"],
+) -> tuple[Head, Head]:
+    """The ``(sender, receiver)`` pair with the largest ``scores[l1, h1, l2, h2]``.
+
+    ``scores`` is a ``[layer, head, layer, head]`` table of head pairs, such as
+    :func:`mechlib.composition_scores`. Ties go to the first pair in layer-major order
+    (sender first), as ``argmax`` does. Introduced in Chapter 2, V-Composition.
+    """
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 4:
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"scores must be a [layer, head, layer, head] tensor; got {shape}")
+    _, n_heads, _, n_receiver_heads = scores.shape
+    flat = int(scores.detach().flatten().argmax())
+    sender, receiver = divmod(flat, scores.shape[2] * n_receiver_heads)
+    return divmod(sender, n_heads), divmod(receiver, n_receiver_heads)

@@ -13,6 +13,7 @@ import math
 import os
 import socket
 import time
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-
 import transformer_lens.model_bridge.sources.native  # noqa: F401  (attaches boot_native)
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
@@ -115,12 +115,14 @@ def random_model(
     seed: int = 7,
     bias_std: float = 0.1,
 ) -> TransformerBridge:
-    """An untrained model of any shape whose biases are all non-zero (``N(0, bias_std^2)``).
+    """An untrained model of any shape whose attention biases are all non-zero (``N(0, bias_std^2)``).
 
     Tests and exercise checks run on it besides the bundled model, so that code which
-    hard-codes the bundled model's sizes, or forgets a bias path, is caught. The
-    weights are fixed by ``seed``; each bias is drawn from a generator seeded by the
-    length of its parameter name, so the model is the same on every machine.
+    hard-codes the bundled model's sizes, or forgets a bias path (``b_Q``, ``b_K``,
+    ``b_V``, ``b_O``), is caught. The weights are fixed by ``seed``; each bias is drawn
+    from a generator seeded by the CRC-32 of its parameter name, so every bias differs
+    from every other and the model is the same on every machine. (These models have no
+    unembedding bias: ``b_U`` is zero.)
     """
     config = InductionConfig(seed=seed, n_layers=n_layers, d_model=d_model, n_heads=n_heads,
                              d_head=d_head, d_vocab=d_vocab, n_ctx=n_ctx)
@@ -128,7 +130,7 @@ def random_model(
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias"):
-                p.normal_(0, bias_std, generator=torch.Generator().manual_seed(len(name)))
+                p.normal_(0, bias_std, generator=torch.Generator().manual_seed(zlib.crc32(name.encode())))
     return model.requires_grad_(False)
 
 

@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 
+from mechlib._threads import single_thread
 from mechlib._validate import check_heads, check_tokens
 from mechlib.ablation import ablation_hooks
-from mechlib._threads import single_thread
 from mechlib.data import repeated_tokens
 from mechlib.heads import Head, all_heads
 from mechlib.scores import induction_scores_from_patterns, per_token_loss, repeat_loss

@@ -6,7 +6,7 @@
 Serves the built HTML on 127.0.0.1, opens each page in headless Chromium (Debian's
 package: `make browser`), waits for MathJax and the widgets, and writes one PNG per page
 (`chapters/01_x.html` -> `chapters__01_x.png`). Requests to other hosts are blocked.
-Prints what the browser complained about on each page; tests/test_book.py is the check.
+Prints what the browser complained about on each page; tests/book/test_book.py is the check.
 """
 
 import argparse

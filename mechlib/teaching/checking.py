@@ -61,7 +61,6 @@ class Mismatch(Exception):
     """Raised inside a check when the learner's output disagrees with the reference."""
 
 
-
 @dataclass
 class Case:
     """One call of the learner's function: ``fn(*args, **kwargs)`` compared by ``compare``."""
@@ -198,8 +197,6 @@ def model_desc(model) -> str:
         return "the bundled induction-2l model"
     c = model.cfg
     return f"a random {c.n_layers}-layer model (d_model {c.d_model}, {c.n_heads} heads of d_head {c.d_head})"
-
-
 
 
 def head_pairs(model) -> list[tuple[tuple[int, int], tuple[int, int]]]:

@@ -8,7 +8,7 @@ grader
 2. runs it top to bottom in a fresh kernel, in a separate worker process, with a time
    limit per cell and per notebook and a cap on the output it keeps; errors in cells do
    not stop the run (later cells may still define functions),
-3. then runs one more cell that it appends itself: it reloads :mod:`mechlib.teaching.kernel_side`
+3. then runs one more cell that it appends itself: it re-imports :mod:`mechlib.teaching` from disk
    (undoing any tampering with the checks) and runs the check of every exercise of that
    notebook on the functions the notebook defined, each check with its own time limit,
 4. and reads the results only from that cell's output, from a line that starts with a
@@ -52,9 +52,10 @@ DEFAULT_MAX_OUTPUT = 1_000_000  # bytes of cell output kept per notebook
 
 GRADING_CELL = """\
 # appended by mechlib-grade: not part of the submission
-import builtins as _mg_builtins, importlib as _mg_importlib, json as _mg_json
+import builtins as _mg_builtins, json as _mg_json, sys as _mg_sys
+for _mg_name in [_m for _m in _mg_sys.modules if _m.startswith("mechlib.teaching")]:
+    del _mg_sys.modules[_mg_name]  # re-import every check from disk, not the notebook's copies
 import mechlib.teaching.kernel_side as _mg_checks
-_mg_checks = _mg_importlib.reload(_mg_checks)
 _mg_builtins.print({nonce!r} + _mg_json.dumps(_mg_checks.grade_namespace({notebook!r}, globals(), time_limit={limit!r})))
 """
 

@@ -19,6 +19,11 @@ from mechlib.heads import head_label
 COMPOSITION_CMAP = "RdBu_r"
 ATTENTION_CMAP = "Blues"
 SCORE_CMAP = "viridis"
+#: the colour of each kind of path-expansion term (``PathExpansion.kinds``)
+TERM_COLOURS = {
+    "direct": "tab:gray", "single": "tab:blue", "virtual": "tab:red",
+    "bias": "tab:olive",
+}
 
 
 def _np(x: Any) -> np.ndarray:
@@ -162,15 +167,16 @@ def plot_singular_values(values: Any, d_head: int, ax=None, title: str = "singul
 
 def plot_term_sizes(sizes: dict[str, float], kinds: dict[str, str], ax=None, top: int = 20):
     """Horizontal bars: the ``top`` largest path-expansion terms, coloured by kind."""
-    colours = {"direct": "tab:gray", "single": "tab:blue", "virtual": "tab:red", "bias": "tab:olive"}
     items = sorted(sizes.items(), key=lambda kv: -kv[1])[:top]
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.28 * len(items) + 1.0), layout="constrained")
     names = [n for n, _ in items][::-1]
-    ax.barh(names, [v for _, v in items][::-1], color=[colours[kinds[n]] for n in names])
+    ax.barh(names, [v for _, v in items][::-1],
+            color=[TERM_COLOURS[kinds[n]] for n in names])
     ax.set_xlabel("size of term (RMS logit)")
     # legend from patches: empty bar containers would all take the default colour
-    ax.legend(handles=[Patch(color=c, label=k) for k, c in colours.items()], fontsize=8, loc="lower right")
+    handles = [Patch(color=c, label=k) for k, c in TERM_COLOURS.items()]
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
     return ax
 
 

@@ -71,3 +71,18 @@ def test_ablation_rejects_bad_arguments(model, rep_tokens):
         mechlib.path_ablation(model, rep_tokens, (0, 0), (1, 1), "K", mode="random")
     with pytest.raises(ValueError, match="at least one"):
         mechlib.path_ablation(model, rep_tokens, [], (1, 1), "K")
+
+
+def test_path_ablation_losses_match_the_float64_reference(model):
+    batch = mechlib.repeated_batch(model, batch=8, half_len=7, prefix_len=3, seed=2)
+    senders, receivers = [(0, 0), (0, 3)], [(1, 1), (1, 2)]
+    got = mechlib.path_ablation_losses(model, batch, senders, receivers)
+    assert list(got) == ["Q", "K", "V"]
+    for kind, value in got.items():
+        logp = forward(model, batch.tokens, remove=(senders, receivers, kind)).log_softmax(-1)
+        t = batch.tokens
+        ref = -torch.stack([logp[i, p, t[i, p + 1]] for i in range(8) for p in range(10, 16)]).mean()
+        assert value == pytest.approx(ref.item(), abs=1e-4), kind
+    assert list(mechlib.path_ablation_losses(model, batch, (0, 3), (1, 0), kinds="K")) == ["K"]
+    with pytest.raises(ValueError, match="kinds must be"):
+        mechlib.path_ablation_losses(model, batch, (0, 3), (1, 0), kinds="X")

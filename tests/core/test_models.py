@@ -102,3 +102,17 @@ def test_retraining_from_recorded_seed_reproduces_the_circuit():
     recorded = load_checkpoint(mechlib.models.bundled_checkpoint()).induction_config
     model = mechlib.train_induction_model(seed=recorded.seed, config=recorded, progress=False)
     assert_genuine_induction_circuit(model)
+
+
+def test_random_model_has_the_asked_shape_nonzero_biases_and_is_reproducible():
+    a = mechlib.random_model(n_layers=2, n_heads=5, d_model=24, d_head=6, d_vocab=11, n_ctx=9)
+    c = a.cfg
+    assert (c.n_layers, c.n_heads, c.d_model, c.d_head, c.d_vocab, c.n_ctx) == (2, 5, 24, 6, 11, 9)
+    assert a.W_Q.shape == (2, 5, 24, 6)
+    for name in ("b_Q", "b_K", "b_V", "b_O"):
+        assert getattr(a, name).abs().min() > 0, name
+    assert not torch.equal(a.b_Q, a.b_K) and not torch.equal(a.b_Q[0], a.b_Q[1])
+    b = mechlib.random_model(n_layers=2, n_heads=5, d_model=24, d_head=6, d_vocab=11, n_ctx=9)
+    for name in ("W_E", "W_Q", "b_V", "W_U"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert not any(p.requires_grad for p in a.parameters())

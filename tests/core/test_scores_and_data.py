@@ -109,3 +109,29 @@ def test_bad_tokens_are_rejected(model, tokens, err, match):
 def test_one_dimensional_tokens_are_a_batch_of_one(model):
     t = mechlib.repeated_tokens(32, 1, 5)
     torch.testing.assert_close(mechlib.prev_token_scores(model, t[0]), mechlib.prev_token_scores(model, t))
+
+
+def test_repeated_batch_is_repeated_tokens_with_its_layout(model):
+    b = mechlib.repeated_batch(model, batch=8, half_len=6, prefix_len=3, seed=4)
+    assert torch.equal(b.tokens, mechlib.repeated_tokens(model.cfg.d_vocab, 8, 6, seed=4, prefix_len=3))
+    assert (b.half_len, b.prefix_len, b.boundaries) == (6, 3, [3, 9])
+    assert torch.equal(b.mask, mechlib.repeat_mask(8, 6, 3))
+
+
+def test_repeated_batch_loss_is_the_mean_loss_on_the_predictable_targets(model):
+    b = mechlib.repeated_batch(model, batch=5, half_len=7, prefix_len=2, seed=1)
+    logits = forward(model, b.tokens)
+    # brute force: -log softmax of the next token, over targets 2 + 7 + 1 .. end
+    logp = logits.log_softmax(-1)
+    losses = [-logp[i, p, b.tokens[i, p + 1]].item() for i in range(5) for p in range(2 + 7, 2 + 14 - 1)]
+    assert b.loss(model(b.tokens)) == pytest.approx(sum(losses) / len(losses), abs=1e-5)
+
+
+def test_repeated_batch_slices_stay_batches_and_must_fit_the_context(model):
+    b = mechlib.repeated_batch(model)
+    first = b[:1]
+    assert first.tokens.shape == (1, b.tokens.shape[1]) and first.half_len == b.half_len
+    with pytest.raises(IndexError, match="slice"):
+        b[0]
+    with pytest.raises(ValueError, match="context"):
+        mechlib.repeated_batch(model, half_len=model.cfg.n_ctx)

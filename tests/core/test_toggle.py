@@ -6,7 +6,6 @@ import mechlib
 from mechlib import toggle
 from mechlib._threads import single_thread
 from mechlib.models import InductionConfig, build_model
-
 from mechlib.teaching import reference
 
 HALF, PREFIX = 10, 5

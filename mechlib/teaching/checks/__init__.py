@@ -4,46 +4,46 @@ An exercise notebook calls ``checks.check_<function>(<function>)`` after the lea
 code (``from mechlib.teaching import checks``).
 """
 from mechlib.teaching.checks.combinatorial_richness import (
-    check_count_pairs,
-    check_enumerate_pairs,
     check_count_chains,
+    check_count_pairs,
     check_count_paths,
+    check_enumerate_pairs,
 )
 from mechlib.teaching.checks.k_composition import (
-    check_k_composition_score,
     check_all_composition_scores,
+    check_k_composition_score,
     check_remove_sender_from_keys,
 )
 from mechlib.teaching.checks.q_composition import (
     check_q_composition_score,
-    check_sender_qk,
     check_remove_from_input,
+    check_sender_qk,
 )
 from mechlib.teaching.checks.transformerlens_vocabulary import (
-    check_get_weight,
     check_attention_pattern,
     check_capture_activation,
+    check_get_weight,
     check_head_outputs,
 )
 from mechlib.teaching.checks.two_layer_expansion import (
     check_direct_path_logits,
+    check_expanded_logits,
     check_single_head_logits,
     check_virtual_head_logits,
-    check_expanded_logits,
 )
 from mechlib.teaching.checks.v_composition import (
-    check_ov_matrix,
     check_composed_ov,
-    check_numerical_rank,
     check_composition_score,
+    check_numerical_rank,
+    check_ov_matrix,
     check_random_baseline,
 )
 from mechlib.teaching.checks.virtual_attention_heads import (
-    check_prev_token_score,
-    check_induction_score,
-    check_zero_ablation_hook,
-    check_mean_ablation_hook,
     check_ablated_repeat_loss,
+    check_induction_score,
+    check_mean_ablation_hook,
+    check_prev_token_score,
+    check_zero_ablation_hook,
 )
 
 __all__ = [

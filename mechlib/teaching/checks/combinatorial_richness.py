@@ -5,7 +5,6 @@ import functools
 import math
 from typing import Any, Iterator
 
-
 import mechlib
 from mechlib.teaching import reference as ref
 from mechlib.teaching.checking import (
@@ -18,6 +17,7 @@ from mechlib.teaching.checking import (
     run_check,
 )
 
+
 def _cases_count_pairs() -> Iterator[Case]:
     for L, H in [(12, 12), (2, 4), (1, 8), (3, 1), (5, 3), (48, 25)]:
         exp = H * H * math.comb(L, 2)
@@ -27,7 +27,7 @@ def _cases_count_pairs() -> Iterator[Case]:
 def check_count_pairs(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 07.1: ``count_pairs(n_layers, n_heads)`` is ``n_heads^2 C(n_layers, 2)``."""
     return run_check("07.1", "count_pairs", fn, _cases_count_pairs, verbose,
-                      success="right counts, including 9504 for 12 layers of 12 heads and 0 for one layer")
+                     success="right counts, including 9504 for 12 layers of 12 heads and 0 for one layer")
 
 
 def _compare_pairs(got: Any, L: int, H: int) -> None:
@@ -66,7 +66,7 @@ def _cases_enumerate_pairs() -> Iterator[Case]:
 def check_enumerate_pairs(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 07.2: ``enumerate_pairs(n_layers, n_heads)`` lists every (sender, receiver) pair once."""
     return run_check("07.2", "enumerate_pairs", fn, _cases_enumerate_pairs, verbose,
-                      success="every pair with the sender in an earlier layer, each exactly once")
+                     success="every pair with the sender in an earlier layer, each exactly once")
 
 
 def _cases_count_chains() -> Iterator[Case]:
@@ -81,7 +81,7 @@ def _cases_count_chains() -> Iterator[Case]:
 def check_count_chains(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 07.3: ``count_chains(n_layers, n_heads, length)`` is ``n_heads^length C(n_layers, length)``."""
     return run_check("07.3", "count_chains", fn, _cases_count_chains, verbose,
-                      success="matches brute-force enumeration on small models and the formula on large ones")
+                     success="matches brute-force enumeration on small models and the formula on large ones")
 
 
 def _cases_count_paths() -> Iterator[Case]:
@@ -101,4 +101,4 @@ def _cases_count_paths() -> Iterator[Case]:
 def check_count_paths(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 07.4: ``count_paths(n_layers, n_heads)``: all terms of the path expansion, direct path included."""
     return run_check("07.4", "count_paths", fn, _cases_count_paths, verbose,
-                      success="counts the direct path plus every chain of every length, (1 + n_heads)^n_layers")
+                     success="counts the direct path plus every chain of every length, (1 + n_heads)^n_layers")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Iterator
 
-
 import mechlib
 from mechlib.heads import head_label
 from mechlib.teaching import reference as ref
@@ -20,6 +19,7 @@ from mechlib.teaching.checking import (
     repeat_tokens_for,
     run_check,
 )
+
 
 def cases_pair_score(kind: str) -> Iterator[Case]:
     for model in (bundled(), check_model()):
@@ -42,7 +42,7 @@ def cases_pair_score(kind: str) -> Iterator[Case]:
 def check_k_composition_score(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 03.1: ``k_composition_score(model, sender, receiver)`` is ``C(W_OV^{s}, W_QK^{r T})``."""
     return run_check("03.1", "k_composition_score", fn, lambda: cases_pair_score("K"), verbose,
-                      success="matches C(W_OV^sender, W_K W_Q^T of the receiver) (float64) for every pair")
+                     success="matches C(W_OV^sender, W_K W_Q^T of the receiver) (float64) for every pair")
 
 
 def _cases_all_scores() -> Iterator[Case]:
@@ -56,7 +56,7 @@ def _cases_all_scores() -> Iterator[Case]:
 def check_all_composition_scores(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 03.2: ``all_composition_scores(model, kind)`` gives the ``[L, H, L, H]`` tensor of scores."""
     return run_check("03.2", "all_composition_scores", fn, _cases_all_scores, verbose,
-                      success="matches mechlib.composition_scores for Q, K and V on the bundled and a random model")
+                     success="matches mechlib.composition_scores for Q, K and V on the bundled and a random model")
 
 
 def cases_path_ablation(kinds: tuple[str, ...], lists: bool) -> Iterator[Case]:
@@ -88,4 +88,4 @@ def cases_path_ablation(kinds: tuple[str, ...], lists: bool) -> Iterator[Case]:
 def check_remove_sender_from_keys(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 03.3: ``remove_sender_from_keys(model, tokens, sender, receiver)`` is path ablation through K."""
     return run_check("03.3", "remove_sender_from_keys", fn, lambda: cases_path_ablation(("K",), False), verbose,
-                      success="logits match mechlib.path_ablation(..., kind='K') on the bundled and a random model")
+                     success="logits match mechlib.path_ablation(..., kind='K') on the bundled and a random model")

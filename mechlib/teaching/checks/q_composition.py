@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Iterator
 
-
 from mechlib.heads import head_label
 from mechlib.teaching import reference as ref
 from mechlib.teaching.checking import (
@@ -17,16 +16,13 @@ from mechlib.teaching.checking import (
     model_desc,
     run_check,
 )
-
-from mechlib.teaching.checks.k_composition import cases_path_ablation, cases_pair_score
-
-
+from mechlib.teaching.checks.k_composition import cases_pair_score, cases_path_ablation
 
 
 def check_q_composition_score(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 04.1: ``q_composition_score(model, sender, receiver)`` is ``C(W_OV^{s}, W_QK^{r})``."""
     return run_check("04.1", "q_composition_score", fn, lambda: cases_pair_score("Q"), verbose,
-                      success="matches C(W_OV^sender, W_Q W_K^T of the receiver) (float64) for every pair")
+                     success="matches C(W_OV^sender, W_Q W_K^T of the receiver) (float64) for every pair")
 
 
 def _cases_sender_qk() -> Iterator[Case]:
@@ -51,11 +47,11 @@ def check_sender_qk(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 04.2: ``sender_qk(model, sender, receiver, side)``: the receiver's bilinear form with the
     sender's output on the query side (``W_OV^s W_QK^r``) or the key side (``W_QK^r W_OV^{s T}``)."""
     return run_check("04.2", "sender_qk", fn, _cases_sender_qk, verbose,
-                      success="both sides of the bilinear form match the float64 reference")
+                     success="both sides of the bilinear form match the float64 reference")
 
 
 def check_remove_from_input(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 04.3: ``remove_from_input(model, tokens, senders, receivers, kind)`` is path ablation
     of lists of heads through any input."""
     return run_check("04.3", "remove_from_input", fn, lambda: cases_path_ablation(("Q", "K", "V"), True), verbose,
-                      success="logits match mechlib.path_ablation for Q, K and V, single heads and lists")
+                     success="logits match mechlib.path_ablation for Q, K and V, single heads and lists")

@@ -19,6 +19,7 @@ from mechlib.teaching.checking import (
     run_check,
 )
 
+
 def _cases_get_weight() -> Iterator[Case]:
     for model in (bundled(), check_model()):
         L = model.cfg.n_layers
@@ -36,7 +37,7 @@ def _cases_get_weight() -> Iterator[Case]:
 def check_get_weight(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 08.1: ``get_weight(model, name)`` resolves a dotted TransformerLens weight name."""
     return run_check("08.1", "get_weight", fn, _cases_get_weight, verbose,
-                      success="resolves embedding, positional, unembedding and per-layer attention weights")
+                     success="resolves embedding, positional, unembedding and per-layer attention weights")
 
 
 def _cases_attention_pattern() -> Iterator[Case]:
@@ -51,7 +52,7 @@ def _cases_attention_pattern() -> Iterator[Case]:
 def check_attention_pattern(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 08.2: ``attention_pattern(model, tokens, layer)`` reads ``blocks.{layer}.attn.hook_pattern``."""
     return run_check("08.2", "attention_pattern", fn, _cases_attention_pattern, verbose,
-                      success="matches the cached hook_pattern of every layer")
+                     success="matches the cached hook_pattern of every layer")
 
 
 def _cases_capture() -> Iterator[Case]:
@@ -82,7 +83,7 @@ def _compare_capture(got, model, expected) -> None:
 def check_capture_activation(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 08.3: ``capture_activation(model, tokens, hook_name)`` stores an activation with a hook."""
     return run_check("08.3", "capture_activation", fn, _cases_capture, verbose,
-                      success="captures the same activations that run_with_cache stores")
+                     success="captures the same activations that run_with_cache stores")
 
 
 def _cases_head_outputs() -> Iterator[Case]:
@@ -101,4 +102,4 @@ def _cases_head_outputs() -> Iterator[Case]:
 def check_head_outputs(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 08.4: ``head_outputs(model, cache, layer)``: every head's ``z W_O``, ``[batch, pos, head, d_model]``."""
     return run_check("08.4", "head_outputs", fn, _cases_head_outputs, verbose,
-                      success="matches z^{l.h} @ W_O^{l.h} for every head and layer")
+                     success="matches z^{l.h} @ W_O^{l.h} for every head and layer")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Iterator
 
-
 import mechlib
 from mechlib.heads import head_label
 from mechlib.teaching.checking import (
@@ -18,6 +17,7 @@ from mechlib.teaching.checking import (
     repeat_tokens_for,
     run_check,
 )
+
 
 def _expansion(model, tokens):
     return mechlib.path_expansion(model, tokens)
@@ -37,7 +37,7 @@ def _cases_direct() -> Iterator[Case]:
 def check_direct_path_logits(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 06.1: ``direct_path_logits(model, tokens)`` is ``(W_E[tokens] + W_pos) W_U``."""
     return run_check("06.1", "direct_path_logits", fn, _cases_direct, verbose,
-                      success="matches the direct term of mechlib.path_expansion")
+                     success="matches the direct term of mechlib.path_expansion")
 
 
 def _cases_single() -> Iterator[Case]:
@@ -53,7 +53,7 @@ def _cases_single() -> Iterator[Case]:
 def check_single_head_logits(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 06.2: ``single_head_logits(model, tokens, head)`` is ``A^{h} x0 W_OV^{h} W_U``."""
     return run_check("06.2", "single_head_logits", fn, _cases_single, verbose,
-                      success="matches every single-head term of mechlib.path_expansion")
+                     success="matches every single-head term of mechlib.path_expansion")
 
 
 def _cases_virtual() -> Iterator[Case]:
@@ -70,7 +70,7 @@ def check_virtual_head_logits(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 06.3: ``virtual_head_logits(model, tokens, sender, receiver)`` is
     ``A^{r} A^{s} x0 W_OV^{s} W_OV^{r} W_U``."""
     return run_check("06.3", "virtual_head_logits", fn, _cases_virtual, verbose,
-                      success="matches every virtual-head term of mechlib.path_expansion")
+                     success="matches every virtual-head term of mechlib.path_expansion")
 
 
 def _cases_expanded() -> Iterator[Case]:
@@ -90,4 +90,4 @@ def _cases_expanded() -> Iterator[Case]:
 def check_expanded_logits(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 06.4: ``expanded_logits(model, tokens)``: the sum of all terms equals the model's logits."""
     return run_check("06.4", "expanded_logits", fn, _cases_expanded, verbose,
-                      success="the sum of your terms equals model(tokens) to float32 precision")
+                     success="the sum of your terms equals model(tokens) to float32 precision")

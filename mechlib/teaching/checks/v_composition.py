@@ -19,12 +19,13 @@ from mechlib.teaching.checking import (
     compare_int,
     compare_scalar,
     compare_tensor,
+    fmt_number,
     generator,
     head_pairs,
     model_desc,
     run_check,
-    fmt_number,
 )
+
 
 def _cases_ov_matrix() -> Iterator[Case]:
     for model in (bundled(), check_model()):
@@ -41,7 +42,7 @@ def _cases_ov_matrix() -> Iterator[Case]:
 def check_ov_matrix(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 02.1: ``ov_matrix(model, head)`` is the dense ``W_V^{l.h} @ W_O^{l.h}``."""
     return run_check("02.1", "ov_matrix", fn, _cases_ov_matrix, verbose,
-                      success="matches W_V @ W_O (float64) for every head of the bundled and a random model")
+                     success="matches W_V @ W_O (float64) for every head of the bundled and a random model")
 
 
 def _cases_composed_ov() -> Iterator[Case]:
@@ -58,7 +59,7 @@ def _cases_composed_ov() -> Iterator[Case]:
 def check_composed_ov(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 02.2: ``composed_ov(model, sender, receiver)`` is ``W_OV^{sender} @ W_OV^{receiver}``."""
     return run_check("02.2", "composed_ov", fn, _cases_composed_ov, verbose,
-                      success="matches W_OV^sender @ W_OV^receiver for every pair of the bundled and a random model")
+                     success="matches W_OV^sender @ W_OV^receiver for every pair of the bundled and a random model")
 
 
 def _known_rank(rows: int, cols: int, rank: int, seed: int) -> torch.Tensor:
@@ -86,7 +87,7 @@ def _cases_numerical_rank() -> Iterator[Case]:
 def check_numerical_rank(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 02.3: ``numerical_rank(M, rtol=1e-5)`` counts singular values above ``rtol`` times the largest."""
     return run_check("02.3", "numerical_rank", fn, _cases_numerical_rank, verbose,
-                      success="right rank for matrices of known rank, the zero matrix, a custom rtol and a composed OV circuit")
+                     success="right rank for matrices of known rank, the zero matrix, a custom rtol and a composed OV circuit")
 
 
 def _cases_composition_score() -> Iterator[Case]:
@@ -117,7 +118,7 @@ def _cases_composition_score() -> Iterator[Case]:
 def check_composition_score(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 02.4: ``composition_score(A, B)`` is ``||A B||_F / (||A||_F ||B||_F)``."""
     return run_check("02.4", "composition_score", fn, _cases_composition_score, verbose,
-                      success="matches ||AB||_F / (||A||_F ||B||_F) on random, orthogonal, identical and model matrices")
+                     success="matches ||AB||_F / (||A||_F ||B||_F) on random, orthogonal, identical and model matrices")
 
 
 def _compare_baseline(got: Any, d_model: int, d_head: int, n_samples: int) -> None:
@@ -157,5 +158,5 @@ def _cases_random_baseline() -> Iterator[Case]:
 def check_random_baseline(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 02.5: ``random_baseline(d_model, d_head, n_samples, seed)`` samples scores of random low-rank pairs."""
     return run_check("02.5", "random_baseline", fn, _cases_random_baseline, verbose,
-                      success="right shape, scores in [0, 1], and the mean agrees with mechlib.composition_baseline "
+                     success="right shape, scores in [0, 1], and the mean agrees with mechlib.composition_baseline "
                               "within sampling noise")

@@ -21,6 +21,7 @@ from mechlib.teaching.checking import (
     run_check,
 )
 
+
 def _random_patterns(batch: int, heads: int, seq: int, seed: int) -> torch.Tensor:
     scores = torch.randn(batch, heads, seq, seq, generator=generator(seed))
     mask = torch.ones(seq, seq, dtype=torch.bool).tril()
@@ -45,7 +46,7 @@ def _cases_prev_token() -> Iterator[Case]:
 def check_prev_token_score(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 05.1: ``prev_token_score(pattern)``: mean of ``A[b, h, q, q - 1]`` over b and q >= 1."""
     return run_check("05.1", "prev_token_score", fn, _cases_prev_token, verbose,
-                      success="matches the mean attention to the previous position on random and model patterns")
+                     success="matches the mean attention to the previous position on random and model patterns")
 
 
 def _cases_induction() -> Iterator[Case]:
@@ -70,7 +71,7 @@ def check_induction_score(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 05.2: ``induction_score(pattern, half_len, prefix_len)``: mean attention from each token
     of the second copy to the token after its first occurrence."""
     return run_check("05.2", "induction_score", fn, _cases_induction, verbose,
-                      success="matches the mean attention from the second copy to 'the token after' on random and model patterns")
+                     success="matches the mean attention from the second copy to 'the token after' on random and model patterns")
 
 
 def _hook_cases(mode: str) -> Iterator[Case]:
@@ -108,15 +109,15 @@ def _zero_all(z: torch.Tensor) -> torch.Tensor:
 def check_zero_ablation_hook(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 05.3: ``zero_ablation_hook(z, hook, head)`` zeroes one head's ``hook_z``."""
     return run_check("05.3", "zero_ablation_hook", fn, lambda: _hook_cases("zero"), verbose,
-                      none_is_placeholder=False,
-                      success="zeroes exactly z[:, :, head] and leaves the other heads alone")
+                     none_is_placeholder=False,
+                     success="zeroes exactly z[:, :, head] and leaves the other heads alone")
 
 
 def check_mean_ablation_hook(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 05.4: ``mean_ablation_hook(z, hook, head)`` replaces one head's ``hook_z`` by its batch mean."""
     return run_check("05.4", "mean_ablation_hook", fn, lambda: _hook_cases("mean"), verbose,
-                      none_is_placeholder=False,
-                      success="replaces z[:, :, head] by its batch mean at each position, other heads untouched")
+                     none_is_placeholder=False,
+                     success="replaces z[:, :, head] by its batch mean at each position, other heads untouched")
 
 
 def _cases_ablated_loss() -> Iterator[Case]:
@@ -140,4 +141,4 @@ def _cases_ablated_loss() -> Iterator[Case]:
 def check_ablated_repeat_loss(fn: Any, verbose: bool = True) -> CheckResult:
     """Exercise 05.5: ``ablated_repeat_loss(model, tokens, heads, half_len, prefix_len, mode)``."""
     return run_check("05.5", "ablated_repeat_loss", fn, _cases_ablated_loss, verbose,
-                      success="matches repeat_loss(run_with_ablation(...)) for zero and mean ablation of several head sets")
+                     success="matches repeat_loss(run_with_ablation(...)) for zero and mean ablation of several head sets")
