@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from mechlib.heads import Head
+from mechlib.heads import Head, head_label
 
 KINDS = ("Q", "K", "V")
 
@@ -57,7 +57,7 @@ def check_sender_receiver(model: Any, sender: Any, receiver: Any) -> tuple[Head,
     r = check_head(model, receiver, "receiver")
     if s[0] >= r[0]:
         raise ValueError(
-            f"sender {s[0]}.{s[1]} must be in an earlier layer than receiver {r[0]}.{r[1]}: "
+            f"sender {head_label(s)} must be in an earlier layer than receiver {head_label(r)}: "
             "a head can only read what earlier layers wrote to the residual stream"
         )
     return s, r

@@ -2,6 +2,9 @@
 
 Each hook has the TransformerLens shape ``fn(activation, hook) -> activation``,
 so it can be read, reused and passed to ``model.run_with_hooks`` directly.
+
+Taught in Chapter 1 (switching a layer off), Chapter 3 (cutting a sender from the
+keys only), Chapter 4 (from the queries) and Chapter 5 (breaking the virtual head).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from mechlib._validate import (
     check_sender_receiver,
     check_tokens,
 )
+from mechlib.heads import Head
 
 ABLATION_MODES = ("zero", "mean")
 
@@ -62,13 +66,13 @@ def run_with_ablation(
         return model.run_with_hooks(tokens, fwd_hooks=hooks)
 
 
-def head_output(model: Any, cache: Any, head: tuple[int, int]) -> Float[torch.Tensor, "batch pos d_model"]:
+def head_output(model: Any, cache: Any, head: Head) -> Float[torch.Tensor, "batch pos d_model"]:
     """What head ``l.h`` writes to the residual stream: ``z^{l.h} W_O^{l.h}`` (without ``b_O``)."""
     l, h = head
     return cache[f"blocks.{l}.attn.hook_z"][:, :, h] @ model.W_O[l, h]
 
 
-def _heads_arg(model: Any, value: Any, name: str) -> list[tuple[int, int]]:
+def _heads_arg(model: Any, value: Any, name: str) -> list[Head]:
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(x, int) for x in value):
         return check_heads(model, [value], name)
     return check_heads(model, value, name)

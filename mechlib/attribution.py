@@ -7,6 +7,9 @@ scores of :mod:`mechlib.composition`:
   pushes up the logit of the token that actually comes next.
 * :func:`composition_from_cache` -- how large a share of what a receiver reads through
   its ``W_Q``, ``W_K`` or ``W_V`` comes from one sender's output, on a given batch.
+
+Taught in Chapter 6, The Two-Layer Expansion (which terms carry the answer) and
+Chapter 8, TransformerLens Vocabulary (composition read from a cache).
 """
 from __future__ import annotations
 

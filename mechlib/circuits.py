@@ -5,6 +5,9 @@ becomes a query ``x W_Q`` and a key ``x W_K``, so the bilinear attention score i
 ``x_q W_Q W_K^T x_k^T`` and a head writes ``x W_V W_O`` to the residual stream.
 Every circuit is returned as a :class:`transformer_lens.FactoredMatrix`, a product
 kept as its two low-rank factors.
+
+Taught in Chapter 2, V-Composition (OV and the composed OV circuit) and Chapter 5,
+Virtual Attention Heads (the QK circuit and the full circuits through the embedding).
 """
 from __future__ import annotations
 
@@ -13,21 +16,22 @@ from typing import Any
 from transformer_lens import FactoredMatrix
 
 from mechlib._validate import check_head, check_kind, check_sender_receiver
+from mechlib.heads import Head
 
 
-def qk_circuit(model: Any, head: tuple[int, int]) -> FactoredMatrix:
+def qk_circuit(model: Any, head: Head) -> FactoredMatrix:
     """``W_QK^{l.h} = W_Q^{l.h} W_K^{l.h T}``, shape ``[d_model, d_model]`` (rank <= d_head)."""
     l, h = check_head(model, head)
     return FactoredMatrix(model.W_Q[l, h], model.W_K[l, h].T)
 
 
-def ov_circuit(model: Any, head: tuple[int, int]) -> FactoredMatrix:
+def ov_circuit(model: Any, head: Head) -> FactoredMatrix:
     """``W_OV^{l.h} = W_V^{l.h} W_O^{l.h}``, shape ``[d_model, d_model]`` (rank <= d_head)."""
     l, h = check_head(model, head)
     return FactoredMatrix(model.W_V[l, h], model.W_O[l, h])
 
 
-def receiver_circuit(model: Any, head: tuple[int, int], kind: str) -> FactoredMatrix:
+def receiver_circuit(model: Any, head: Head, kind: str) -> FactoredMatrix:
     """The matrix through which head ``l.h`` reads a sender's output, ``[d_model, d_model]``.
 
     ``kind="Q"``: ``W_QK = W_Q W_K^T`` (the output enters the query side);
@@ -41,7 +45,7 @@ def receiver_circuit(model: Any, head: tuple[int, int], kind: str) -> FactoredMa
     return qk if kind == "Q" else qk.T
 
 
-def full_qk_circuit(model: Any, head: tuple[int, int]) -> FactoredMatrix:
+def full_qk_circuit(model: Any, head: Head) -> FactoredMatrix:
     """Token-to-token QK circuit ``W_E W_QK^{l.h} W_E^T``, shape ``[d_vocab, d_vocab]``.
 
     Entry ``[i, j]`` is the attention score a query token ``i`` gives a key token
@@ -51,7 +55,7 @@ def full_qk_circuit(model: Any, head: tuple[int, int]) -> FactoredMatrix:
     return FactoredMatrix(model.W_E @ model.W_Q[l, h], model.W_K[l, h].T @ model.W_E.T)
 
 
-def full_ov_circuit(model: Any, head: tuple[int, int]) -> FactoredMatrix:
+def full_ov_circuit(model: Any, head: Head) -> FactoredMatrix:
     """Token-to-logit OV circuit ``W_E W_OV^{l.h} W_U``, shape ``[d_vocab, d_vocab]``.
 
     Entry ``[i, j]`` is how much attending to token ``i`` raises the logit of token ``j``.
@@ -60,7 +64,7 @@ def full_ov_circuit(model: Any, head: tuple[int, int]) -> FactoredMatrix:
     return FactoredMatrix(model.W_E @ model.W_V[l, h], model.W_O[l, h] @ model.W_U)
 
 
-def virtual_ov(model: Any, sender: tuple[int, int], receiver: tuple[int, int]) -> FactoredMatrix:
+def virtual_ov(model: Any, sender: Head, receiver: Head) -> FactoredMatrix:
     """Composed OV circuit of a virtual head, ``W_OV^{sender} W_OV^{receiver}``, ``[d_model, d_model]``.
 
     In row-vector convention the sender acts first: a residual row ``x`` read by the

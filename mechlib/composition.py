@@ -9,6 +9,9 @@ following TransformerLens: left is the sender's OV circuit; right is the
 receiver's ``W_Q W_K^T`` for Q-, ``W_K W_Q^T`` for K- and ``W_V W_O`` for
 V-composition. C is 1 when the sender writes only where the receiver reads, and
 near the random baseline :func:`composition_baseline` when they are unrelated.
+
+Taught in Chapter 2, V-Composition (the score and its random baseline), Chapter 3,
+K-Composition, and Chapter 4, Q-Composition; counted over a model in Chapter 7.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from jaxtyping import Float
 from transformer_lens import FactoredMatrix
 
 from mechlib._validate import check_kind, check_positive_int, check_sender_receiver
+from mechlib.heads import Head
 
 
 def _as_dense(M: Any, name: str) -> torch.Tensor:
@@ -141,7 +145,7 @@ def composition_baseline(
     return out
 
 
-def pair_composition_score(model: Any, sender: tuple[int, int], receiver: tuple[int, int], kind: str) -> float:
+def pair_composition_score(model: Any, sender: Head, receiver: Head, kind: str) -> float:
     """Composition score of one head pair: ``C(W_OV^{sender}, W^{receiver})`` for ``kind`` Q, K or V."""
     from mechlib.circuits import ov_circuit, receiver_circuit
 

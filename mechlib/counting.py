@@ -1,4 +1,7 @@
-"""Counting virtual heads: chains of heads in strictly increasing layers."""
+"""Counting virtual heads: chains of heads in strictly increasing layers.
+
+Taught in Chapter 7, Combinatorial Richness.
+"""
 from __future__ import annotations
 
 import itertools
@@ -6,6 +9,7 @@ import math
 from typing import Iterator
 
 from mechlib._validate import check_positive_int
+from mechlib.heads import Head
 
 
 def count_virtual_heads(n_layers: int, n_heads: int, length: int = 2) -> int:
@@ -21,7 +25,7 @@ def count_virtual_heads(n_layers: int, n_heads: int, length: int = 2) -> int:
     return n_heads**length * math.comb(n_layers, length)
 
 
-def enumerate_virtual_heads(n_layers: int, n_heads: int, length: int = 2) -> Iterator[tuple[tuple[int, int], ...]]:
+def enumerate_virtual_heads(n_layers: int, n_heads: int, length: int = 2) -> Iterator[tuple[Head, ...]]:
     """Every chain ``((l_1, h_1), ..., (l_k, h_k))`` with ``l_1 < ... < l_k``, in lexicographic order."""
     check_positive_int(n_layers, "n_layers")
     check_positive_int(n_heads, "n_heads")

@@ -15,6 +15,8 @@ with ``x0 = W_E[tokens] + W_pos`` and ``A^{h}`` the head's attention pattern. A 
 value bias passes through unchanged (each attention row sums to 1), so the bias
 of layer ``l`` is ``beta_l = b_O^l + sum_h b_V^{l.h} W_O^{l.h}``; it reaches the logits
 directly and through every later head.
+
+Taught in Chapter 6, The Two-Layer Expansion.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import torch
 from jaxtyping import Float
 
 from mechlib._validate import check_tokens
+from mechlib.heads import head_label
 
 TERM_KINDS = ("direct", "single", "virtual", "bias")
 
@@ -113,12 +116,12 @@ def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype = torch.
                 if kinds[name] == "bias":
                     # a constant vector at every position; attention rows sum to 1
                     for h in range(H):
-                        new[f"{name}->{l}.{h}"] = r @ W_V[l, h] @ W_O[l, h]
+                        new[f"{name}->{head_label((l, h))}"] = r @ W_V[l, h] @ W_O[l, h]
                     continue
                 v = torch.einsum("bpd,hde,hem->bhpm", r, W_V[l], W_O[l])
                 moved = torch.einsum("bhqp,bhpm->bhqm", A, v)
                 for h in range(H):
-                    new[f"{l}.{h}" if name == "direct" else f"{name}->{l}.{h}"] = moved[:, h]
+                    new[head_label((l, h)) if name == "direct" else f"{name}->{head_label((l, h))}"] = moved[:, h]
             for name in new:
                 kinds[name] = "bias" if name.startswith("bias") else ("single" if "->" not in name else "virtual")
             paths.update(new)

@@ -3,6 +3,9 @@
 Each returns plain numbers and tensors, so it is tested without a browser; the
 ipywidgets views in :mod:`mechlib.views.widgets` and the page widgets show them.
 The head toggle's logic is :class:`mechlib.HeadToggleState` (:mod:`mechlib.toggle`).
+
+Used by the "Play" sections of the exercise notebooks of Chapters 2-4 (composition
+explorer) and Chapter 6 (expansion explorer).
 """
 from __future__ import annotations
 

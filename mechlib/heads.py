@@ -31,7 +31,7 @@ def chain_label(chain: Any, sep: str = " -> ") -> str:
     """``((0, 3), (1, 1)) -> "0.3 -> 1.1"``: a chain of heads (a virtual head), sender first.
 
     ``sep="->"`` gives the names of the virtual-head terms of :func:`mechlib.path_expansion`
-    (``"0.3->1.1"``). Introduced in Chapter 5, Virtual Attention Heads.
+    (``"0.3->1.1"``). Introduced in Chapter 2, V-Composition.
     """
     return sep.join(head_label(head) for head in chain)
 

@@ -4,6 +4,9 @@ The default model everywhere in the book is ``induction-2l``: a 2-layer,
 attention-only TransformerLens 4 model (no LayerNorm, additive positional
 embeddings) that this module trains from a recorded seed and config and whose
 checkpoint ships inside the package.
+
+The bundled model is introduced in Chapter 1, Beyond One Layer; its weights and hooks
+by name in Chapter 8, TransformerLens Vocabulary.
 """
 from __future__ import annotations
 

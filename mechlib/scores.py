@@ -1,4 +1,9 @@
-"""Head scores from attention patterns, and the loss on repeated tokens."""
+"""Head scores from attention patterns, and the loss on repeated tokens.
+
+Taught in Chapter 1, Beyond One Layer (the loss on repeated tokens, induction scores)
+and Chapter 5, Virtual Attention Heads (previous-token, induction and duplicate-token
+scores).
+"""
 from __future__ import annotations
 
 from typing import Any

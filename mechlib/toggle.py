@@ -12,6 +12,8 @@ as in :func:`mechlib.run_with_ablation`) and we read off
 
 A head set is encoded as a bit mask: head ``l.h`` is bit ``l * n_heads + h``, set when
 the head is on. Core module: torch only.
+
+Shown in Chapter 5, Virtual Attention Heads (the head toggle).
 """
 from __future__ import annotations
 

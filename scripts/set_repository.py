@@ -96,16 +96,25 @@ def disagreements(url: str, ref: str) -> list[str]:
 
 
 def rewrite(url: str, ref: str) -> list[str]:
-    """Write the setup cell into every notebook and the Colab links into the README."""
+    """Write the setup cell into every notebook and the Colab links into the README.
+
+    A notebook whose first code cell is not a setup cell (a new one) gets the setup
+    cell inserted before it; nothing of the notebook's own code is replaced.
+    """
     changed = []
     wanted = setup_cell(url, ref)
     for path in notebooks():
         nb = nbformat.read(path, as_version=4)
-        first = next(c for c in nb.cells if c.cell_type == "code")
-        if first.source != wanted:
+        first = next((c for c in nb.cells if c.cell_type == "code"), None)
+        if first is not None and first.source.startswith(SETUP_CELL.splitlines()[0]):
+            if first.source == wanted:
+                continue
             first.source = wanted
-            nbformat.write(nb, path)
-            changed.append(str(path.relative_to(ROOT)))
+        else:  # a new notebook: put the setup cell in front of its first code cell
+            at = nb.cells.index(first) if first is not None else len(nb.cells)
+            nb.cells.insert(at, nbformat.v4.new_code_cell(wanted))
+        nbformat.write(nb, path)
+        changed.append(str(path.relative_to(ROOT)))
     text = README.read_text()
     new = readme_text(text, url, ref)
     if new != text:

@@ -22,6 +22,7 @@ from transformer_lens import FactoredMatrix
 
 import mechlib
 from mechlib._threads import single_thread
+from mechlib.heads import Head
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 
@@ -199,7 +200,7 @@ def model_desc(model) -> str:
     return f"a random {c.n_layers}-layer model (d_model {c.d_model}, {c.n_heads} heads of d_head {c.d_head})"
 
 
-def head_pairs(model) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def head_pairs(model) -> list[tuple[Head, Head]]:
     """Every (sender, receiver) pair with the sender in an earlier layer."""
     return list(mechlib.enumerate_virtual_heads(model.cfg.n_layers, model.cfg.n_heads))
 

@@ -39,9 +39,28 @@ def qk64(model: Any, head: tuple[int, int]) -> torch.Tensor:
     return weight64(model, "W_Q")[l, h] @ weight64(model, "W_K")[l, h].T
 
 
+def receiver64(model: Any, head: tuple[int, int], kind: str) -> torch.Tensor:
+    """The matrix through which a receiver reads a sender, float64: ``W_QK`` (Q), ``W_QK^T`` (K), ``W_OV`` (V)."""
+    return {"Q": lambda: qk64(model, head), "K": lambda: qk64(model, head).T, "V": lambda: ov64(model, head)}[kind]()
+
+
 def composition_score64(A: torch.Tensor, B: torch.Tensor) -> float:
     """``||A B||_F / (||A||_F ||B||_F)`` of dense matrices."""
     return ((A @ B).norm() / (A.norm() * B.norm())).item()
+
+
+def composition_scores64(model: Any, kind: str) -> torch.Tensor:
+    """Every pair's ``kind``-composition score by brute force, ``[L, H, L, H]``, float64.
+
+    ``C(W_OV^{s}, M^{r}) = ||W_OV^{s} M^{r}||_F / (||W_OV^{s}||_F ||M^{r}||_F)`` with ``M`` from
+    :func:`receiver64`, for every sender in an earlier layer than its receiver; 0 elsewhere.
+    """
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    out = torch.zeros(L, H, L, H, dtype=torch.float64)
+    for l1, h1, l2, h2 in itertools.product(range(L), range(H), range(L), range(H)):
+        if l1 < l2:
+            out[l1, h1, l2, h2] = composition_score64(ov64(model, (l1, h1)), receiver64(model, (l2, h2), kind))
+    return out
 
 
 def prev_token_score64(A: torch.Tensor) -> torch.Tensor:
@@ -78,6 +97,31 @@ def induction_score_brute_force(patterns: torch.Tensor, tokens: torch.Tensor) ->
                 count += 1
                 for p in earlier:
                     total += patterns[:, b, :, q, p + 1].double().cpu()
+    return total / count
+
+
+def prev_token_scores_brute_force(patterns: torch.Tensor) -> torch.Tensor:
+    """Mean attention to the previous position, by loops: ``patterns`` ``[layer, batch, head, q, k]``
+    -> ``[layer, head]``, averaged over the batch and every query ``q >= 1``."""
+    L, B, H, S, _ = patterns.shape
+    out = torch.zeros(L, H, dtype=torch.float64)
+    for l, h in itertools.product(range(L), range(H)):
+        out[l, h] = sum(patterns[l, b, h, q, q - 1].item() for b in range(B) for q in range(1, S)) / (B * (S - 1))
+    return out
+
+
+def duplicate_token_scores_brute_force(patterns: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Like :func:`induction_score_brute_force`, but the attention paid to the earlier copies
+    themselves (not the positions after them): ``[layer, head]``."""
+    L, B, H, S, _ = patterns.shape
+    total, count = torch.zeros(L, H, dtype=torch.float64), 0
+    for b in range(B):
+        for q in range(S):
+            earlier = [p for p in range(q) if tokens[b, p] == tokens[b, q]]
+            if earlier:
+                count += 1
+                for p in earlier:
+                    total += patterns[:, b, :, q, p].double().cpu()
     return total / count
 
 

@@ -12,6 +12,8 @@ count and BLAS:
 
 Where ``myst_nb`` is not installed (a learner's install, Colab) recording does nothing,
 and the notebook runs the same: every value is also kept in :data:`RECORDED`.
+
+Used by every chapter, in its hidden (``remove-cell``) cells.
 """
 from __future__ import annotations
 

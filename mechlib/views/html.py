@@ -5,6 +5,8 @@ The kernel-free page widgets (:mod:`mechlib.views.static_toggle`) and the ipywid
 views (:mod:`mechlib.views.widgets`) both draw with these, so a reader sees the same
 colours and layout with or without a kernel. Colour scales are those of
 :mod:`mechlib.views.plots`.
+
+Shown in Chapter 5 (the static head toggle) and the exercise notebooks' "Play" sections.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 
+from mechlib.heads import head_label
 from mechlib.views.plots import ATTENTION_CMAP, SCORE_CMAP
 
 #: colours per table: enough steps that neighbouring values look distinct
@@ -84,7 +87,7 @@ def score_table_html(scores: Any, enabled: Any = None, cell_id: str | None = Non
             off = on is not None and (l, h) not in on
             ident = f' id="{cell_id}-{l}-{h}"' if cell_id else ""
             label = f"{v:.2f}" + (" (off)" if off else "")
-            cells.append(f'<td{ident} title="head {l}.{h}" style="background:{colour_of(v, lut)};'
+            cells.append(f'<td{ident} title="head {head_label((l, h))}" style="background:{colour_of(v, lut)};'
                          f'color:{text_colour(v)};opacity:{0.45 if off else 1}">{label}</td>')
         rows.append(f"<tr><th>layer {l}</th>{''.join(cells)}</tr>")
     bar = (f'<div style="display:flex;align-items:center;gap:4px;margin-top:4px">'

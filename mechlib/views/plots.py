@@ -165,15 +165,23 @@ def plot_singular_values(values: Any, d_head: int, ax=None, title: str = "singul
     return ax
 
 
-def plot_term_sizes(sizes: dict[str, float], kinds: dict[str, str], ax=None, top: int = 20):
-    """Horizontal bars: the ``top`` largest path-expansion terms, coloured by kind."""
-    items = sorted(sizes.items(), key=lambda kv: -kv[1])[:top]
+def plot_term_sizes(sizes: dict[str, float], kinds: dict[str, str], ax=None, top: int = 20,
+                    xlabel: str = "size of term (RMS logit)"):
+    """Horizontal bars: the ``top`` largest path-expansion terms, coloured by kind.
+
+    Terms are ranked by absolute value, largest at the top, so a signed value per term
+    (e.g. :func:`mechlib.correct_token_attribution`, with an ``xlabel`` that says what
+    it is) works as well as a size; a zero line is drawn when a value is negative.
+    """
+    items = sorted(sizes.items(), key=lambda kv: -abs(float(kv[1])))[:top]
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.28 * len(items) + 1.0), layout="constrained")
     names = [n for n, _ in items][::-1]
-    ax.barh(names, [v for _, v in items][::-1],
-            color=[TERM_COLOURS[kinds[n]] for n in names])
-    ax.set_xlabel("size of term (RMS logit)")
+    values = [float(v) for _, v in items][::-1]
+    ax.barh(names, values, color=[TERM_COLOURS[kinds[n]] for n in names])
+    if min(values, default=0.0) < 0:
+        ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(xlabel)
     # legend from patches: empty bar containers would all take the default colour
     handles = [Patch(color=c, label=k) for k, c in TERM_COLOURS.items()]
     ax.legend(handles=handles, fontsize=8, loc="lower right")
@@ -208,3 +216,29 @@ def plot_loss_bars(losses: dict[str, float], chance: float | None = None, ax=Non
     ax.set_ylabel("loss on repeated tokens (nats)")
     ax.set_title(title)
     return ax
+
+
+#: one colour per receiver input that a path ablation cuts, and for the bars around them
+PATH_COLOURS = {"clean": "0.5", "Q": "tab:blue", "K": "tab:red", "V": "tab:green", "ablated": "0.2"}
+
+
+def plot_path_ablation(cut: dict[str, float], clean: float, ablated: tuple[str, float] | None = None,
+                       chance: float | None = None, ax=None, title: str = ""):
+    """Loss bars of a path ablation: the clean loss, the loss with the sender cut from each of
+    the receiver's inputs (``cut``, as :func:`mechlib.path_ablation_losses` returns it, in its
+    order), and optionally ``ablated = (label, loss)`` with the sender switched off everywhere.
+
+    Each input keeps its colour in every chapter (:data:`PATH_COLOURS`): Q blue, K red, V green.
+    Chapter 3, K-Composition; Chapter 4, Q-Composition; Chapter 5, Virtual Attention Heads.
+    """
+    unknown = [k for k in cut if k not in ("Q", "K", "V")]
+    if unknown:
+        raise ValueError(f"cut must map 'Q', 'K' or 'V' to a loss; got keys {unknown}")
+    losses, colours = {"clean": clean}, [PATH_COLOURS["clean"]]
+    for kind, value in cut.items():
+        losses[f"{kind} path ablated"] = value
+        colours.append(PATH_COLOURS[kind])
+    if ablated is not None:
+        losses[ablated[0]] = ablated[1]
+        colours.append(PATH_COLOURS["ablated"])
+    return plot_loss_bars(losses, chance=chance, ax=ax, title=title, colors=colours)

@@ -9,6 +9,8 @@ several toggles can share one page.
 
 It draws with the HTML helpers of :mod:`mechlib.views.html`, shared with the ipywidgets
 views in :mod:`mechlib.views.widgets`, so both look the same.
+
+Shown in Chapter 5, Virtual Attention Heads.
 """
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ ipywidgets container here that shows them. The views are:
 Their logic lives in the core (:class:`mechlib.HeadToggleState`,
 :class:`mechlib.CompositionExplorerState`, :class:`mechlib.ExpansionExplorerState`).
 For the static HTML book (no kernel) use :func:`mechlib.views.static_toggle.static_head_toggle`.
+
+Shown in the "Play" sections of the exercise notebooks (Chapters 2-6).
 """
 from __future__ import annotations
 
@@ -144,7 +146,7 @@ class HeadToggle(_Batch, W.VBox):
         s = self.state
         self.pattern_view.value = _scoped(
             pattern_html(self.result["patterns"][l, h], boundaries=(s.prefix_len, s.prefix_len + s.half_len),
-                         title=f"attention pattern of head {l}.{h} (sequence {s.example})")
+                         title=f"attention pattern of head {head_label((l, h))} (sequence {s.example})")
             + '<div class="mlt-axis">orange lines: start of the first and of the second copy</div>')
 
 

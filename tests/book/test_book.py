@@ -72,7 +72,7 @@ PAGES = [f + ".html" for f in TOC_FILES] + ["genindex.html", "search.html"]
 # index.html only redirects to the first page (test_index_redirects_to_the_first_page).
 ROOT_PAGE = TOC_FILES[0] + ".html"
 # Chapters whose code computes on the model: each must show at least one figure.
-COMPUTING_CHAPTERS = [f + ".html" for f in TOC_FILES if re.match(r"chapters/0[1-8]_", f)]
+COMPUTING_CHAPTERS = [f + ".html" for f in TOC_FILES if f.startswith("chapters/") and (REPO / (f + ".ipynb")).exists()]
 # Pages whose source is a notebook: each must have Colab and Binder buttons for itself.
 NOTEBOOK_PAGES = [f + ".html" for f in TOC_FILES if (REPO / (f + ".ipynb")).exists()]
 

@@ -60,3 +60,21 @@ def test_set_repository_rewrites_every_home_from_the_config(tmp_path):
     first = next(c for c in nbformat.read(copy / "chapters" / NOTEBOOKS[0].name, as_version=4).cells
                  if c.cell_type == "code")
     assert 'REPO = "https://github.com/someone/fork"' in first.source and 'REF = "v2.0"' in first.source
+
+
+def test_set_repository_inserts_the_setup_cell_into_a_new_notebook(tmp_path):
+    copy = tmp_path / "repo"
+    for part in ("chapters", "exercises", "solutions", "scripts"):
+        (copy / part).mkdir(parents=True)
+    shutil.copytree(ROOT / "scripts", copy / "scripts", dirs_exist_ok=True)
+    for name in ("_config.yml", "README.md"):
+        shutil.copy(ROOT / name, copy / name)
+    new = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A new chapter"),
+                                          nbformat.v4.new_code_cell("import mechlib")])
+    nbformat.write(new, copy / "chapters" / "10_new.ipynb")
+    script = _load_script(copy)
+    assert script.main([]) == 0
+    cells = nbformat.read(copy / "chapters" / "10_new.ipynb", as_version=4).cells
+    assert [c.cell_type for c in cells] == ["markdown", "code", "code"]
+    assert cells[1].source == script.setup_cell(URL, REF) and cells[2].source == "import mechlib"
+    assert script.main(["--check"]) == 0

@@ -2,18 +2,20 @@ import pytest
 import torch
 
 import mechlib
+from mechlib.teaching import reference
 
 
 def dense(M):
+    """A FactoredMatrix (or a tensor) as a dense float64 matrix."""
     return M.A.double() @ M.B.double() if hasattr(M, "AB") else M.double()
 
 
 def test_qk_and_ov_circuits_match_dense_float64(model):
     for head in [(0, 0), (1, 3)]:
-        l, h = head
-        WQ, WK, WV, WO = (getattr(model, n)[l, h].detach().double() for n in ["W_Q", "W_K", "W_V", "W_O"])
-        torch.testing.assert_close(dense(mechlib.qk_circuit(model, head)), WQ @ WK.T, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(dense(mechlib.ov_circuit(model, head)), WV @ WO, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(dense(mechlib.qk_circuit(model, head)), reference.qk64(model, head),
+                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(dense(mechlib.ov_circuit(model, head)), reference.ov64(model, head),
+                                   rtol=1e-5, atol=1e-6)
 
 
 def test_full_circuits_go_through_embedding_and_unembedding(model):
@@ -28,8 +30,8 @@ def test_full_circuits_go_through_embedding_and_unembedding(model):
 
 def test_virtual_ov_is_sender_then_receiver(model):
     s, r = (0, 3), (1, 1)
-    OV = lambda l, h: model.W_V[l, h].detach().double() @ model.W_O[l, h].detach().double()  # noqa: E731
-    torch.testing.assert_close(dense(mechlib.virtual_ov(model, s, r)), OV(*s) @ OV(*r), rtol=1e-4, atol=1e-6)
+    expected = reference.ov64(model, s) @ reference.ov64(model, r)
+    torch.testing.assert_close(dense(mechlib.virtual_ov(model, s, r)), expected, rtol=1e-4, atol=1e-6)
 
 
 def test_virtual_ov_rank_is_at_most_d_head(model):

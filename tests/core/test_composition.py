@@ -5,31 +5,14 @@ import torch
 from transformer_lens import FactoredMatrix
 
 import mechlib
-
-
-def dense_scores(model, kind):
-    """Brute force: every pair, dense float64 matrices, the definition."""
-    L, H = model.cfg.n_layers, model.cfg.n_heads
-    W = {n: getattr(model, n).detach().double() for n in ["W_Q", "W_K", "W_V", "W_O"]}
-    out = torch.zeros(L, H, L, H, dtype=torch.float64)
-    for l1, h1, l2, h2 in itertools.product(range(L), range(H), range(L), range(H)):
-        if l1 >= l2:
-            continue
-        left = W["W_V"][l1, h1] @ W["W_O"][l1, h1]
-        right = {
-            "Q": W["W_Q"][l2, h2] @ W["W_K"][l2, h2].T,
-            "K": W["W_K"][l2, h2] @ W["W_Q"][l2, h2].T,
-            "V": W["W_V"][l2, h2] @ W["W_O"][l2, h2],
-        }[kind]
-        out[l1, h1, l2, h2] = torch.linalg.norm(left @ right) / (torch.linalg.norm(left) * torch.linalg.norm(right))
-    return out
+from mechlib.teaching import reference
 
 
 @pytest.mark.parametrize("kind", ["Q", "K", "V"])
 def test_composition_scores_match_dense_float64(random_model, kind):
     got = mechlib.composition_scores(random_model, kind)
     assert got.shape == (3, 3, 3, 3)
-    torch.testing.assert_close(got.double(), dense_scores(random_model, kind), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(got.double(), reference.composition_scores64(random_model, kind), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["Q", "K", "V"])

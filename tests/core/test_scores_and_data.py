@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import mechlib
+from mechlib.teaching import reference
 from mechlib.teaching.reference import forward
 
 
@@ -32,45 +33,22 @@ def test_patterns_match_reference_forward(model, rep_tokens):
 
 def test_prev_token_scores_match_loops(model, rep_tokens):
     A = mechlib.attention_patterns(model, rep_tokens)
-    L, B, H, S, _ = A.shape
-    expected = torch.zeros(L, H)
-    for l in range(L):
-        for h in range(H):
-            expected[l, h] = sum(A[l, b, h, q, q - 1].item() for b in range(B) for q in range(1, S)) / (B * (S - 1))
-    torch.testing.assert_close(mechlib.prev_token_scores(model, rep_tokens), expected, atol=1e-5, rtol=1e-4)
+    expected = reference.prev_token_scores_brute_force(A)
+    torch.testing.assert_close(mechlib.prev_token_scores(model, rep_tokens).double(), expected, atol=1e-5, rtol=1e-4)
 
 
 def test_induction_scores_match_loops(model):
     tokens = mechlib.repeated_tokens(32, 6, 7, seed=5, prefix_len=3)
     A = mechlib.attention_patterns(model, tokens)
-    L, B, H, S, _ = A.shape
-    expected = torch.zeros(L, H)
-    for l in range(L):
-        for h in range(H):
-            total, count = 0.0, 0
-            for b in range(B):
-                for q in range(S):
-                    earlier = [p for p in range(q) if tokens[b, p] == tokens[b, q]]
-                    if earlier:
-                        total += sum(A[l, b, h, q, p + 1].item() for p in earlier)
-                        count += 1
-            expected[l, h] = total / count
-    torch.testing.assert_close(mechlib.induction_scores(model, tokens), expected, atol=1e-5, rtol=1e-4)
+    expected = reference.induction_score_brute_force(A, tokens)
+    torch.testing.assert_close(mechlib.induction_scores(model, tokens).double(), expected, atol=1e-5, rtol=1e-4)
 
 
 def test_duplicate_token_scores_match_loops(model):
     tokens = mechlib.repeated_tokens(32, 4, 6, seed=8, prefix_len=2)
     A = mechlib.attention_patterns(model, tokens)
-    L, B, H, S, _ = A.shape
-    l, h = 1, 2
-    total, count = 0.0, 0
-    for b in range(B):
-        for q in range(S):
-            earlier = [p for p in range(q) if tokens[b, p] == tokens[b, q]]
-            if earlier:
-                total += sum(A[l, b, h, q, p].item() for p in earlier)
-                count += 1
-    assert mechlib.duplicate_token_scores(model, tokens)[l, h].item() == pytest.approx(total / count, abs=1e-5)
+    expected = reference.duplicate_token_scores_brute_force(A, tokens)
+    torch.testing.assert_close(mechlib.duplicate_token_scores(model, tokens).double(), expected, atol=1e-5, rtol=1e-4)
 
 
 def test_induction_score_needs_a_repeat(model):

@@ -3,17 +3,7 @@ import pytest
 import torch
 
 import mechlib
-from mechlib.teaching.reference import composition_score64, ov64, qk64, weight64
-
-
-def receiver64(model, head, kind):
-    """The receiver's matrix of ``kind`` in float64: W_QK (Q), W_QK^T (K) or W_OV (V)."""
-    if kind == "Q":
-        return qk64(model, head)
-    if kind == "K":
-        return qk64(model, head).T
-    l, h = head
-    return weight64(model, "W_V")[l, h] @ weight64(model, "W_O")[l, h]
+from mechlib.teaching.reference import composition_score64, ov64, receiver64
 
 
 def brute_force_ranking(model, kind):

@@ -79,7 +79,7 @@ def test_each_exercise_has_its_ratings_a_hint_and_a_check_in_the_notebook(folder
     cells = _read(folder, name).cells
     for ex in registry.EXERCISES[name]:
         start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown" and f"Exercise {ex.id}" in c.source)
-        assert ex.header() in cells[start].source, f"{ex.id}: ratings line differs from mechlib.checks"
+        assert ex.header() in cells[start].source, f"{ex.id}: ratings line differs from mechlib.teaching.registry"
         end = next((i for i, c in enumerate(cells[start + 1:], start + 1)
                     if c.cell_type == "markdown" and "## Exercise" in c.source), len(cells))
         section = cells[start:end]
@@ -136,8 +136,8 @@ REFERENCE = {
     "05.5": lambda m, t, heads, half_len, prefix_len=0, mode="zero": mechlib.repeat_loss(
         mechlib.run_with_ablation(m, t, heads, mode) if heads else m(t), t, half_len, prefix_len),
     "06.1": lambda m, t: _term(m, t, "direct"),
-    "06.2": lambda m, t, h: _term(m, t, f"{h[0]}.{h[1]}"),
-    "06.3": lambda m, t, s, r: _term(m, t, f"{s[0]}.{s[1]}->{r[0]}.{r[1]}"),
+    "06.2": lambda m, t, h: _term(m, t, mechlib.head_label(h)),
+    "06.3": lambda m, t, s, r: _term(m, t, mechlib.chain_label((s, r), sep="->")),
     "06.4": lambda m, t: mechlib.path_expansion(m, t).total().float(),
     "07.1": lambda L, H: mechlib.count_virtual_heads(L, H, 2),
     "07.2": lambda L, H: list(mechlib.enumerate_virtual_heads(L, H, 2)),

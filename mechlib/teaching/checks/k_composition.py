@@ -24,8 +24,7 @@ from mechlib.teaching.checking import (
 def cases_pair_score(kind: str) -> Iterator[Case]:
     for model in (bundled(), check_model()):
         for s, r in head_pairs(model):
-            ov, qk = ref.ov64(model, s), ref.qk64(model, r)
-            scores = {"Q": ref.composition_score64(ov, qk), "K": ref.composition_score64(ov, qk.T), "V": ref.composition_score64(ov, ref.ov64(model, r))}
+            scores = {k: ref.composition_score64(ref.ov64(model, s), ref.receiver64(model, r, k)) for k in "QKV"}
             hints = {
                 "Q": "this is the Q-composition score: the sender's output reaches the receiver's "
                      "queries through W_Q, so use W_QK = W_Q W_K^T",

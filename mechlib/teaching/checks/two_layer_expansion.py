@@ -5,7 +5,7 @@ import functools
 from typing import Any, Iterator
 
 import mechlib
-from mechlib.heads import head_label
+from mechlib.heads import chain_label, head_label
 from mechlib.teaching.checking import (
     Case,
     CheckResult,
@@ -62,7 +62,7 @@ def _cases_virtual() -> Iterator[Case]:
         pe = _expansion(model, tokens)
         for s, r in head_pairs(model):
             yield Case(f"sender {head_label(s)}, receiver {head_label(r)} of {model_desc(model)}", (model, tokens, s, r),
-                       functools.partial(compare_tensor, expected=pe.terms[f"{head_label(s)}->{head_label(r)}"],
+                       functools.partial(compare_tensor, expected=pe.terms[chain_label((s, r), sep="->")],
                                          rtol=1e-4, atol=1e-4))
 
 
