@@ -82,10 +82,11 @@ def induction_score64(A: torch.Tensor, half_len: int, prefix_len: int, offset: i
     return torch.stack([A[:, :, q, q - half_len + offset] for q in qs], dim=-1).double().mean(dim=(0, 2))
 
 
-def induction_score_brute_force(patterns: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+def induction_score_brute_force(patterns: torch.Tensor, tokens: torch.Tensor, offset: int = 1) -> torch.Tensor:
     """Induction score by loops, for any tokens: over every destination ``q`` whose token
     occurred earlier, the attention paid to the positions right after those earlier
-    copies, averaged over such destinations. ``patterns``: ``[layer, batch, head, q, k]``;
+    copies (``offset=1``; ``offset=0``: to the copies themselves, the duplicate-token
+    score), averaged over such destinations. ``patterns``: ``[layer, batch, head, q, k]``;
     returns ``[layer, head]``.
     """
     L, B, H, S, _ = patterns.shape
@@ -96,7 +97,7 @@ def induction_score_brute_force(patterns: torch.Tensor, tokens: torch.Tensor) ->
             if earlier:
                 count += 1
                 for p in earlier:
-                    total += patterns[:, b, :, q, p + 1].double().cpu()
+                    total += patterns[:, b, :, q, p + offset].double().cpu()
     return total / count
 
 
@@ -108,21 +109,6 @@ def prev_token_scores_brute_force(patterns: torch.Tensor) -> torch.Tensor:
     for l, h in itertools.product(range(L), range(H)):
         out[l, h] = sum(patterns[l, b, h, q, q - 1].item() for b in range(B) for q in range(1, S)) / (B * (S - 1))
     return out
-
-
-def duplicate_token_scores_brute_force(patterns: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Like :func:`induction_score_brute_force`, but the attention paid to the earlier copies
-    themselves (not the positions after them): ``[layer, head]``."""
-    L, B, H, S, _ = patterns.shape
-    total, count = torch.zeros(L, H, dtype=torch.float64), 0
-    for b in range(B):
-        for q in range(S):
-            earlier = [p for p in range(q) if tokens[b, p] == tokens[b, q]]
-            if earlier:
-                count += 1
-                for p in earlier:
-                    total += patterns[:, b, :, q, p].double().cpu()
-    return total / count
 
 
 def count_chains_brute_force(n_layers: int, n_heads: int, length: int) -> int:

@@ -47,7 +47,7 @@ def test_induction_scores_match_loops(model):
 def test_duplicate_token_scores_match_loops(model):
     tokens = mechlib.repeated_tokens(32, 4, 6, seed=8, prefix_len=2)
     A = mechlib.attention_patterns(model, tokens)
-    expected = reference.duplicate_token_scores_brute_force(A, tokens)
+    expected = reference.induction_score_brute_force(A, tokens, offset=0)
     torch.testing.assert_close(mechlib.duplicate_token_scores(model, tokens).double(), expected, atol=1e-5, rtol=1e-4)
 
 
