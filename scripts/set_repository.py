@@ -34,7 +34,7 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 REPO = "{url}"
-REF = "{ref}"  # the branch or tag the book was built from (see _config.yml)
+REF = "{ref}"  # the branch or tag the book is built from
 if IN_COLAB and importlib.util.find_spec("mechlib") is None:
     %pip install -q "mechlib @ git+{{REPO}}@{{REF}}"'''
 
