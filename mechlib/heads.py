@@ -61,10 +61,11 @@ def layer_heads(model: Any, layer: int) -> list[Head]:
     return [(layer, h) for h in range(model.cfg.n_heads)]
 
 
-def _check_table(scores: Any) -> torch.Tensor:
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 2:
+def _check_table(scores: Any, dims: tuple[str, ...] = ("layer", "head")) -> torch.Tensor:
+    """``scores`` detached, or a ``ValueError`` naming the ``[dims]`` it must have."""
+    if not isinstance(scores, torch.Tensor) or scores.ndim != len(dims):
         shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-        raise ValueError(f"scores must be a [layer, head] tensor; got {shape}")
+        raise ValueError(f"scores must be a [{', '.join(dims)}] tensor; got {shape}")
     return scores.detach()
 
 
@@ -103,10 +104,8 @@ def top_pair(
     :func:`mechlib.composition_scores`. Ties go to the first pair in layer-major order
     (sender first), as ``argmax`` does. Introduced in Chapter 2, V-Composition.
     """
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 4:
-        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-        raise ValueError(f"scores must be a [layer, head, layer, head] tensor; got {shape}")
+    scores = _check_table(scores, ("layer", "head", "layer", "head"))
     _, n_heads, _, n_receiver_heads = scores.shape
-    flat = int(scores.detach().flatten().argmax())
+    flat = int(scores.flatten().argmax())
     sender, receiver = divmod(flat, scores.shape[2] * n_receiver_heads)
     return divmod(sender, n_heads), divmod(receiver, n_receiver_heads)
