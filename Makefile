@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed
 LEARNER       := .venv-learner
 LEARNER_STAMP := $(LEARNER)/.installed
 LEARNER_PINS  := "ipywidgets==7.7.1" ipykernel
+# pytest only runs the widget tests there (on Colab's ipywidgets); nothing imports it
+LEARNER_TEST  := pytest
 
 .PHONY: book test setup learner browser screenshots clean
 
@@ -31,7 +33,7 @@ $(LEARNER_STAMP): pyproject.toml $(shell find mechlib -type f -not -name '*.pyc'
 	test -x $(LEARNER)/bin/python || $(PYTHON) -m venv $(LEARNER)
 	$(LEARNER)/bin/python -m pip install -q --upgrade pip
 	$(LEARNER)/bin/python -m pip install -q torch==2.13.0
-	$(LEARNER)/bin/python -m pip install -q . $(LEARNER_PINS)
+	$(LEARNER)/bin/python -m pip install -q . $(LEARNER_PINS) $(LEARNER_TEST)
 	# the package itself again, so that a changed mechlib replaces the installed copy
 	$(LEARNER)/bin/python -m pip install -q --force-reinstall --no-deps .
 	$(LEARNER)/bin/python -m ipykernel install --prefix $(VENV) --name mechlib-learner \
@@ -57,6 +59,9 @@ test: setup learner browser
 	  --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/sanitize.cfg
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \
 	  --nbval-lax --nbval-kernel-name mechlib-learner $(NOTEBOOKS)
+	# in the learner install: the widget tests on Colab's ipywidgets 7.7.1 (the first run used
+	# ipywidgets 8), and the device tests without the dev extra
+	OMP_NUM_THREADS=1 $(LEARNER)/bin/python -m pytest -p no:cacheprovider -q tests/views/test_widgets.py tests/core/test_devices.py
 
 # a full-page PNG of every built page, for looking at what readers see
 screenshots: book browser

@@ -1,8 +1,23 @@
-"""Argument checks shared by the core modules.
+"""Argument checks shared by the core modules, and where tensors live.
 
 Every public function validates its input here, so a learner's mistake meets a
 message that names the argument and what is allowed, instead of an IndexError
 from deep inside torch.
+
+Devices. A model may sit on any device (``load_model(device="cuda")`` or
+``model.to("cuda")``). :func:`check_tokens` moves the tokens to the model's device,
+so data made on the CPU (:func:`mechlib.repeated_tokens` always is) works with any
+model. Computations run where the weights are; the weights are never copied per call.
+What comes back follows one rule, stated in the README and tested in
+``tests/core/test_devices.py``:
+
+* activations -- logits, attention patterns, path-expansion terms -- stay on the
+  model's device, as ``model(tokens)`` does;
+* summaries -- score tables, composition scores, losses, attributions, the state
+  of the widgets -- come back on the CPU (numbers as Python floats), ready to print
+  or plot;
+* functions of tensors alone (``composition_score``, ``per_token_loss``,
+  ``induction_scores_from_patterns``, ``head_output``) answer on their input's device.
 """
 from __future__ import annotations
 
@@ -85,8 +100,42 @@ def check_nonnegative_int(value: Any, name: str) -> int:
     return value
 
 
+def model_device(model: Any) -> torch.device:
+    """The device of ``model``'s weights: where mechlib computes with it."""
+    for p in model.parameters():
+        return p.device
+    return torch.device(getattr(model.cfg, "device", None) or "cpu")
+
+
+def check_device(device: Any, name: str = "device") -> torch.device:
+    """Return ``device`` as a :class:`torch.device` that this machine has, or raise."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{name} must be a string such as 'cpu' or 'cuda', or a torch.device; got {device!r}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"{name}={device!r} is not a device; use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}={device!r}: this machine has no CUDA device (torch.cuda.is_available() is "
+                             "False); use device='cpu', or in Colab choose a GPU runtime")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}={device!r}: this machine has CUDA devices 0..{torch.cuda.device_count() - 1}")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"{name}={device!r}: MPS is not available on this machine; use device='cpu'")
+    elif dev.type != "cpu":
+        raise ValueError(f"{name}={device!r}: mechlib supports 'cpu', 'cuda' and 'mps' devices")
+    return dev
+
+
+def float64_device(device: torch.device) -> torch.device:
+    """Where a float64 step can run: ``device`` itself, or the CPU for MPS (which has no float64)."""
+    return torch.device("cpu") if device.type == "mps" else device
+
+
 def check_tokens(model: Any, tokens: Any, name: str = "tokens") -> torch.Tensor:
-    """Return ``tokens`` as a 2-D LongTensor ``[batch, pos]`` valid for ``model``, or raise."""
+    """Return ``tokens`` as a 2-D LongTensor ``[batch, pos]`` valid for ``model``, on the model's device, or raise."""
     if not isinstance(tokens, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of token ids; got {type(tokens).__name__}")
     if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
@@ -103,4 +152,4 @@ def check_tokens(model: Any, tokens: Any, name: str = "tokens") -> torch.Tensor:
     lo, hi = int(tokens.min()), int(tokens.max())
     if lo < 0 or hi >= d_vocab:
         raise ValueError(f"{name} must lie in [0, {d_vocab}) (the vocabulary); got values in [{lo}, {hi}]")
-    return tokens.long()
+    return tokens.long().to(model_device(model))

@@ -40,13 +40,14 @@ def correct_token_attribution(
     tokens = expansion.tokens
     batch, seq = tokens.shape
     if mask is None:
-        mask = torch.ones(batch, seq - 1, dtype=torch.bool)
+        mask = torch.ones(batch, seq - 1, dtype=torch.bool, device=tokens.device)
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         raise TypeError("mask must be a boolean tensor [batch, seq - 1], e.g. from mechlib.repeat_mask")
     if tuple(mask.shape) != (batch, seq - 1):
         raise ValueError(f"mask must have shape [batch, seq - 1] = {(batch, seq - 1)}; got {tuple(mask.shape)}")
     if not mask.any():
         raise ValueError("mask selects no prediction")
+    mask = mask.to(tokens.device)
     target = tokens[:, 1:, None]
     out = {}
     for name, term in expansion.terms.items():
@@ -69,13 +70,14 @@ def composition_from_cache(
     with ``W_X`` the receiver's ``W_Q``, ``W_K`` or ``W_V`` for ``kind`` Q, K or V and the
     norms taken over batch, positions and the ``d_head`` components; 0 unless ``l1 < l2``.
     It is the activation counterpart of a composition score: how much of what the
-    receiver actually reads on this data was written by the sender.
+    receiver actually reads on this data was written by the sender. Computed where the
+    cache is; the table is returned on the CPU.
     """
     kind = check_kind(kind)
     L, H = model.cfg.n_layers, model.cfg.n_heads
     W = {"Q": model.W_Q, "K": model.W_K, "V": model.W_V}[kind].detach()
-    out = torch.zeros(L, H, L, H)
     with torch.no_grad():
+        out = torch.zeros(L, H, L, H, device=W.device)
         # o^{l1.h1} = z^{l1.h1} W_O^{l1.h1}: [h1, batch, pos, d_model], once per sender layer
         outputs = [
             torch.einsum("bphe,hem->hbpm", cache[f"blocks.{l1}.attn.hook_z"], model.W_O[l1].detach())
@@ -88,4 +90,4 @@ def composition_from_cache(
             for l1 in range(l2):
                 proj = torch.einsum("sbpm,rme->srbpe", outputs[l1], W[l2])
                 out[l1, :, l2] = proj.flatten(2).norm(dim=2) / denom[None]
-    return out
+    return out.cpu()

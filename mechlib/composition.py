@@ -21,7 +21,7 @@ import torch
 from jaxtyping import Float
 from transformer_lens import FactoredMatrix
 
-from mechlib._validate import check_kind, check_positive_int, check_sender_receiver
+from mechlib._validate import check_kind, check_positive_int, check_sender_receiver, float64_device
 from mechlib.heads import Head
 
 
@@ -71,11 +71,12 @@ def _gram_root(M: Float[torch.Tensor, "... n k"]) -> Float[torch.Tensor, "... k 
     """A ``k x k`` matrix ``R`` with ``R^T R = M^T M``: ``diag(sqrt(e)) V^T`` from ``M^T M = V diag(e) V^T``.
 
     The Gram matrix and its eigendecomposition are taken in float64 (cheap: ``k`` is
-    d_head), which keeps full float32 accuracy and tolerates rank-deficient ``M``.
+    d_head), which keeps full float32 accuracy and tolerates rank-deficient ``M``. (On MPS,
+    which has no float64, this small step runs on the CPU.)
     """
-    M64 = M.double()
+    M64 = M.to(float64_device(M.device)).double()
     e, V = torch.linalg.eigh(M64.transpose(-2, -1) @ M64)
-    return (e.clamp_min(0).sqrt()[..., :, None] * V.transpose(-2, -1)).to(M.dtype)
+    return (e.clamp_min(0).sqrt()[..., :, None] * V.transpose(-2, -1)).to(M.device, M.dtype)
 
 
 def composition_scores(model: Any, kind: str) -> Float[torch.Tensor, "sender_layer sender_head receiver_layer receiver_head"]:
@@ -94,7 +95,8 @@ def composition_scores(model: Any, kind: str) -> Float[torch.Tensor, "sender_lay
 
     Stacking ``R_s B_s`` over senders and ``X_r R'_r^T`` over receivers turns every pair
     into one block of a single matrix product; each block is ``d_head x d_head``.
-    The denominators are ``||R_s B_s||_F`` and ``||X_r R'_r^T||_F``.
+    The denominators are ``||R_s B_s||_F`` and ``||X_r R'_r^T||_F``. Computed where the
+    model's weights are; the table is returned on the CPU.
     """
     kind = check_kind(kind)
     L, H = model.cfg.n_layers, model.cfg.n_heads
@@ -108,7 +110,7 @@ def composition_scores(model: Any, kind: str) -> Float[torch.Tensor, "sender_lay
         right = X @ R_r.transpose(-2, -1)  # [L, H, d_model, dh]
         left_norm = left.norm(dim=(-2, -1))  # [L, H]
         right_norm = right.norm(dim=(-2, -1))
-        scores = torch.zeros(L, H, L, H, dtype=A.dtype)
+        scores = torch.zeros(L, H, L, H, dtype=A.dtype, device=A.device)
         for l1 in range(L - 1):
             # senders of layer l1 against every receiver in a later layer: one matmul
             lhs = left[l1].reshape(H * d_head, d_model)
@@ -116,7 +118,7 @@ def composition_scores(model: Any, kind: str) -> Float[torch.Tensor, "sender_lay
             prod = (lhs @ rhs).reshape(H, d_head, L - l1 - 1, H, d_head)
             num = prod.square().sum(dim=(1, 4)).sqrt()  # [H, L - l1 - 1, H]
             scores[l1, :, l1 + 1 :] = num / (left_norm[l1][:, None, None] * right_norm[l1 + 1 :][None])
-    return scores
+    return scores.cpu()
 
 
 def composition_baseline(
@@ -127,20 +129,21 @@ def composition_baseline(
     Each sample is ``C(U_1 V_1, U_2 V_2)`` with every factor entry i.i.d. standard
     normal (``U``: d_model x d_head, ``V``: d_head x d_model) -- what the score of two
     heads with unrelated weights of the same shapes looks like. Its mean is the
-    baseline that scores of a trained model are compared to.
+    baseline that scores of a trained model are compared to. Drawn on the CPU, so the
+    samples are the same on every machine.
     """
     check_positive_int(d_model, "d_model")
     check_positive_int(d_head, "d_head")
     check_positive_int(n_samples, "n_samples")
     if d_head > d_model:
         raise ValueError(f"d_head ({d_head}) must be <= d_model ({d_model})")
-    g = torch.Generator().manual_seed(seed)
-    out = torch.empty(n_samples)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    out = torch.empty(n_samples, device="cpu")
     chunk = max(1, min(n_samples, 2**22 // (d_model * d_head)))
     for start in range(0, n_samples, chunk):
         n = min(chunk, n_samples - start)
-        U1, U2 = (torch.randn(n, d_model, d_head, generator=g) for _ in range(2))
-        V1, V2 = (torch.randn(n, d_head, d_model, generator=g) for _ in range(2))
+        U1, U2 = (torch.randn(n, d_model, d_head, generator=g, device="cpu") for _ in range(2))
+        V1, V2 = (torch.randn(n, d_head, d_model, generator=g, device="cpu") for _ in range(2))
         out[start : start + n] = composition_score(FactoredMatrix(U1, V1), FactoredMatrix(U2, V2))
     return out
 

@@ -21,15 +21,17 @@ def repeated_tokens(
     On the second copy of ``seg`` the next token can be predicted only by looking
     back at the first copy: the task that induction heads solve.
 
-    Returns a LongTensor of shape ``[batch, prefix_len + 2 * half_len]``.
+    Returns a LongTensor of shape ``[batch, prefix_len + 2 * half_len]``, always on the
+    CPU, so a seed gives the same tokens on every machine; every mechlib function that
+    takes tokens moves them to the model's device.
     """
     check_positive_int(d_vocab, "d_vocab")
     check_positive_int(batch, "batch")
     check_positive_int(half_len, "half_len")
     check_nonnegative_int(prefix_len, "prefix_len")
-    g = torch.Generator().manual_seed(seed)
-    prefix = torch.randint(0, d_vocab, (batch, prefix_len), generator=g)
-    seg = torch.randint(0, d_vocab, (batch, half_len), generator=g)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    prefix = torch.randint(0, d_vocab, (batch, prefix_len), generator=g, device="cpu")
+    seg = torch.randint(0, d_vocab, (batch, half_len), generator=g, device="cpu")
     return torch.cat([prefix, seg, seg], dim=1)
 
 
@@ -43,7 +45,7 @@ def repeat_mask(
     known in advance): targets ``prefix_len + half_len + 1 .. prefix_len + 2 half_len - 1``.
     """
     seq = prefix_len + 2 * half_len
-    mask = torch.zeros(batch, seq - 1, dtype=torch.bool)
+    mask = torch.zeros(batch, seq - 1, dtype=torch.bool, device="cpu")
     mask[:, prefix_len + half_len :] = True
     return mask
 

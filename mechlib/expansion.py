@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import check_tokens
+from mechlib._validate import check_tokens, model_device
 from mechlib.heads import head_label
 
 TERM_KINDS = ("direct", "single", "virtual", "bias")
@@ -89,16 +89,21 @@ def check_expandable(model: Any) -> None:
         )
 
 
-def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype = torch.float64) -> PathExpansion:
+def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype | None = None) -> PathExpansion:
     """Exact path expansion of ``model``'s logits on ``tokens`` (see module docstring).
 
     Works for any number of layers: a path goes through heads in strictly increasing
     layers, so an ``L``-layer model has chains of up to ``L`` heads. The terms are
-    computed in ``dtype`` (float64 by default) from the model's own attention patterns;
-    their sum matches ``model(tokens)`` to float32 precision.
+    computed in ``dtype`` from the model's own attention patterns; their sum matches
+    ``model(tokens)`` to float32 precision. ``dtype=None`` means float64, or float32 on
+    MPS, which has no float64. The terms are activations: they stay on the model's device.
     """
     check_expandable(model)
     tokens = check_tokens(model, tokens)
+    if dtype is None:
+        dtype = torch.float32 if model_device(model).type == "mps" else torch.float64
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype such as torch.float64; got {dtype!r}")
     L, H = model.cfg.n_layers, model.cfg.n_heads
     names = [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
     with torch.no_grad():

@@ -61,7 +61,8 @@ class CompositionExplorerState:
         kind = check_kind(kind)
         with torch.no_grad(), single_thread():
             score = pair_composition_score(self.model, s, r, kind)
-            dense = self.composed(s, r, kind).AB.detach().double()
+            # a summary for display: the d_model x d_model product goes to the CPU for the SVD
+            dense = self.composed(s, r, kind).AB.detach().cpu().double()
             sv = torch.linalg.svdvals(dense)
         return {
             "sender": s, "receiver": r, "kind": kind, "score": score,
@@ -98,7 +99,8 @@ class ExpansionExplorerState:
         unknown = [n for n in kept if n not in self.expansion.terms]
         if unknown:
             raise ValueError(f"unknown term(s) {unknown}; terms are {self.names}")
-        weights = torch.tensor([float(n in kept) for n in self.names], dtype=self._stack.dtype)
+        weights = torch.tensor([float(n in kept) for n in self.names], dtype=self._stack.dtype,
+                               device=self._stack.device)
         with single_thread():
             logits = torch.einsum("t,tbpv->bpv", weights, self._stack)
             loss = repeat_loss(logits, self.tokens, self.half_len, self.prefix_len)

@@ -28,6 +28,7 @@ import transformer_lens.model_bridge.sources.native  # noqa: F401  (attaches boo
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
+from mechlib._validate import check_device
 from mechlib.data import induction_training_batch
 
 BUNDLED_MODEL = "induction-2l"
@@ -203,15 +204,16 @@ def save_model(model: TransformerBridge, path: str | os.PathLike) -> Path:
     """Write ``model``'s weights (``path``.pt) and recipe (``path``.json) for :func:`load_model`."""
     path = Path(path)
     config: InductionConfig = model.induction_config  # type: ignore[attr-defined]
-    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     torch.save(state, path.with_suffix(".pt"))
     meta = {"config": config.to_json(), "training_log": getattr(model, "training_log", [])}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     return path.with_suffix(".pt")
 
 
-def load_checkpoint(path: str | os.PathLike) -> TransformerBridge:
-    """Load a model written by :func:`save_model`."""
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> TransformerBridge:
+    """Load a model written by :func:`save_model`, onto ``device``."""
+    device = check_device(device)
     path = Path(path)
     meta = json.loads(path.with_suffix(".json").read_text())
     config = InductionConfig.from_json(meta["config"])
@@ -222,6 +224,8 @@ def load_checkpoint(path: str | os.PathLike) -> TransformerBridge:
     model.training_log = meta.get("training_log", [])  # type: ignore[attr-defined]
     # an analysis model: no autograd graphs in outputs (call requires_grad_(True) to fine-tune)
     model.requires_grad_(False)
+    if device.type != "cpu":
+        model.to(device, print_details=False)
     return model.eval()
 
 
@@ -240,19 +244,26 @@ def _hub_reachable(timeout: float) -> bool:
         return False
 
 
-def load_model(name: str = BUNDLED_MODEL, *, hub_timeout: float = 3.0) -> TransformerBridge:
-    """Load a model by name, in eval mode.
+def load_model(
+    name: str = BUNDLED_MODEL, *, device: str | torch.device = "cpu", hub_timeout: float = 3.0
+) -> TransformerBridge:
+    """Load a model by name, in eval mode, onto ``device``.
 
     ``"induction-2l"`` (the default) is the bundled checkpoint and needs no network.
     Any other name is resolved as a TransformerLens model name or alias
     (``"attn-only-2l"``, ``"gpt2-small"``, …) and downloaded from the Hugging Face
     hub; when the hub cannot be reached within ``hub_timeout`` seconds this raises
     :class:`ModelUnavailableError` instead of hanging.
+
+    ``device`` is ``"cpu"`` (the default, and what the book's pages were computed on),
+    ``"cuda"`` or ``"mps"``; every mechlib function then computes there and takes tokens
+    from any device. See the README ("Devices") for where results come back.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a model name string; got {type(name).__name__}")
+    device = check_device(device)
     if name == BUNDLED_MODEL:
-        return load_checkpoint(bundled_checkpoint())
+        return load_checkpoint(bundled_checkpoint(), device=device)
     from transformer_lens.supported_models import get_official_model_name
 
     try:
@@ -272,7 +283,7 @@ def load_model(name: str = BUNDLED_MODEL, *, hub_timeout: float = 3.0) -> Transf
     from transformer_lens.model_bridge.sources import tl_legacy
 
     if official.startswith(tl_legacy.TL_LEGACY_PREFIXES):
-        model = tl_legacy.boot(official)
+        model = tl_legacy.boot(official, device=device)
     else:
-        model = TransformerBridge.boot_transformers(official)
+        model = TransformerBridge.boot_transformers(official, device=device)
     return model.eval()

@@ -16,7 +16,9 @@ from mechlib._validate import check_tokens
 
 
 def attention_patterns(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer batch head dest src"]:
-    """All attention patterns ``A[l, b, h, q, k]`` of ``model`` on ``tokens``, stacked over layers."""
+    """All attention patterns ``A[l, b, h, q, k]`` of ``model`` on ``tokens``, stacked over layers.
+
+    Activations: on the model's device, like ``model(tokens)``."""
     tokens = check_tokens(model, tokens)
     names = [f"blocks.{l}.attn.hook_pattern" for l in range(model.cfg.n_layers)]
     with torch.no_grad():
@@ -28,7 +30,7 @@ def _match_matrix(tokens: torch.Tensor) -> Bool[torch.Tensor, "batch dest src"]:
     """``M[b, q, p]`` is True when ``p < q`` and ``tokens[b, p] == tokens[b, q]``."""
     same = tokens[:, :, None] == tokens[:, None, :]
     seq = tokens.shape[1]
-    earlier = torch.ones(seq, seq, dtype=torch.bool).tril(-1)
+    earlier = torch.ones(seq, seq, dtype=torch.bool, device=tokens.device).tril(-1)
     return same & earlier
 
 
@@ -36,13 +38,13 @@ def prev_token_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "
     """Previous-token score of every head.
 
     ``score[l, h] = mean_{b, q >= 1} A^{l.h}[b, q, q - 1]``: the average attention
-    each position pays to the position just before it.
+    each position pays to the position just before it. Returned on the CPU.
     """
     tokens = check_tokens(model, tokens)
     if tokens.shape[1] < 2:
         raise ValueError("tokens needs at least 2 positions to score previous-token attention")
     A = attention_patterns(model, tokens)
-    return A.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(1, -1))
+    return A.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(1, -1)).cpu()
 
 
 def induction_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:
@@ -53,10 +55,10 @@ def induction_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "l
     ``score[l, h] = mean_q sum_{p < q, t_p = t_q} A^{l.h}[q, p + 1]``, averaged over
     the destinations (and batch rows) that have at least one earlier occurrence.
     On :func:`mechlib.repeated_tokens` this is the usual score: attention from each
-    token of the second copy to the token after its first copy.
+    token of the second copy to the token after its first copy. Returned on the CPU.
     """
     tokens = check_tokens(model, tokens)
-    return induction_scores_from_patterns(attention_patterns(model, tokens), tokens)
+    return induction_scores_from_patterns(attention_patterns(model, tokens), tokens).cpu()
 
 
 def induction_scores_from_patterns(
@@ -66,9 +68,10 @@ def induction_scores_from_patterns(
 
     The formula of :func:`induction_scores`,
     ``score[l, h] = mean_q sum_{p < q, t_p = t_q} A^{l.h}[q, p + 1]``, applied to the
-    patterns of any run (for example one with some heads ablated).
+    patterns of any run (for example one with some heads ablated). Computed, and
+    returned, on the device of ``patterns``.
     """
-    match = _match_matrix(tokens)  # [b, q, p]
+    match = _match_matrix(tokens.to(patterns.device))  # [b, q, p]
     # shift: target p + 1 for each matching p (p + 1 <= q always holds since p < q)
     target = torch.zeros_like(match)
     target[:, :, 1:] = match[:, :, :-1]
@@ -77,10 +80,10 @@ def induction_scores_from_patterns(
 
 def duplicate_token_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:
     """Duplicate-token score: ``mean_q sum_{p < q, t_p = t_q} A^{l.h}[q, p]``, over the
-    destinations whose token occurred before."""
+    destinations whose token occurred before. Returned on the CPU."""
     tokens = check_tokens(model, tokens)
     A = attention_patterns(model, tokens)
-    return _mean_over_destinations(A, _match_matrix(tokens))
+    return _mean_over_destinations(A, _match_matrix(tokens)).cpu()
 
 
 def _mean_over_destinations(A: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -97,14 +100,14 @@ def _mean_over_destinations(A: torch.Tensor, target: torch.Tensor) -> torch.Tens
 def per_token_loss(
     logits: Float[torch.Tensor, "batch seq vocab"], tokens: Int[torch.Tensor, "batch seq"]
 ) -> Float[torch.Tensor, "batch seq_minus_1"]:
-    """Next-token cross-entropy ``-log softmax(logits[b, i])[tokens[b, i + 1]]``."""
+    """Next-token cross-entropy ``-log softmax(logits[b, i])[tokens[b, i + 1]]``, on the device of ``logits``."""
     if logits.shape[:2] != tokens.shape:
         raise ValueError(
             f"logits [batch, seq, vocab] and tokens [batch, seq] must agree; got "
             f"{tuple(logits.shape)} and {tuple(tokens.shape)}"
         )
     logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
-    return -logp.gather(-1, tokens[:, 1:, None]).squeeze(-1)
+    return -logp.gather(-1, tokens[:, 1:, None].to(logp.device)).squeeze(-1)
 
 
 def repeat_loss(

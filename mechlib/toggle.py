@@ -81,7 +81,8 @@ def _save_pattern(pattern: torch.Tensor, hook: Any, store: dict[int, torch.Tenso
 def ablated_run(
     model: Any, tokens: torch.Tensor, heads_off: Any
 ) -> tuple[Float[torch.Tensor, "batch seq vocab"], Float[torch.Tensor, "layer batch head dest src"]]:
-    """Logits and all attention patterns of one forward pass with ``heads_off`` zero-ablated."""
+    """Logits and all attention patterns of one forward pass with ``heads_off`` zero-ablated
+    (activations: on the model's device)."""
     tokens = check_tokens(model, tokens)
     store: dict[int, torch.Tensor] = {}
     hooks = ablation_hooks(model, list(heads_off), "zero")
@@ -98,7 +99,7 @@ class HeadToggleState:
     ``update(enabled_heads)`` runs the model once with every other head zero-ablated and
     returns ``{"loss", "induction", "patterns", "enabled"}``: the repeat loss (float),
     induction scores ``[layer, head]`` and the attention patterns ``[layer, head, dest, src]``
-    of batch row ``example``.
+    of batch row ``example``, on the CPU whatever the model's device.
     """
 
     def __init__(self, model: Any, tokens: torch.Tensor | None = None, half_len: int = DEFAULT_HALF_LEN,
@@ -118,8 +119,8 @@ class HeadToggleState:
             return {
                 "enabled": sorted(enabled),
                 "loss": repeat_loss(logits, self.tokens, self.half_len, self.prefix_len),
-                "induction": induction_scores_from_patterns(patterns, self.tokens),
-                "patterns": patterns[:, self.example],
+                "induction": induction_scores_from_patterns(patterns, self.tokens).cpu(),
+                "patterns": patterns[:, self.example].cpu(),
             }
 
 
@@ -131,7 +132,8 @@ class HeadToggleTable:
     The pattern of head ``l.h`` depends only on which heads of layers ``< l`` are on (zero-ablating
     a head changes only what later layers read), so ``patterns[(l, h)]`` has one
     ``[dest, src]`` pattern (batch row ``example``) per subset of the ``l * n_heads`` earlier heads:
-    the one for mask ``m`` is ``patterns[(l, h)][m % 2 ** (l * n_heads)]``.
+    the one for mask ``m`` is ``patterns[(l, h)][m % 2 ** (l * n_heads)]``. Every tensor is
+    on the CPU.
     """
 
     heads: list[Head]
@@ -165,7 +167,8 @@ def _subset_runs(model: Any, tokens: torch.Tensor, masks: list[int], half_len: i
     L, H = model.cfg.n_layers, model.cfg.n_heads
     B, seq = tokens.shape
     k = len(masks)
-    bits = torch.tensor([[m >> i & 1 for i in range(L * H)] for m in masks], dtype=torch.float32)
+    bits = torch.tensor([[m >> i & 1 for i in range(L * H)] for m in masks], dtype=torch.float32,
+                        device=tokens.device)
     keep = bits.reshape(k, L, H).repeat_interleave(B, dim=0)  # [k * B, L, H]
     store: dict[int, torch.Tensor] = {}
     hooks = [(f"blocks.{l}.attn.hook_z", partial(_scale_heads_hook, keep=keep[:, l])) for l in range(L)]
@@ -197,21 +200,22 @@ def precompute_head_toggle(model: Any, tokens: torch.Tensor | None = None, half_
             f"precompute_head_toggle allows at most {MAX_STATIC_HEADS} heads (use the live widget instead)"
         )
     n = 1 << len(heads)
-    loss = torch.empty(n, dtype=torch.float64)
-    induction = torch.empty(n, model.cfg.n_layers, H)
+    loss = torch.empty(n, dtype=torch.float64, device="cpu")
+    induction = torch.empty(n, model.cfg.n_layers, H, device="cpu")
     patterns = {hd: [None] * (1 << (hd[0] * H)) for hd in heads}
     for start in range(0, n, chunk):
         masks = list(range(start, min(n, start + chunk)))
         c_loss, c_ind, c_pat = _subset_runs(model, tokens, masks, half_len, prefix_len)
-        loss[start:start + len(masks)] = c_loss
-        induction[start:start + len(masks)] = c_ind
+        c_pat = c_pat[:, :, example].cpu()  # [layer, subset, head, dest, src]
+        loss[start:start + len(masks)] = c_loss.cpu()
+        induction[start:start + len(masks)] = c_ind.cpu()
         for i, m in enumerate(masks):
             for l, h in heads:
                 key = m % (1 << (l * H))
                 if patterns[(l, h)][key] is None:
-                    patterns[(l, h)][key] = c_pat[l, i, example, h]
+                    patterns[(l, h)][key] = c_pat[l, i, h]
     return HeadToggleTable(
         heads=heads, n_layers=model.cfg.n_layers, n_heads=H, loss=loss, induction=induction,
         patterns={hd: torch.stack(p) for hd, p in patterns.items()},
-        tokens=tokens[example], half_len=half_len, prefix_len=prefix_len, batch=tokens.shape[0],
+        tokens=tokens[example].cpu(), half_len=half_len, prefix_len=prefix_len, batch=tokens.shape[0],
     )

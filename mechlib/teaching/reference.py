@@ -18,8 +18,9 @@ WEIGHT_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V",
 
 
 def weight64(model: Any, name: str) -> torch.Tensor:
-    """The stacked weight ``model.<name>`` (e.g. ``W_Q``: ``[layer, head, d_model, d_head]``) in float64."""
-    return getattr(model, name).detach().double()
+    """The stacked weight ``model.<name>`` (e.g. ``W_Q``: ``[layer, head, d_model, d_head]``) in float64,
+    on the CPU whatever the model's device (the yardstick is the same on every machine)."""
+    return getattr(model, name).detach().cpu().double()
 
 
 def weights64(model: Any) -> dict[str, torch.Tensor]:
@@ -69,7 +70,7 @@ def prev_token_score64(A: torch.Tensor) -> torch.Tensor:
     ``A``: attention patterns ``[batch, head, query, key]``; returns ``[head]``.
     """
     seq = A.shape[-1]
-    return torch.stack([A[:, :, q, q - 1] for q in range(1, seq)], dim=-1).double().mean(dim=(0, 2))
+    return torch.stack([A[:, :, q, q - 1] for q in range(1, seq)], dim=-1).double().cpu().mean(dim=(0, 2))
 
 
 def induction_score64(A: torch.Tensor, half_len: int, prefix_len: int, offset: int = 1) -> torch.Tensor:
@@ -79,7 +80,7 @@ def induction_score64(A: torch.Tensor, half_len: int, prefix_len: int, offset: i
     earlier occurrence itself (a duplicate-token score). Returns ``[head]``.
     """
     qs = range(prefix_len + half_len, prefix_len + 2 * half_len)
-    return torch.stack([A[:, :, q, q - half_len + offset] for q in qs], dim=-1).double().mean(dim=(0, 2))
+    return torch.stack([A[:, :, q, q - half_len + offset] for q in qs], dim=-1).double().cpu().mean(dim=(0, 2))
 
 
 def induction_score_brute_force(patterns: torch.Tensor, tokens: torch.Tensor, offset: int = 1) -> torch.Tensor:
