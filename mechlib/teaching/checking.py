@@ -9,11 +9,22 @@ wrong -- wrong type, wrong shape (expected vs got), or the first index where the
 differ (expected vs got, and the tolerance) -- and returns a :class:`CheckResult`. A
 function whose body is still the exercise placeholder (it raises
 ``NotImplementedError``) is reported as "not attempted" instead of crashing the notebook.
+
+Grading (:mod:`mechlib.teaching.grading`) runs the same checks in two halves, in two
+processes. In the student's sandboxed kernel, :class:`Recorder` stands in for the
+learner's function: :func:`run_check` calls the function on every case and keeps its
+outputs, comparing nothing. In the grader's own process, :class:`Replayer` hands those
+outputs back case by case, so the comparisons, the verdict and the message are computed
+where the notebook cannot reach. Under :func:`hidden_cases` the inputs change (other
+random models, tokens, matrices and sizes, drawn from a seed the grader picks at grading
+time), so an answer memorised from the notebook's self-check fails.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -180,17 +191,58 @@ def compare_int(got: Any, expected: int, what: str = "the result") -> None:
 # --------------------------------------------------------------------------- models and inputs
 
 
+_HIDDEN: list[int] = []  # the seed of the hidden grading cases while :func:`hidden_cases` is active
+
+
+@contextlib.contextmanager
+def hidden_cases(seed: int):
+    """Inside this block every check draws the grader's hidden inputs, fixed by ``seed``."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0; got {seed!r}")
+    _HIDDEN.append(seed)
+    try:
+        yield
+    finally:
+        _HIDDEN.pop()
+
+
+def hidden_seed() -> int | None:
+    """The seed of the hidden cases, or None for the notebook's own self-check."""
+    return _HIDDEN[-1] if _HIDDEN else None
+
+
+def hidden_sizes(count: int, *ranges: tuple[int, int]) -> list[tuple[int, ...]]:
+    """``count`` tuples of sizes drawn from ``ranges`` (inclusive) for the hidden cases; none in a self-check."""
+    seed = hidden_seed()
+    if seed is None:
+        return []
+    rng = random.Random(seed * 1_000_003 + count * 7919 + sum(a * 31 + b for a, b in ranges))
+    return [tuple(rng.randint(a, b) for a, b in ranges) for _ in range(count)]
+
+
 @functools.lru_cache(maxsize=None)
 def bundled():
     """The bundled ``induction-2l``, loaded once."""
     return mechlib.load_model()
 
 
-@functools.lru_cache(maxsize=None)
 def check_model(n_layers: int = 3):
     """An untrained model of another shape with non-zero biases (:func:`mechlib.random_model`):
-    a check must not pass by hard-coding the bundled model's sizes."""
-    return mechlib.random_model(n_layers=n_layers)
+    a check must not pass by hard-coding the bundled model's sizes. Under
+    :func:`hidden_cases` its other sizes and its weights come from the hidden seed."""
+    return _check_model(n_layers, hidden_seed())
+
+
+@functools.lru_cache(maxsize=8)
+def _check_model(n_layers: int, seed: int | None):
+    if seed is None:
+        return mechlib.random_model(n_layers=n_layers)
+    rng = random.Random(seed * 7 + n_layers)
+    d_head = rng.choice([4, 6, 8])
+    n_heads = rng.randint(2, 4)
+    return mechlib.random_model(n_layers=n_layers, n_heads=n_heads, d_head=d_head,
+                                d_model=d_head * rng.randint(3, 6), d_vocab=rng.randint(17, 29),
+                                n_ctx=rng.randint(16, 24), seed=1000 + seed % 1_000_000)
 
 
 def model_desc(model) -> str:
@@ -205,12 +257,19 @@ def head_pairs(model) -> list[tuple[Head, Head]]:
     return list(mechlib.enumerate_virtual_heads(model.cfg.n_layers, model.cfg.n_heads))
 
 
+def _case_seed(seed: int) -> int:
+    hidden = hidden_seed()
+    return seed if hidden is None else (seed + 1 + hidden * 104_729) % (2**63)
+
+
 def generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    """A generator for a case's random inputs (another stream under :func:`hidden_cases`)."""
+    return torch.Generator().manual_seed(_case_seed(seed))
 
 
 def repeat_tokens_for(model, batch: int, seed: int) -> torch.Tensor:
-    """Repeated-token batch that fits the model's context."""
+    """Repeated-token batch that fits the model's context (other tokens under :func:`hidden_cases`)."""
+    seed = _case_seed(seed)
     c = model.cfg
     half = min(7, (c.n_ctx - 2) // 2)
     prefix = min(5, c.n_ctx - 2 * half)
@@ -240,6 +299,49 @@ def _is_placeholder(value: Any) -> bool:
     return value is None or value is Ellipsis
 
 
+class Recorder:
+    """Stands in for a learner's function in the sandboxed kernel: :func:`run_check` calls
+    ``fn`` on every case and appends each outcome to ``outcomes``, comparing nothing.
+
+    An outcome is ``("value", result)``, ``("raised", type name, message)`` or
+    ``("not_implemented",)``; recording stops at the first case that raises (the
+    verdict stops there too).
+    """
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+        self.outcomes: list[tuple] = []
+
+
+class _NoOutput(Exception):
+    """The sandboxed run left no outcome for this case (it stopped, crashed or timed out)."""
+
+
+class Replayer:
+    """Stands in for a learner's function in the grader: returns (or raises) the recorded
+    outcomes one case at a time, so :func:`run_check` judges them with its usual comparisons."""
+
+    def __init__(self, outcomes: list, note: str = ""):
+        self.outcomes = list(outcomes)
+        self.note = note  # why the recording ended early, if it did
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        i, self.calls = self.calls, self.calls + 1
+        if i >= len(self.outcomes):
+            raise _NoOutput(self.note or "the notebook's run recorded no result for this case")
+        kind, *rest = self.outcomes[i]
+        if kind == "value":
+            return rest[0]
+        if kind == "not_implemented":
+            raise NotImplementedError()
+        if kind == "raised":
+            name, message = rest
+            # an exception of the same name, so the message reads as it would in the notebook
+            raise type(str(name)[:80] or "Exception", (Exception,), {})(str(message)[:2000])
+        raise _NoOutput(f"unreadable recorded outcome {kind!r}")
+
+
 def run_check(
     exercise: str,
     name: str,
@@ -255,6 +357,9 @@ def run_check(
             print(result)
         return result
 
+    if isinstance(fn, Recorder):
+        _record_cases(fn, cases)
+        return CheckResult(exercise, name, "recorded", f"{len(fn.outcomes)} outcomes recorded")
     if fn is None:
         return done(NOT_ATTEMPTED, f"no function named {name} was given")
     if not callable(fn):
@@ -262,6 +367,24 @@ def run_check(
     with single_thread():
         status, message = _run_cases(name, fn, cases, none_is_placeholder)
     return done(status, (success or message) if status == PASSED else message)
+
+
+def _record_cases(rec: Recorder, cases: Callable[[], Iterator[Case]]) -> None:
+    """Call the learner's function on every case and keep what it returned or raised."""
+    if not callable(rec.fn):
+        return
+    with single_thread():
+        for case in cases():
+            try:
+                with torch.no_grad():
+                    got = rec.fn(*case.args, **case.kwargs)
+            except NotImplementedError:
+                rec.outcomes.append(("not_implemented",))
+                return
+            except Exception as exc:  # noqa: BLE001 -- the learner's error is an outcome like any other
+                rec.outcomes.append(("raised", type(exc).__name__, str(exc)))
+                return
+            rec.outcomes.append(("value", got))
 
 
 def _run_cases(name: str, fn: Callable, cases: Callable[[], Iterator[Case]], none_is_placeholder: bool):
@@ -273,6 +396,8 @@ def _run_cases(name: str, fn: Callable, cases: Callable[[], Iterator[Case]], non
         try:
             with torch.no_grad():
                 got = fn(*case.args, **case.kwargs)
+        except _NoOutput as exc:
+            return FAILED, f"calling {call} on {case.desc}: no result ({exc})"
         except NotImplementedError:
             return NOT_ATTEMPTED, (
                 "the body still raises NotImplementedError (the placeholder): write your code in place "

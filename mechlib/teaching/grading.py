@@ -1,34 +1,43 @@
 """Grade a folder of submitted exercise notebooks: ``mechlib-grade SUBMISSIONS --out OUT``.
 
 ``SUBMISSIONS`` holds one folder per student, each with any of the exercise notebooks
-under their original names (``02_v_composition.ipynb`` ...). For every notebook the
-grader
+under their original names (``02_v_composition.ipynb`` ...). For every notebook:
 
-1. copies it into a fresh scratch folder (the student's files are never touched),
-2. runs it top to bottom in a fresh kernel, in a separate worker process, with a time
-   limit per cell and per notebook and a cap on the output it keeps; errors in cells do
-   not stop the run (later cells may still define functions),
-3. then runs one more cell that it appends itself: it re-imports :mod:`mechlib.teaching` from disk
-   (undoing any tampering with the checks) and runs the check of every exercise of that
-   notebook on the functions the notebook defined, each check with its own time limit,
-4. and reads the results only from that cell's output, from a line that starts with a
-   random nonce the notebook's own code never saw. Printing fake results earns nothing.
+1. **In a sandbox** (:mod:`mechlib.teaching.sandbox`: bubblewrap, a read-only system, no
+   network, its own PID namespace, limits on memory, processes, file size and CPU), a
+   runner executes a copy of the notebook top to bottom in a fresh kernel, with a time
+   limit per cell and per notebook and a cap on the output it keeps. Errors in cells do
+   not stop the run.
+2. The runner appends one cell that calls every exercise's function on **hidden cases**:
+   inputs drawn from a seed the grader picks now (other random models, tokens and
+   sizes than the notebook's self-checks), and writes what the functions returned as
+   plain data -- JSON and ``.npz``, never pickle, never code (:mod:`~mechlib.teaching.transport`).
+3. **In the grader's own process** those outputs are compared with the reference on
+   the same hidden inputs (the checks of :mod:`mechlib.teaching.checks`, fed by a
+   :class:`~mechlib.teaching.checking.Replayer`). The notebook never sees the verdict's
+   code path, so printing, patching or rewriting anything inside the sandbox changes at
+   most the outputs it reports, which earn points only if they are right.
 
-A notebook that raises, hangs, kills its kernel, calls ``sys.exit``, deletes files or
-prints without end costs only its own points; a missing notebook scores 0. Results go
-to ``OUT/grades.csv`` (one row per student, one column per exercise, and ``total``) and
-``OUT/feedback/<student>.md`` (each exercise's points and its check's message).
+Results: ``OUT/records/<student>/<notebook>.json`` as soon as each notebook is graded
+(a rerun with the same ``--out`` skips notebooks whose file is unchanged, unless
+``--regrade``); ``OUT/grades.csv`` (one row per student, the points of each exercise,
+``total``), ``OUT/feedback/<student>.md`` and ``OUT/summary.md``, rewritten after every
+notebook so they always agree. Exit status: 0 when every submitted notebook was graded,
+1 when some could not be (the grader's fault, not the student's; see the notes), 2 for
+bad arguments or a missing sandbox, 130 when interrupted (what was graded is kept).
 """
 from __future__ import annotations
 
 import sys
 
 if __name__ == "__main__" and sys.path and sys.path[0] == __file__.rsplit("/", 1)[0]:
-    # run as a script (the worker, see grade_notebook): the package folder must not shadow other modules
+    # run as a script (the runner, see _run_notebook): the package folder must not shadow other modules
     sys.path.pop(0)
 
 import argparse
+import base64
 import csv
+import hashlib
 import json
 import os
 import secrets
@@ -37,26 +46,27 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The worker process runs this file as a script and must start fast, so this module imports
-# mechlib.teaching.registry (and with it torch) only inside the functions that need the exercise list.
+# The runner runs this file as a script, inside the sandbox, and must start fast: this module
+# imports mechlib.teaching.registry (and with it torch) only inside the functions that need it.
 PASSED = "passed"
 
 DEFAULT_CELL_TIMEOUT = 120
 DEFAULT_NOTEBOOK_TIMEOUT = 900
 DEFAULT_MAX_OUTPUT = 1_000_000  # bytes of cell output kept per notebook
+DEFAULT_MEMORY_GIB = 4.0
+MAX_OUTCOMES = 256 * 2**20  # bytes of recorded outcomes read back from a sandbox
+RECORD_VERSION = 2
 
 GRADING_CELL = """\
 # appended by mechlib-grade: not part of the submission
-import builtins as _mg_builtins, json as _mg_json, sys as _mg_sys
-for _mg_name in [_m for _m in _mg_sys.modules if _m.startswith("mechlib.teaching")]:
-    del _mg_sys.modules[_mg_name]  # re-import every check from disk, not the notebook's copies
-import mechlib.teaching.kernel_side as _mg_checks
-_mg_builtins.print({nonce!r} + _mg_json.dumps(_mg_checks.grade_namespace({notebook!r}, globals(), time_limit={limit!r})))
+import mechlib.teaching.kernel_side as _mg_kernel_side
+_mg_kernel_side.collect({notebook!r}, globals(), seed={seed!r}, out_dir={out!r}, time_limit={limit!r})
 """
 
 
@@ -68,9 +78,17 @@ class NotebookGrade:
     results: dict[str, dict[str, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     missing: bool = False
+    pending: bool = False  # submitted, not graded yet (an interrupted run)
+    grader_error: bool = False  # could not be graded through no fault of the notebook
+    sandboxed: bool = True
+
+    def passed(self, exercise_id: str) -> bool:
+        return self.results.get(exercise_id, {}).get("status") == PASSED
 
     def points(self, exercise_id: str) -> int:
-        return int(self.results.get(exercise_id, {}).get("status") == PASSED)
+        from mechlib.teaching.registry import EXERCISE_BY_ID
+
+        return EXERCISE_BY_ID[exercise_id].points if self.passed(exercise_id) else 0
 
 
 @dataclass
@@ -88,21 +106,34 @@ class StudentGrade:
         return sum(self.points().values())
 
 
-# --------------------------------------------------------------------------- the worker (one notebook)
+@dataclass(frozen=True)
+class Settings:
+    cell_timeout: float = DEFAULT_CELL_TIMEOUT
+    notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT
+    max_output: int = DEFAULT_MAX_OUTPUT
+    memory_gib: float = DEFAULT_MEMORY_GIB
+    sandbox: bool = True
+
+
+# --------------------------------------------------------------------------- the runner (in the sandbox)
 
 
 def _kernel_spec_dir(root: Path) -> Path:
     """A kernelspec that runs this very Python, whatever kernels the machine has installed."""
     d = root / "kernels" / "mechlib-grade"
-    d.mkdir(parents=True)
+    d.mkdir(parents=True, exist_ok=True)
     spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "mechlib-grade", "language": "python"}
     (d / "kernel.json").write_text(json.dumps(spec))
     return root / "kernels"
 
 
-def _run_worker(spec: dict[str, Any]) -> None:
-    """Execute one notebook plus the grading cell; write ``{"results", "notes"}`` to ``spec["result"]``."""
+def _run_notebook(spec: dict[str, Any]) -> None:
+    """Execute one notebook plus the grading cell; print ``{"notes", "outcomes", "arrays"}`` as JSON.
+
+    Runs inside the sandbox (or, with ``--no-sandbox``, as a plain subprocess). It decides
+    nothing: it passes on what the grading cell recorded, and notes on what went wrong.
+    """
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
@@ -110,25 +141,39 @@ def _run_worker(spec: dict[str, Any]) -> None:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     notes: list[str] = []
-    results: dict[str, Any] | None = None
-    result_path = Path(spec["result"])
-    work = Path(spec["notebook"]).parent
+    root = Path(spec["root"])
+    work, out, runtime = root / "work", root / "out", root / "runtime"
+    for d in (work, out, runtime, root / "home"):
+        d.mkdir(parents=True, exist_ok=True)
+    stdout = sys.stdout
 
     def finish() -> None:
-        result_path.write_text(json.dumps({"results": results, "notes": notes}))
+        result: dict[str, Any] = {"notes": notes, "outcomes": None, "arrays": None}
+        doc, npz = out / "outcomes.json", out / "outcomes.npz"
+        try:
+            if doc.is_file() and npz.is_file() and doc.stat().st_size + npz.stat().st_size <= MAX_OUTCOMES:
+                result["outcomes"] = doc.read_text()
+                result["arrays"] = base64.b64encode(npz.read_bytes()).decode()
+            elif doc.exists():
+                notes.append("the recorded outputs were too large to read back")
+        except OSError as exc:
+            notes.append(f"the recorded outputs could not be read ({exc})")
+        stdout.write(json.dumps(result))
+        stdout.flush()
 
+    notebook = work / f"{spec['name']}.ipynb"
     try:
-        nb = nbformat.read(spec["notebook"], as_version=4)
+        shutil.copyfile(spec["notebook"], notebook)
+        nb = nbformat.read(notebook, as_version=4)
     except Exception as exc:  # noqa: BLE001 -- any unreadable file is the submission's problem
         notes.append(f"the file is not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})")
         return finish()
     n_learner = len(nb.cells)
-    nonce = secrets.token_hex(16)
     n_checks = int(spec["n_checks"])
-    nb.cells.append(nbformat.v4.new_code_cell(
-        GRADING_CELL.format(nonce=nonce, notebook=spec["name"], limit=float(spec["cell_timeout"]))))
+    nb.cells.append(nbformat.v4.new_code_cell(GRADING_CELL.format(
+        notebook=spec["name"], seed=int(spec["seed"]), out=str(out), limit=float(spec["cell_timeout"]))))
     grading_timeout = int(spec["cell_timeout"] * n_checks + 60)
-    kernel_dirs = _kernel_spec_dir(Path(spec["scratch"]))
+    kernel_dirs = _kernel_spec_dir(runtime)
     max_output = int(spec["max_output"])
 
     class Client(NotebookClient):
@@ -162,14 +207,14 @@ def _run_worker(spec: dict[str, Any]) -> None:
         pid = getattr(prov, "pgid", None) or getattr(prov, "pid", None)
         if pid:
             kernel_pid.append(pid)
-            Path(spec["kernel_pid"]).write_text(str(pid))
+            (runtime / "kernel.pid").write_text(str(pid))
 
     client = Client(
         nb, timeout=int(spec["cell_timeout"]), allow_errors=True, interrupt_on_timeout=True,
         error_on_timeout={"ename": "CellTimeoutError",
                           "evalue": f"the cell ran longer than {spec['cell_timeout']} s and was interrupted",
                           "traceback": []},
-        timeout_func=lambda cell: grading_timeout if "_mg_checks" in cell.source else int(spec["cell_timeout"]),
+        timeout_func=lambda cell: grading_timeout if "_mg_kernel_side" in cell.source else int(spec["cell_timeout"]),
         record_timing=False, store_widget_state=False, startup_timeout=120,
         resources={"metadata": {"path": str(work)}}, on_notebook_start=on_start,
     )
@@ -184,7 +229,8 @@ def _run_worker(spec: dict[str, Any]) -> None:
     timer.daemon = True
     timer.start()
     try:
-        client.execute()
+        with open(runtime / "kernel.log", "wb") as log:  # the kernel's own stdout/stderr never reach the grader
+            client.execute(stdout=log, stderr=log)
     except DeadKernelError:
         notes.append(f"the notebook ran longer than its time limit of {spec['notebook_timeout']} s and was stopped"
                      if timed_out.is_set() else
@@ -192,7 +238,7 @@ def _run_worker(spec: dict[str, Any]) -> None:
                      "exercises could not be checked")
     except CellTimeoutError as exc:
         notes.append(f"a cell did not finish in time and could not be interrupted ({str(exc)[:200]})")
-    except Exception as exc:  # noqa: BLE001 -- report, never crash the grader
+    except Exception as exc:  # noqa: BLE001 -- report, never crash
         notes.append(f"running the notebook failed: {type(exc).__name__}: {str(exc)[:300]}")
     finally:
         timer.cancel()
@@ -203,24 +249,16 @@ def _run_worker(spec: dict[str, Any]) -> None:
         what = f"code cell {code_number[i] + 1}" if i < n_learner else "the grading cell"
         notes.append(f"{what} ran longer than {spec['cell_timeout']:g} s and was interrupted")
     for i, cell in enumerate(nb.cells[:n_learner]):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                notes.append(f"code cell {code_number[i] + 1} raised {out.get('ename')}: "
-                             f"{str(out.get('evalue'))[:200]}")
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                notes.append(f"code cell {code_number[i] + 1} raised {o.get('ename')}: {str(o.get('evalue'))[:200]}")
     if Client.dropped:
         notes.append(f"the notebook printed more than {max_output} bytes; the rest of its output was dropped")
-    for out in nb.cells[-1].get("outputs", []):
-        if out.get("output_type") == "stream":
-            for line in out.get("text", "").splitlines():
-                if line.startswith(nonce):
-                    results = json.loads(line[len(nonce):])
-    if results is None and not any("kernel died" in n or "time limit" in n for n in notes):
-        notes.append("the exercises could not be checked (the grading cell produced no result)")
     finish()
 
 
 def _kill_group(pid: int) -> None:
-    """Kill the process group led by ``pid`` (a kernel or a worker started in its own session)."""
+    """Kill the process group led by ``pid`` (a kernel, or a sandbox started in its own session)."""
     if pid <= 1:  # never signal init or "every process"
         return
     try:
@@ -229,50 +267,127 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-# --------------------------------------------------------------------------- the grader
+# --------------------------------------------------------------------------- the verdict (grader's process)
 
 
-def grade_notebook(path: Path, name: str, cell_timeout: float, notebook_timeout: float,
-                   max_output: int = DEFAULT_MAX_OUTPUT) -> NotebookGrade:
-    """Grade one submitted notebook in a scratch copy, in a worker process."""
+def judge(name: str, records: dict[str, dict], seed: int) -> dict[str, dict[str, str]]:
+    """Each exercise's result, from the outcomes recorded in the sandbox, compared here with the
+    reference on the same hidden inputs."""
+    from mechlib.teaching.checking import FAILED, CheckResult, Replayer, hidden_cases
     from mechlib.teaching.registry import EXERCISES
+    from mechlib.teaching.transport import _opaque
 
-    grade = NotebookGrade(notebook=name)
+    results = {}
+    for ex in EXERCISES[name]:
+        rec = records.get(ex.id)
+        if rec is None:
+            result = CheckResult(ex.id, ex.function, FAILED, "not checked (see the notes on this notebook)")
+        elif rec.get("status") == "missing":
+            result = ex.check(None, verbose=False)
+        elif rec.get("status") == "not_callable":
+            result = ex.check(_opaque(rec.get("type", "object"), ""), verbose=False)
+        else:
+            with hidden_cases(seed):
+                result = ex.check(Replayer(rec.get("outcomes", []), str(rec.get("note", ""))), verbose=False)
+        results[ex.id] = result.to_dict()
+    return results
+
+
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def grade_notebook(path: Path, name: str, settings: Settings = Settings()) -> NotebookGrade:
+    """Grade one submitted notebook: run it (sandboxed) in a worker process, judge its outputs here."""
+    from mechlib.teaching import sandbox
+    from mechlib.teaching.registry import EXERCISES
+    from mechlib.teaching.transport import decode_outcomes
+
+    grade = NotebookGrade(notebook=name, sandboxed=settings.sandbox)
+    seed = secrets.randbelow(2**31)
     scratch = Path(tempfile.mkdtemp(prefix="mechlib-grade-"))
-    work = scratch / "work"
-    work.mkdir()
-    shutil.copyfile(path, work / f"{name}.ipynb")
-    spec = {"notebook": str(work / f"{name}.ipynb"), "name": name, "scratch": str(scratch),
-            "result": str(scratch / "result.json"), "kernel_pid": str(scratch / "kernel.pid"),
-            "cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout, "max_output": max_output,
-            "n_checks": len(EXERCISES[name])}
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
-    log = scratch / "worker.log"
     try:
-        with open(log, "wb") as fh:
-            # run this file as a script: `-m mechlib.teaching.grading` would import the whole package (torch) first
-            proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-                                    stdout=fh, stderr=fh, stdin=subprocess.DEVNULL, cwd=scratch, env=env,
-                                    start_new_session=True)
+        submitted = scratch / "submitted.ipynb"
+        shutil.copyfile(path, submitted)
+        submitted.chmod(0o644)
+        spec = {"name": name, "seed": seed, "cell_timeout": settings.cell_timeout,
+                "notebook_timeout": settings.notebook_timeout, "max_output": settings.max_output,
+                "n_checks": len(EXERCISES[name])}
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1",
+               "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        runner = [sys.executable, str(Path(__file__).resolve()), "--run-notebook"]
+        if settings.sandbox:
+            root = sandbox.SANDBOX_ROOT
+            spec.update(root=root, notebook="/grading-in/submitted.ipynb")
+            env.update(HOME=f"{root}/home", JUPYTER_RUNTIME_DIR=f"{root}/runtime", MPLCONFIGDIR=f"{root}/home",
+                       IPYTHONDIR=f"{root}/home/.ipython", TMPDIR="/tmp")
+            limits = sandbox.Limits(memory=int(settings.memory_gib * sandbox.GiB))
+            uid = 200_000 + secrets.randbelow(800_000) if sandbox.uses_own_uid() else None
+            cmd = sandbox.command(runner + [json.dumps(spec)], {"/grading-in/submitted.ipynb": submitted},
+                                  limits, env, uid=uid)
+            cwd = "/"
+        else:
+            root = str(scratch / "root")
+            spec.update(root=root, notebook=str(submitted))
+            env = dict(os.environ, **env, HOME=f"{root}/home", JUPYTER_RUNTIME_DIR=f"{root}/runtime",
+                       MPLCONFIGDIR=f"{root}/home")
+            cmd = runner + [json.dumps(spec)]
+            cwd = str(scratch)
+        log = scratch / "runner.log"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
+                                    env=env if not settings.sandbox else None, start_new_session=True)
+            with _RUNNING_LOCK:
+                _RUNNING.add(proc)
+            chunks: list[bytes] = []
+
+            def read() -> None:  # capped: whatever the sandbox prints, the grader keeps at most this much
+                size = 0
+                while block := proc.stdout.read(1 << 16):
+                    if size < MAX_OUTCOMES * 2:
+                        chunks.append(block)
+                    size += len(block)
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
             try:
-                proc.wait(timeout=notebook_timeout + 120)
+                proc.wait(timeout=settings.notebook_timeout + 120)
             except subprocess.TimeoutExpired:
-                _kill_group(proc.pid)
+                grade.notes.append(f"the notebook ran longer than its time limit of {settings.notebook_timeout:g} s")
+            finally:
+                _kill_group(proc.pid)  # the sandbox and everything in it; no-op if it has ended
                 proc.wait()
-                grade.notes.append(f"the notebook ran longer than its time limit of {notebook_timeout:g} s")
-        pid_file = scratch / "kernel.pid"
-        if pid_file.exists():  # whatever happened, leave no kernel behind
-            text = pid_file.read_text().strip()
-            if text.isdigit():
-                _kill_group(int(text))
-        result_file = scratch / "result.json"
-        if result_file.exists():
-            data = json.loads(result_file.read_text())
-            grade.results = data.get("results") or {}
-            grade.notes.extend(data.get("notes", []))
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(proc)
+            reader.join(timeout=10)
+        if not settings.sandbox:  # without a PID namespace, kill the kernel's group by hand
+            pid_file = Path(root) / "runtime" / "kernel.pid"
+            if pid_file.exists() and pid_file.read_text().strip().isdigit():
+                _kill_group(int(pid_file.read_text().strip()))
+        raw = b"".join(chunks)
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            grade.notes.extend(str(n)[:500] for n in data.get("notes") or [])
+            if data.get("outcomes"):
+                try:
+                    records = decode_outcomes(str(data["outcomes"]), base64.b64decode(data.get("arrays") or ""))
+                    grade.results = judge(name, records, seed)
+                except (ValueError, KeyError, TypeError) as exc:
+                    grade.notes.append(f"the recorded outputs were unreadable ({str(exc)[:200]})")
+            elif not any("kernel died" in n or "time limit" in n for n in grade.notes):
+                grade.notes.append("the exercises could not be checked (the grading cell recorded nothing)")
         elif not grade.notes:
-            tail = log.read_bytes()[-600:].decode(errors="replace")
-            grade.notes.append(f"the grader could not run this notebook: {tail.strip()}")
+            tail = log.read_bytes()[-600:].decode(errors="replace").strip()
+            if "bwrap:" in tail or "prlimit:" in tail or "setpriv:" in tail:
+                grade.grader_error = True
+                grade.notes.append(f"the sandbox could not be started: {tail}")
+            else:
+                grade.notes.append("the notebook's run ended without a result (its processes were killed or "
+                                   f"ran out of memory){': ' + tail[-300:] if tail else ''}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     for ex in EXERCISES[name]:
@@ -281,82 +396,102 @@ def grade_notebook(path: Path, name: str, cell_timeout: float, notebook_timeout:
     return grade
 
 
-def grade_student(folder: Path, cell_timeout: float, notebook_timeout: float, max_output: int,
-                  progress: Any = None) -> StudentGrade:
+# --------------------------------------------------------------------------- records and outputs
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _record_path(out: Path, student: str, name: str) -> Path:
+    return out / "records" / student / f"{name}.json"
+
+
+def _load_record(out: Path, student: str, name: str, sha: str) -> NotebookGrade | None:
+    path = _record_path(out, student, name)
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if rec.get("sha256") != sha or rec.get("version") != RECORD_VERSION:
+        return None
+    return NotebookGrade(name, results=rec["results"], notes=rec["notes"], sandboxed=rec["sandboxed"],
+                         grader_error=rec.get("grader_error", False))
+
+
+def _save_record(out: Path, student: str, g: NotebookGrade, sha: str) -> None:
+    rec = {"version": RECORD_VERSION, "sha256": sha, "notebook": g.notebook, "results": g.results,
+           "notes": g.notes, "sandboxed": g.sandboxed, "grader_error": g.grader_error}
+    _write_atomic(_record_path(out, student, g.notebook), json.dumps(rec, indent=1))
+
+
+def _student_grades(folders: list[Path], done: dict[tuple[str, str], NotebookGrade]) -> list[StudentGrade]:
     from mechlib.teaching.registry import NOTEBOOKS
 
-    notebooks: dict[str, NotebookGrade] = {}
-    for name in NOTEBOOKS:
-        path = folder / f"{name}.ipynb"
-        if path.is_file():
-            try:
-                notebooks[name] = grade_notebook(path, name, cell_timeout, notebook_timeout, max_output)
-            except Exception as exc:  # noqa: BLE001 -- one broken notebook must not stop the others
-                notebooks[name] = NotebookGrade(name, notes=[f"grading failed: {type(exc).__name__}: {exc}"])
-        else:
-            notebooks[name] = NotebookGrade(name, missing=True, notes=["not submitted"])
-        if progress is not None:
-            progress.update(1)
-    ignored = sorted(p.name for p in folder.iterdir() if p.suffix == ".ipynb" and p.stem not in NOTEBOOKS)
-    return StudentGrade(folder.name, notebooks, ignored)
-
-
-def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: float = DEFAULT_CELL_TIMEOUT,
-          notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT, jobs: int = 2,
-          max_output: int = DEFAULT_MAX_OUTPUT, progress: bool = True) -> list[StudentGrade]:
-    """Grade every student folder in ``submissions``; write ``out/grades.csv`` and ``out/feedback/``."""
-    from tqdm.auto import tqdm
-
-    from mechlib.teaching.registry import NOTEBOOKS
-
-    submissions, out = Path(submissions), Path(out)
-    if not submissions.is_dir():
-        raise ValueError(f"SUBMISSIONS must be a folder with one folder per student; got {submissions}")
-    if jobs < 1:
-        raise ValueError(f"--jobs must be >= 1; got {jobs}")
-    folders = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
-    bar = tqdm(total=len(folders) * len(NOTEBOOKS), desc="grading", unit="notebook", file=sys.stderr,
-               disable=not progress)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {f: pool.submit(grade_student, f, cell_timeout, notebook_timeout, max_output, bar) for f in folders}
-        grades = []
-        for folder, fut in futures.items():
-            try:
-                grades.append(fut.result())
-            except Exception as exc:  # noqa: BLE001 -- keep the CSV complete
-                nbs = {n: NotebookGrade(n, notes=[f"grading failed: {type(exc).__name__}: {exc}"]) for n in NOTEBOOKS}
-                grades.append(StudentGrade(folder.name, nbs))
-    bar.close()
-    write_outputs(grades, out)
+    grades = []
+    for folder in folders:
+        nbs = {}
+        for name in NOTEBOOKS:
+            if (folder.name, name) in done:
+                nbs[name] = done[(folder.name, name)]
+            elif (folder / f"{name}.ipynb").is_file():
+                nbs[name] = NotebookGrade(name, pending=True, notes=["not graded yet (run again with the same --out)"])
+            else:
+                nbs[name] = NotebookGrade(name, missing=True, notes=["not submitted"])
+        ignored = sorted(p.name for p in folder.iterdir() if p.suffix == ".ipynb" and p.stem not in NOTEBOOKS)
+        grades.append(StudentGrade(folder.name, nbs, ignored))
     return grades
 
 
 def write_outputs(grades: list[StudentGrade], out: Path) -> None:
+    """``grades.csv``, ``feedback/<student>.md`` and ``summary.md``, each replaced atomically."""
     from mechlib.teaching.registry import ALL_EXERCISES
 
     out.mkdir(parents=True, exist_ok=True)
-    columns = ["student"] + [ex.column for ex in ALL_EXERCISES] + ["total"]
-    with open(out / "grades.csv", "w", newline="") as fh:
+    for g in grades:
+        _write_atomic(out / "feedback" / f"{g.student}.md", feedback(g))
+    columns = ["student"] + [ex.column for ex in ALL_EXERCISES] + ["total", "graded", "sandbox"]
+    tmp = out / f".grades.csv.{os.getpid()}.tmp"
+    with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         for g in grades:
-            writer.writerow({"student": g.student, **g.points(), "total": g.total()})
-    (out / "feedback").mkdir(exist_ok=True)
-    for g in grades:
-        (out / "feedback" / f"{g.student}.md").write_text(feedback(g))
+            nbs = [nb for nb in g.notebooks.values() if not nb.missing]
+            graded = "partly" if any(nb.pending or nb.grader_error for nb in nbs) else "yes"
+            sandboxed = "no (--no-sandbox)" if any(not nb.sandboxed for nb in nbs if not nb.pending) else "yes"
+            writer.writerow({"student": g.student, **g.points(), "total": g.total(), "graded": graded,
+                             "sandbox": sandboxed})
+    os.replace(tmp, out / "grades.csv")
+    _write_atomic(out / "summary.md", summary(grades))
+
+
+NO_SANDBOX_WARNING = ("**Warning: graded with `--no-sandbox`.** The notebook ran without the sandbox, so it could "
+                      "read and change files of the grading machine; treat these points with care.")
 
 
 def feedback(g: StudentGrade) -> str:
     """The feedback page of one student, in Markdown."""
-    from mechlib.teaching.registry import ALL_EXERCISES, EXERCISES, NOTEBOOKS
+    from mechlib.teaching.registry import EXERCISES, MAX_POINTS, NOTEBOOKS
 
-    lines = [f"# Feedback for {g.student}", "", f"**Total: {g.total()} / {len(ALL_EXERCISES)} points.**", ""]
+    lines = [f"# Feedback for {g.student}", "", f"**Total: {g.total()} / {MAX_POINTS} points.**", ""]
+    if any(not nb.sandboxed for nb in g.notebooks.values() if not nb.missing and not nb.pending):
+        lines += [NO_SANDBOX_WARNING, ""]
     for name in NOTEBOOKS:
         nb = g.notebooks[name]
         got = sum(nb.points(ex.id) for ex in EXERCISES[name])
-        lines += [f"## {name}.ipynb: {got} / {len(EXERCISES[name])}", ""]
+        lines += [f"## {name}.ipynb: {got} / {sum(ex.points for ex in EXERCISES[name])}", ""]
         if nb.missing:
             lines += ["Not submitted: 0 points.", ""]
+            continue
+        if nb.pending:
+            lines += ["Not graded yet: the grading run was interrupted (run it again with the same --out).", ""]
             continue
         for ex in EXERCISES[name]:
             r = nb.results.get(ex.id, {})
@@ -371,30 +506,188 @@ def feedback(g: StudentGrade) -> str:
     return "\n".join(lines)
 
 
+def summary(grades: list[StudentGrade]) -> str:
+    """``summary.md``: per exercise how many passed and the commonest failures; a histogram of totals."""
+    from mechlib.teaching.registry import ALL_EXERCISES, MAX_POINTS
+
+    lines = ["# Grading summary", "", f"{len(grades)} students; {MAX_POINTS} points in all.", ""]
+    pending = sum(nb.pending for g in grades for nb in g.notebooks.values())
+    errors = sum(nb.grader_error for g in grades for nb in g.notebooks.values())
+    if pending:
+        lines += [f"**{pending} submitted notebooks are not graded yet** (an interrupted run).", ""]
+    if errors:
+        lines += [f"**{errors} notebooks could not be graded** through no fault of theirs; see their feedback.", ""]
+    if any(not nb.sandboxed for g in grades for nb in g.notebooks.values() if not nb.missing and not nb.pending):
+        lines += [NO_SANDBOX_WARNING, ""]
+    lines += ["## Exercises", "", "| exercise | points | passed | failed | not attempted | not submitted | "
+              "most common failures |", "|---|---|---|---|---|---|---|"]
+    for ex in ALL_EXERCISES:
+        counts: Counter = Counter()
+        messages: Counter = Counter()
+        for g in grades:
+            nb = g.notebooks[ex.notebook]
+            if nb.missing or nb.pending:
+                counts["missing"] += 1
+                continue
+            r = nb.results.get(ex.id, {})
+            status = r.get("status", "failed")
+            counts[status] += 1
+            if status == "failed":
+                messages[_gist(r.get("message", ""))] += 1
+        common = "; ".join(f"{m} (×{n})" for m, n in messages.most_common(3)) or "–"
+        lines.append(f"| {ex.id} `{ex.function}` | {ex.points} | {counts['passed']} | {counts['failed']} | "
+                     f"{counts['not attempted']} | {counts['missing']} | {common.replace('|', '/')} |")
+    lines += ["", "## Totals", "", "```"]
+    totals = Counter(g.total() for g in grades)
+    width = max(totals.values(), default=0)
+    for t in range(MAX_POINTS + 1):
+        if totals[t] or t in (0, MAX_POINTS):
+            bar = "#" * round(40 * totals[t] / width) if width else ""
+            lines.append(f"{t:>4} | {bar} {totals[t]}")
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def _gist(message: str) -> str:
+    """A failure message without the specifics that differ between students (numbers, indices)."""
+    import re
+
+    text = message.split(": ", 1)[-1] if message.startswith("calling ") else message
+    text = re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "#", text)
+    return text[:90]
+
+
+# --------------------------------------------------------------------------- the grader
+
+
+def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: float = DEFAULT_CELL_TIMEOUT,
+          notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT, jobs: int = 2,
+          max_output: int = DEFAULT_MAX_OUTPUT, progress: bool = True, sandbox: bool = True,
+          memory_gib: float = DEFAULT_MEMORY_GIB, regrade: bool = False) -> list[StudentGrade]:
+    """Grade every student folder in ``submissions`` into ``out`` (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    from mechlib.teaching import sandbox as sb
+    from mechlib.teaching.registry import NOTEBOOKS
+
+    submissions, out = Path(submissions), Path(out)
+    if not submissions.is_dir():
+        raise ValueError(f"SUBMISSIONS must be a folder with one folder per student; got {submissions}")
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1; got {jobs}")
+    if memory_gib <= 0:
+        raise ValueError(f"--memory must be > 0 GiB; got {memory_gib}")
+    if sandbox:
+        ok, why = sb.available()
+        if not ok:
+            raise SandboxUnavailable(
+                f"cannot sandbox the notebooks: {why}. Install bubblewrap, or pass --no-sandbox to grade without "
+                "it (the notebooks can then read and change this machine's files; the feedback says so)")
+    out_resolved = out.resolve()
+    if out_resolved == submissions.resolve() or submissions.resolve() in out_resolved.parents:
+        raise ValueError("--out must not be inside SUBMISSIONS")
+    settings = Settings(cell_timeout, notebook_timeout, max_output, memory_gib, sandbox)
+    folders = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    done: dict[tuple[str, str], NotebookGrade] = {}
+    tasks = []
+    for folder in folders:
+        for name in NOTEBOOKS:
+            path = folder / f"{name}.ipynb"
+            if not path.is_file():
+                continue
+            sha = _sha256(path)
+            old = None if regrade else _load_record(out, folder.name, name, sha)
+            if old is not None:
+                done[(folder.name, name)] = old
+            else:
+                tasks.append((folder, name, path, sha))
+    lock = threading.Lock()
+    write_outputs(_student_grades(folders, done), out)
+    bar = tqdm(total=len(tasks), desc="grading", unit="notebook", file=sys.stderr, disable=not progress)
+
+    def run(task) -> None:
+        folder, name, path, sha = task
+        try:
+            g = grade_notebook(path, name, settings)
+        except Exception as exc:  # noqa: BLE001 -- one broken notebook must not stop the others
+            g = NotebookGrade(name, notes=[f"grading failed: {type(exc).__name__}: {exc}"], grader_error=True,
+                              sandboxed=sandbox)
+            from mechlib.teaching.registry import EXERCISES
+
+            for ex in EXERCISES[name]:
+                g.results[ex.id] = {"exercise": ex.id, "function": ex.function, "status": "failed",
+                                    "message": "not checked (see the notes on this notebook)"}
+        with lock:
+            _save_record(out, folder.name, g, sha)
+            done[(folder.name, name)] = g
+            write_outputs(_student_grades(folders, done), out)
+        bar.update(1)
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        for f in [pool.submit(run, t) for t in tasks]:
+            f.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        with _RUNNING_LOCK:
+            for proc in list(_RUNNING):
+                _kill_group(proc.pid)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        bar.close()
+    grades = _student_grades(folders, done)
+    write_outputs(grades, out)
+    return grades
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot be made here and ``--no-sandbox`` was not given."""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--worker"]:
-        _run_worker(json.loads(argv[1]))
+    if argv[:1] == ["--run-notebook"]:
+        _run_notebook(json.loads(argv[1]))
         return 0
     parser = argparse.ArgumentParser(
         prog="mechlib-grade",
-        description="Grade a folder of submitted exercise notebooks (one folder per student) into a CSV "
-                    "and one feedback file per student.")
+        description="Grade a folder of submitted exercise notebooks (one folder per student), each in a sandbox, "
+                    "into OUT/grades.csv, OUT/feedback/<student>.md and OUT/summary.md.")
     parser.add_argument("submissions", help="folder with one sub-folder per student")
-    parser.add_argument("--out", required=True, help="output folder: grades.csv and feedback/<student>.md")
+    parser.add_argument("--out", required=True, help="output folder (also where a rerun resumes from)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_CELL_TIMEOUT,
                         help=f"seconds allowed per cell, and per check (default {DEFAULT_CELL_TIMEOUT})")
     parser.add_argument("--notebook-timeout", type=float, default=DEFAULT_NOTEBOOK_TIMEOUT,
                         help=f"seconds allowed per notebook (default {DEFAULT_NOTEBOOK_TIMEOUT})")
-    parser.add_argument("--jobs", type=int, default=2, help="students graded in parallel (default 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks graded in parallel (default 2)")
     parser.add_argument("--max-output", type=int, default=DEFAULT_MAX_OUTPUT,
                         help=f"bytes of output kept per notebook (default {DEFAULT_MAX_OUTPUT})")
+    parser.add_argument("--memory", type=float, default=DEFAULT_MEMORY_GIB,
+                        help=f"GiB of memory (address space) per process in the sandbox (default {DEFAULT_MEMORY_GIB:g})")
+    parser.add_argument("--regrade", action="store_true",
+                        help="grade every notebook again, even those already graded in --out")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run the notebooks without the sandbox (where bubblewrap is missing); UNSAFE: the "
+                             "feedback and the CSV say so")
     args = parser.parse_args(argv)
+    if args.no_sandbox:
+        print("warning: --no-sandbox: the notebooks run with this user's rights and can read and change its files",
+              file=sys.stderr)
     try:
-        grades = grade(args.submissions, args.out, args.timeout, args.notebook_timeout, args.jobs, args.max_output)
-    except ValueError as exc:
+        grades = grade(args.submissions, args.out, args.timeout, args.notebook_timeout, args.jobs, args.max_output,
+                       sandbox=not args.no_sandbox, memory_gib=args.memory, regrade=args.regrade)
+    except (ValueError, SandboxUnavailable) as exc:
         parser.error(str(exc))
-    print(f"graded {len(grades)} student(s): {Path(args.out) / 'grades.csv'}")
+    except KeyboardInterrupt:
+        print(f"interrupted: what was graded is in {args.out}; run the same command to finish", file=sys.stderr)
+        return 130
+    errors = sum(nb.grader_error for g in grades for nb in g.notebooks.values())
+    print(f"graded {len(grades)} student(s): {Path(args.out) / 'grades.csv'}, summary in "
+          f"{Path(args.out) / 'summary.md'}")
+    if errors:
+        print(f"{errors} notebook(s) could not be graded; see their feedback", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -27,6 +27,7 @@ class Exercise:
     importance: int  # 1 (optional) .. 5 (core idea)
     minutes: int
     check: Callable[..., CheckResult]
+    points: int = 1  # what passing it is worth in mechlib-grade's CSV
 
     @property
     def column(self) -> str:
@@ -78,3 +79,5 @@ EXERCISES: dict[str, list[Exercise]] = {}
 for _ex in ALL_EXERCISES:
     EXERCISES.setdefault(_ex.notebook, []).append(_ex)
 NOTEBOOKS: tuple[str, ...] = tuple(EXERCISES)
+EXERCISE_BY_ID: dict[str, Exercise] = {ex.id: ex for ex in ALL_EXERCISES}
+MAX_POINTS: int = sum(ex.points for ex in ALL_EXERCISES)

@@ -13,13 +13,14 @@ from mechlib.teaching.checking import (
     Mismatch,
     bundled,
     compare_int,
+    hidden_sizes,
     repeat_tokens_for,
     run_check,
 )
 
 
 def _cases_count_pairs() -> Iterator[Case]:
-    for L, H in [(12, 12), (2, 4), (1, 8), (3, 1), (5, 3), (48, 25)]:
+    for L, H in [(12, 12), (2, 4), (1, 8), (3, 1), (5, 3), (48, 25)] + hidden_sizes(3, (1, 40), (1, 40)):
         # small models: every pair listed; large ones: the closed form H^2 C(L, 2)
         exp = ref.count_chains_brute_force(L, H, 2) if L * H <= 200 else H * H * math.comb(L, 2)
         yield Case(f"n_layers={L}, n_heads={H}", (L, H), functools.partial(compare_int, expected=exp))
@@ -60,7 +61,7 @@ def _compare_pairs(got: Any, L: int, H: int) -> None:
 
 
 def _cases_enumerate_pairs() -> Iterator[Case]:
-    for L, H in [(2, 4), (3, 2), (1, 3), (4, 3)]:
+    for L, H in [(2, 4), (3, 2), (1, 3), (4, 3)] + hidden_sizes(2, (1, 6), (1, 5)):
         yield Case(f"n_layers={L}, n_heads={H}", (L, H), functools.partial(_compare_pairs, L=L, H=H))
 
 
@@ -71,7 +72,7 @@ def check_enumerate_pairs(fn: Any, verbose: bool = True) -> CheckResult:
 
 
 def _cases_count_chains() -> Iterator[Case]:
-    for L, H, k in [(3, 2, 2), (4, 2, 3), (3, 3, 3), (5, 2, 1), (2, 3, 3)]:
+    for L, H, k in [(3, 2, 2), (4, 2, 3), (3, 3, 3), (5, 2, 1), (2, 3, 3)] + hidden_sizes(3, (1, 6), (1, 4), (1, 4)):
         yield Case(f"n_layers={L}, n_heads={H}, length={k} (checked by brute force)", (L, H, k),
                    functools.partial(compare_int, expected=ref.count_chains_brute_force(L, H, k)))
     for L, H, k in [(12, 12, 2), (12, 12, 3), (12, 12, 12), (32, 32, 4)]:
@@ -92,7 +93,7 @@ def _cases_count_paths() -> Iterator[Case]:
     yield Case(f"the bundled model ({model.cfg.n_layers} layers of {model.cfg.n_heads} heads; its path expansion "
                f"has {n_terms} non-bias terms)", (model.cfg.n_layers, model.cfg.n_heads),
                functools.partial(compare_int, expected=n_terms))
-    for L, H in [(3, 2), (1, 5), (4, 3)]:
+    for L, H in [(3, 2), (1, 5), (4, 3)] + hidden_sizes(2, (1, 5), (1, 4)):
         brute = sum(ref.count_chains_brute_force(L, H, k) for k in range(1, L + 1)) + 1
         yield Case(f"n_layers={L}, n_heads={H} (checked by brute force)", (L, H),
                    functools.partial(compare_int, expected=brute, ))

@@ -17,6 +17,7 @@ from mechlib.teaching.checking import (
     bundled,
     check_model,
     compare_int,
+    hidden_sizes,
     compare_scalar,
     compare_tensor,
     fmt_number,
@@ -69,7 +70,9 @@ def _known_rank(rows: int, cols: int, rank: int, seed: int) -> torch.Tensor:
 
 
 def _cases_numerical_rank() -> Iterator[Case]:
-    for i, (rows, cols, rank) in enumerate([(12, 12, 3), (20, 9, 5), (7, 30, 1), (16, 16, 16)]):
+    shapes = [(12, 12, 3), (20, 9, 5), (7, 30, 1), (16, 16, 16)]
+    shapes += [(r, c, min(k, r, c)) for r, c, k in hidden_sizes(3, (5, 30), (5, 30), (1, 6))]
+    for i, (rows, cols, rank) in enumerate(shapes):
         M = _known_rank(rows, cols, rank, seed=100 + i)
         yield Case(f"a random {rows}x{cols} float64 matrix of rank {rank}", (M,),
                    functools.partial(compare_int, expected=rank))
@@ -92,7 +95,7 @@ def check_numerical_rank(fn: Any, verbose: bool = True) -> CheckResult:
 
 def _cases_composition_score() -> Iterator[Case]:
     g = generator(3)
-    for shape in [(10, 10, 10), (6, 9, 4), (64, 64, 64)]:
+    for shape in [(10, 10, 10), (6, 9, 4), (64, 64, 64)] + hidden_sizes(2, (3, 40), (2, 20), (3, 40)):
         n, k, m = shape
         A = torch.randn(n, k, generator=g, dtype=torch.float64)
         B = torch.randn(k, m, generator=g, dtype=torch.float64)
@@ -149,7 +152,8 @@ def _compare_baseline(got: Any, d_model: int, d_head: int, n_samples: int) -> No
 
 
 def _cases_random_baseline() -> Iterator[Case]:
-    for d_model, d_head, n in [(64, 16, 500), (32, 4, 400)]:
+    for d_model, d_head, n in [(64, 16, 500), (32, 4, 400)] + [
+            (dm, dh, 300) for dm, dh in hidden_sizes(1, (16, 48), (2, 8))]:
         yield Case(f"d_model={d_model}, d_head={d_head}, n_samples={n}", (d_model, d_head, n),
                    functools.partial(_compare_baseline, d_model=d_model, d_head=d_head, n_samples=n),
                    kwargs={"seed": 0})

@@ -1,0 +1,187 @@
+"""What crosses from a student's sandboxed kernel to the grader: plain data, never code.
+
+The outputs of the learner's functions are written as one JSON document and one
+``.npz`` file of arrays (:func:`dump`) and read back with ``allow_pickle=False``
+(:func:`load`). Tensors and numpy arrays keep their dtype and shape; numbers, strings,
+``None``, lists, tuples and dicts keep their structure; a ``FactoredMatrix`` keeps its
+two factors; an iterator is listed (up to a cap). Anything else arrives as a stand-in
+object whose *type name* is the original's, so that a check's message ("expected a
+torch.Tensor, got str") reads the same as in the notebook. Nothing read here is ever
+executed or unpickled.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+import numpy as np
+import torch
+from transformer_lens import FactoredMatrix
+
+MAX_ITEMS = 100_000  # items kept of a list, tuple, dict or iterator
+MAX_ARRAY_BYTES = 64 * 2**20  # one returned tensor; bigger ones arrive as a stand-in
+_SPECIAL = "__mg__"
+
+
+class _Opaque:
+    """Stand-in for a value of a type that does not cross (its class is renamed per value)."""
+
+    def __init__(self, text: str):
+        self._text = text
+
+    def __repr__(self) -> str:
+        return self._text
+
+
+def _opaque(type_name: str, text: str) -> Any:
+    cls = type(str(type_name)[:80] or "object", (_Opaque,), {})
+    return cls(str(text)[:200])
+
+
+class _Writer:
+    def __init__(self):
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def array(self, a: np.ndarray) -> str:
+        key = f"a{len(self.arrays)}"
+        self.arrays[key] = a
+        return key
+
+    def encode(self, x: Any, depth: int = 0) -> Any:
+        if depth > 20:
+            return {_SPECIAL: "opaque", "type": type(x).__name__, "repr": "(nested too deeply)"}
+        if x is None or isinstance(x, (bool, int, str)):
+            return x if not isinstance(x, str) else x[:10_000]
+        if isinstance(x, float):
+            return {_SPECIAL: "float", "v": repr(x)}  # keeps nan and inf exact
+        if x is Ellipsis:
+            return {_SPECIAL: "ellipsis"}
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu()
+            if t.numel() * t.element_size() > MAX_ARRAY_BYTES:
+                return {_SPECIAL: "opaque", "type": "Tensor", "repr": f"a tensor of shape {tuple(t.shape)} (too big)"}
+            dtype = str(t.dtype).removeprefix("torch.")
+            if t.dtype in (torch.bfloat16, torch.float16):
+                t = t.float()
+            if t.is_complex() or t.dtype in (torch.float32, torch.float64, torch.int64, torch.int32, torch.int16,
+                                             torch.int8, torch.uint8, torch.bool, torch.complex64, torch.complex128):
+                return {_SPECIAL: "tensor", "key": self.array(t.resolve_conj().numpy()), "dtype": dtype}
+            return {_SPECIAL: "opaque", "type": "Tensor", "repr": f"a tensor of dtype {dtype}"}
+        if isinstance(x, np.ndarray):
+            if x.dtype == object or x.nbytes > MAX_ARRAY_BYTES:
+                return {_SPECIAL: "opaque", "type": "ndarray", "repr": f"an array of dtype {x.dtype}"}
+            return {_SPECIAL: "ndarray", "key": self.array(np.ascontiguousarray(x))}
+        if isinstance(x, np.generic):
+            if isinstance(x, (np.floating, np.integer, np.bool_)):
+                return {_SPECIAL: "npscalar", "key": self.array(np.asarray(x))}
+            return {_SPECIAL: "opaque", "type": type(x).__name__, "repr": repr(x)}
+        if isinstance(x, FactoredMatrix):
+            return {_SPECIAL: "factored", "A": self.encode(x.A, depth + 1), "B": self.encode(x.B, depth + 1)}
+        if isinstance(x, (list, tuple)):
+            kind = "list" if isinstance(x, list) else "tuple"
+            return {_SPECIAL: kind, "items": [self.encode(v, depth + 1) for v in list(x)[:MAX_ITEMS]]}
+        if isinstance(x, dict):
+            items = list(x.items())[:MAX_ITEMS]
+            return {_SPECIAL: "dict", "items": [[self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in items]}
+        if hasattr(x, "__next__") and hasattr(x, "__iter__"):  # a generator or other iterator: list it
+            items = []
+            for v in x:
+                if len(items) >= MAX_ITEMS:
+                    break
+                items.append(self.encode(v, depth + 1))
+            return {_SPECIAL: "list", "items": items}
+        try:
+            text = repr(x)
+        except Exception:  # noqa: BLE001 -- a hostile __repr__
+            text = "?"
+        return {_SPECIAL: "opaque", "type": type(x).__name__, "repr": text[:200]}
+
+
+def encode_outcomes(outcomes: dict[str, dict]) -> tuple[str, bytes]:
+    """``(json text, npz bytes)`` of ``{exercise id: {"status": ..., "outcomes": [...]}}``."""
+    w = _Writer()
+    doc = {}
+    for ex_id, rec in outcomes.items():
+        out = []
+        for o in rec.get("outcomes", []):
+            out.append(["value", w.encode(o[1])] if o[0] == "value" else list(o))
+        doc[ex_id] = {**{k: v for k, v in rec.items() if k != "outcomes"}, "outcomes": out}
+    buf = io.BytesIO()
+    np.savez(buf, **w.arrays)
+    return json.dumps(doc), buf.getvalue()
+
+
+class _Reader:
+    def __init__(self, arrays: Any):
+        self.arrays = arrays
+
+    def decode(self, x: Any, depth: int = 0) -> Any:
+        if depth > 25:
+            raise ValueError("nested too deeply")
+        if not isinstance(x, dict):
+            if isinstance(x, list):
+                raise ValueError("a bare list in the outcome document")
+            return x
+        kind = x.get(_SPECIAL)
+        if kind == "float":
+            return float(x["v"])
+        if kind == "ellipsis":
+            return Ellipsis
+        if kind == "tensor":
+            a = self.arrays[str(x["key"])]
+            t = torch.from_numpy(np.array(a))
+            dtype = getattr(torch, str(x["dtype"]), None)
+            return t.to(dtype) if isinstance(dtype, torch.dtype) else t
+        if kind == "ndarray":
+            return np.array(self.arrays[str(x["key"])])
+        if kind == "npscalar":
+            return np.array(self.arrays[str(x["key"])])[()]
+        if kind == "factored":
+            return FactoredMatrix(self.decode(x["A"], depth + 1), self.decode(x["B"], depth + 1))
+        if kind in ("list", "tuple"):
+            items = [self.decode(v, depth + 1) for v in x["items"]]
+            return items if kind == "list" else tuple(items)
+        if kind == "dict":
+            out = {}
+            for k, v in x["items"]:
+                k = self.decode(k, depth + 1)
+                try:
+                    out[k] = self.decode(v, depth + 1)
+                except TypeError:  # an unhashable key
+                    out[_opaque("key", repr(k))] = self.decode(v, depth + 1)
+            return out
+        if kind == "opaque":
+            return _opaque(x.get("type", "object"), x.get("repr", ""))
+        raise ValueError(f"unknown kind {kind!r}")
+
+
+def decode_outcomes(doc_text: str, npz: bytes) -> dict[str, dict]:
+    """Inverse of :func:`encode_outcomes`; raises ``ValueError`` on anything malformed."""
+    doc = json.loads(doc_text)
+    if not isinstance(doc, dict):
+        raise ValueError("the outcome document is not a JSON object")
+    try:
+        arrays = np.load(io.BytesIO(npz), allow_pickle=False) if npz else {}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"the arrays file is not a plain .npz ({exc})") from None
+    reader = _Reader(arrays)
+    out = {}
+    for ex_id, rec in doc.items():
+        if not isinstance(rec, dict) or not isinstance(rec.get("outcomes", []), list):
+            raise ValueError(f"malformed record for {ex_id!r}")
+        outcomes = []
+        for o in rec.get("outcomes", []):
+            if not isinstance(o, list) or not o:
+                raise ValueError(f"malformed outcome in {ex_id!r}")
+            if o[0] == "value":
+                outcomes.append(("value", reader.decode(o[1])))
+            elif o[0] == "raised" and len(o) == 3:
+                outcomes.append(("raised", str(o[1]), str(o[2])))
+            elif o[0] == "not_implemented":
+                outcomes.append(("not_implemented",))
+            else:
+                raise ValueError(f"unknown outcome {o[0]!r} in {ex_id!r}")
+        out[str(ex_id)] = {**{k: v for k, v in rec.items() if k != "outcomes"}, "outcomes": outcomes}
+    return out
