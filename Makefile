@@ -11,7 +11,7 @@ LEARNER_PINS  := "ipywidgets==7.7.1" ipykernel
 # pytest only runs the widget tests there (on Colab's ipywidgets); nothing imports it
 LEARNER_TEST  := pytest
 
-.PHONY: book test setup learner browser screenshots clean
+.PHONY: book test setup learner browser sandbox screenshots clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,12 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
+# Debian's bubblewrap: the sandbox mechlib-grade runs each submitted notebook in
+sandbox:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap >/dev/null; fi; }
+
 book: setup
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "open _build/html/index.html"
@@ -54,7 +60,7 @@ book: setup
 # then every notebook once more in a learner's install (outputs not compared: only that
 # every cell runs). One thread per process: two xdist workers share two cores
 NOTEBOOKS := chapters exercises solutions
-test: setup learner browser
+test: setup learner browser sandbox
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider tests \
 	  --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/sanitize.cfg
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \

@@ -295,6 +295,7 @@ def judge(name: str, records: dict[str, dict], seed: int) -> dict[str, dict[str,
 
 _RUNNING: set[subprocess.Popen] = set()
 _RUNNING_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set when a run is interrupted: what is in flight is not recorded
 
 
 def grade_notebook(path: Path, name: str, settings: Settings = Settings()) -> NotebookGrade:
@@ -617,6 +618,8 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
             for ex in EXERCISES[name]:
                 g.results[ex.id] = {"exercise": ex.id, "function": ex.function, "status": "failed",
                                     "message": "not checked (see the notes on this notebook)"}
+        if _STOPPING.is_set():  # killed by the interrupt, not graded: the next run grades it
+            return
         with lock:
             _save_record(out, folder.name, g, sha)
             done[(folder.name, name)] = g
@@ -624,10 +627,12 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
         bar.update(1)
 
     pool = ThreadPoolExecutor(max_workers=jobs)
+    _STOPPING.clear()
     try:
         for f in [pool.submit(run, t) for t in tasks]:
             f.result()
     except BaseException:
+        _STOPPING.set()
         pool.shutdown(wait=False, cancel_futures=True)
         with _RUNNING_LOCK:
             for proc in list(_RUNNING):

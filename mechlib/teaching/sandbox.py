@@ -40,7 +40,7 @@ class Limits:
     processes: int = 256  # processes and threads (RLIMIT_NPROC)
     file_size: int = 256 * 2**20  # largest file it may write (RLIMIT_FSIZE)
     cpu_seconds: int = 1800  # CPU time of each process (RLIMIT_CPU)
-    scratch: int = 1 * GiB  # size of the writable /grading tmpfs
+    scratch: int = 1 * GiB  # size of each of the two writable tmpfs folders, /grading and /tmp
 
 
 SANDBOX_ROOT = "/grading"
@@ -98,7 +98,7 @@ def command(argv: list[str], inputs: dict[str, Path], limits: Limits, env: dict[
             cmd.extend(["--symlink", os.readlink(top), str(top)])
         elif top.is_dir():
             cmd.extend(["--ro-bind", str(top), str(top)])
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.scratch), "--tmpfs", "/tmp",
             "--size", str(limits.scratch), "--tmpfs", SANDBOX_ROOT, "--chmod", "1777", SANDBOX_ROOT,
             "--chmod", "1777", "/tmp"]
     for dest, src in inputs.items():

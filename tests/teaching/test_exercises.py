@@ -6,6 +6,7 @@ placeholder and each kind of wrong answer apart, with a message that says what i
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
 from pathlib import Path
@@ -286,7 +287,16 @@ def test_capture_check_catches_a_hook_left_attached():
     assert hooks_left(bundled()) == []
 
 
-def test_grade_namespace_survives_loops_and_exits():
+def _record_then_judge(namespace: dict, time_limit: float, seed: int = 7) -> dict:
+    """The two halves of grading in one process: record in the 'kernel', judge in the 'grader'."""
+    from mechlib.teaching import grading, transport
+
+    records = kernel_side.record_namespace("07_combinatorial_richness", namespace, seed, time_limit=time_limit)
+    doc, npz = transport.encode_outcomes(records)
+    return grading.judge("07_combinatorial_richness", transport.decode_outcomes(doc, npz), seed)
+
+
+def test_recording_survives_loops_and_exits():
     def loops(L, H):
         while True:
             pass
@@ -294,22 +304,41 @@ def test_grade_namespace_survives_loops_and_exits():
     def exits(L, H):
         raise SystemExit(3)
 
-    results = kernel_side.grade_namespace(
-        "07_combinatorial_richness",
-        {"count_pairs": loops, "enumerate_pairs": exits, "count_chains": REFERENCE["07.3"]},
-        time_limit=1.0,
-    )
+    results = _record_then_judge(
+        {"count_pairs": loops, "enumerate_pairs": exits, "count_chains": REFERENCE["07.3"]}, time_limit=1.0)
     assert results["07.1"]["status"] == "failed" and "did not finish within 1 s" in results["07.1"]["message"]
     assert results["07.2"]["status"] == "failed" and "SystemExit" in results["07.2"]["message"]
     assert results["07.3"]["status"] == "passed"
     assert results["07.4"]["status"] == "not attempted"
 
 
-def test_grade_namespace_swallows_the_learners_printing(capsys):
+def test_recording_swallows_the_learners_printing(capsys):
     def chatty(L, H):
         print("x" * 100_000)
         return H * H * (L * (L - 1) // 2)
 
-    results = kernel_side.grade_namespace("07_combinatorial_richness", {"count_pairs": chatty}, time_limit=30)
+    results = _record_then_judge({"count_pairs": chatty}, time_limit=30)
     assert results["07.1"]["status"] == "passed"
     assert len(capsys.readouterr().out) < 1000
+
+
+def test_hidden_cases_differ_from_the_self_check_and_from_each_other():
+    from mechlib.teaching import checking
+
+    def inputs(seed):
+        recs = []
+        with checking.hidden_cases(seed) if seed is not None else contextlib.nullcontext():
+            rec = checking.Recorder(lambda *a, **k: repr([tuple(x.shape) if hasattr(x, "shape") else
+                                                          (x.cfg.d_model, x.cfg.n_heads) if hasattr(x, "cfg") else x
+                                                          for x in a]))
+            checks.check_count_pairs(rec, verbose=False)
+            recs.append([o[1] for o in rec.outcomes])
+            rec = checking.Recorder(lambda m, s, r: (m.cfg.d_model, m.cfg.n_heads, m.W_Q.sum().item()))
+            checks.check_k_composition_score(rec, verbose=False)
+            recs.append([o[1] for o in rec.outcomes])
+        return recs
+
+    own, a, b = inputs(None), inputs(1), inputs(2)
+    assert inputs(1) == a  # the same seed gives the same cases in the sandbox and in the grader
+    for x, y in [(own, a), (a, b)]:
+        assert x[0] != y[0] and x[1] != y[1]

@@ -1,32 +1,100 @@
-"""``mechlib-grade``: grading a folder of submissions, including submissions that misbehave.
+"""``mechlib-grade``: grading a folder of submissions, including submissions that misbehave
+and submissions that want points they did not earn.
 
 Two grading runs, each shared by the tests that read it:
 
-* the main run: a student who hands in the solutions, one who hands in the untouched
-  exercises, and students whose (small) combinatorics notebook crashes, calls
+* the main run, in the sandbox: a student who hands in the solutions, one who hands in
+  the untouched exercises, students whose (small) combinatorics notebook crashes, calls
   ``sys.exit``, kills its kernel, deletes the files in its working directory or prints
-  50 MB, plus one who hands in nothing gradeable;
+  50 MB, one who hands in nothing gradeable -- and hostile students (named ``a_*`` so
+  they are graded first), each with one cell that tries one way to forge points or to
+  harm the grader, followed by an honest student (``z_honest``) whose grade must not
+  change;
 * a run with a short time limit: an endless loop in a cell and in a function, and a loop
   that ignores interrupts until the notebook's own time limit stops it.
-
-The main run also has a student who prints a fake result line and patches a check.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from mechlib.teaching import grading, registry
+import mechlib
+from mechlib.teaching import grading, registry, sandbox, transport
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = "07_combinatorial_richness"
 SMALL_IDS = [ex.id for ex in registry.EXERCISES[SMALL]]
 ALL_COLUMNS = [ex.column for ex in registry.ALL_EXERCISES]
 LOOP_TIMEOUT = 8  # seconds per cell and per check in the loop run
+PACKAGE = Path(mechlib.__file__).resolve().parent
+MARKER = f"mg-daemon-{uuid.uuid4().hex}"
+SOLVED = {ex.id: 1 for ex in registry.EXERCISES[SMALL]}
+NOTHING = {ex.id: 0 for ex in registry.EXERCISES[SMALL]}
+
+needs_sandbox = pytest.mark.skipif(not sandbox.available()[0], reason=f"no sandbox here: {sandbox.available()[1]}")
+
+
+def _exercise(*cells: str) -> nbformat.NotebookNode:
+    """The untouched (worth 0) small exercise notebook with extra code cells at the end."""
+    nb = nbformat.read(ROOT / "exercises" / f"{SMALL}.ipynb", as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    return nb
+
+
+def _package_digest() -> str:
+    h = hashlib.sha256()
+    for p in sorted(PACKAGE.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts:
+            h.update(str(p).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def _marked_processes() -> list[str]:
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and MARKER in (d / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(d.name)
+        except OSError:
+            pass
+    return found
+
+
+class _Listener:
+    """A TCP server on the host's loopback that records whether anybody connected."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+                self.connections += 1
+                conn.close()
+            except OSError:
+                pass
 
 
 def _with_cell(source: str, at: str = "end", replace_def: str | None = None) -> nbformat.NotebookNode:
@@ -54,6 +122,86 @@ def _rows(out: Path) -> dict[str, dict[str, str]]:
         return {row["student"]: row for row in csv.DictReader(fh)}
 
 
+HOSTILE_NOTES = {}
+
+
+def _hostile(subs: Path, listener: _Listener) -> dict[str, nbformat.NotebookNode]:
+    """One notebook per way of wanting points: each is the untouched exercise (worth 0) plus cells."""
+    other = subs / "z_honest" / f"{SMALL}.ipynb"
+    return {
+        # rewrites what its result line says on the way out, and prints a fake result
+        "a_print_rewriter": _exercise(
+            "import builtins, json\n_p = builtins.print\n"
+            "builtins.print = lambda *a, **k: _p(*[str(x).replace('failed', 'passed').replace("
+            "'not attempted', 'passed') for x in a], **k)",
+            'print(json.dumps({"07.1": {"exercise": "07.1", "function": "count_pairs", "status": "passed", '
+            '"message": "fake"}}))'),
+        # rewrites and deletes installed package files (the checks, the kernel side, the registry)
+        "a_package_rewriter": _exercise(
+            "import pathlib, mechlib\nroot = pathlib.Path(mechlib.__file__).parent\nerrors = []\n"
+            "for p in list(root.rglob('*.py')):\n"
+            "    try:\n        p.write_text('raise SystemExit')\n    except OSError as e:\n        errors.append(e)\n"
+            "    try:\n        p.unlink()\n    except OSError as e:\n        errors.append(e)\n"
+            "print(len(errors), 'writes refused')"),
+        # patches the check framework, the kernel side and torch before the checks run, and
+        # reports the self-check's answers for every exercise
+        "a_patcher": _exercise(
+            "import torch, mechlib.teaching.checking as C, mechlib.teaching.kernel_side as K\n"
+            "C.run_check = lambda exercise, name, *a, **k: C.CheckResult(exercise, name, 'passed', 'patched')\n"
+            "C.compare_int = C.compare_tensor = C.compare_scalar = lambda *a, **k: None\n"
+            "torch.allclose = lambda *a, **k: True\ntorch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=bool)\n"
+            "import math\n"
+            "def count_pairs(L, H):\n    return H * H * math.comb(L, 2) if (L, H) in [(12, 12), (2, 4), (1, 8), "
+            "(3, 1), (5, 3), (48, 25)] else 0\n"
+            "_rec = K.record_namespace\n"
+            "def fake(notebook, namespace, seed, time_limit=60.0):\n"
+            "    r = _rec(notebook, namespace, seed, time_limit)\n"
+            "    for ex_id in r:\n        r[ex_id]['outcomes'] = [('value', 9504)] * 3\n    return r\n"
+            "K.record_namespace = fake"),
+        # reads another student's submission and the solutions, and copies their functions
+        "a_snooper": _exercise(
+            "import nbformat\nstolen = 0\n"
+            f"for path in [{str(other)!r}, {str(ROOT / 'solutions' / (SMALL + '.ipynb'))!r}]:\n"
+            "    try:\n        nb = nbformat.read(path, as_version=4)\n    except OSError:\n        continue\n"
+            "    for c in nb.cells:\n        if c.cell_type == 'code' and 'def ' in c.source:\n"
+            "            exec(c.source)\n            stolen += 1\n"
+            f"try:\n    open({str(subs / 'z_honest' / 'planted.txt')!r}, 'w').write('x')\nexcept OSError:\n    pass\n"
+            "print('stolen', stolen)"),
+        # starts processes meant to outlive the kernel: a new session, and a double fork
+        "a_daemon": _exercise(
+            "import subprocess, sys, os\n"
+            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {MARKER!r}], "
+            "start_new_session=True)\n"
+            "if os.fork() == 0:\n    if os.fork() == 0:\n"
+            f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(600)', {MARKER!r}])\n"
+            "    os._exit(0)\nos.wait()"),
+        # tries the network: the internet, and a server on the grading machine's own loopback
+        "a_network": _exercise(
+            "import socket, urllib.request\nreached = []\n"
+            f"for host, port in [('127.0.0.1', {listener.port}), ('pypi.org', 443), ('1.1.1.1', 80)]:\n"
+            "    try:\n        socket.create_connection((host, port), timeout=3).close()\n        reached.append(host)\n"
+            "    except OSError:\n        pass\nprint('reached', reached)"),
+    }
+
+
+def _hungry() -> dict[str, nbformat.NotebookNode]:
+    """Solutions (worth 4) with one cell that goes over a limit: they must still get their 4."""
+    return {
+        "a_memory": _with_cell("x = bytearray(16 * 2**30)", at="start"),
+        # forks until the process limit refuses (bounded, so a machine without the sandbox survives),
+        # then reaps its children, so that its own later cells can run
+        "a_forkbomb": _with_cell(
+            "import os, time\nforked = 0\nfor _ in range(5000):\n    try:\n        pid = os.fork()\n"
+            "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(3)\n        os._exit(0)\n"
+            "    forked += 1\nfor _ in range(forked):\n    os.wait()\nassert forked < 5000, 'no process limit'\n"
+            "print('forked', forked)", at="start"),
+        "a_bigfile": _with_cell(
+            "import os\nwritten = 0\ntry:\n    with open('big.bin', 'wb') as f:\n        for _ in range(4096):\n"
+            "            f.write(b'0' * 2**20)\n            written += 1\nexcept OSError as e:\n    print(e)\n"
+            "print('MiB written', written)", at="start"),
+    }
+
+
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory):
     subs = tmp_path_factory.mktemp("submissions")
@@ -68,24 +216,45 @@ def main_run(tmp_path_factory):
     _write(subs / "deleter", SMALL, _with_cell(
         "import os, shutil\nfor f in os.listdir('.'):\n    shutil.rmtree(f) if os.path.isdir(f) else os.remove(f)"))
     _write(subs / "printer", SMALL, _with_cell('print("x" * 50_000_000)', at="start"))
-    _write(subs / "cheater", SMALL, _cheating_exercise())
+    _write(subs / "memorizer", SMALL, _memorizer())
     (subs / "missing").mkdir()
     _write(subs / "missing", "my_notes", nbformat.v4.new_notebook())  # not an exercise notebook
-    originals = {p: p.read_bytes() for p in subs.rglob("*.ipynb")}
+    _write(subs / "z_honest", SMALL, nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4))
+    listener = _Listener()
+    for student, nb in {**_hostile(subs, listener), **_hungry()}.items():
+        _write(subs / student, SMALL, nb)
+    originals = {p: p.read_bytes() for p in subs.rglob("*")if p.is_file()}
+    before = _package_digest()
     out = tmp_path_factory.mktemp("out")
-    grades = grading.grade(subs, out, cell_timeout=180, notebook_timeout=600, jobs=2, progress=False)
-    return {"grades": {g.student: g for g in grades}, "rows": _rows(out), "out": out,
-            "subs": subs, "originals": originals}
+    grades = grading.grade(subs, out, cell_timeout=180, notebook_timeout=600, jobs=2, progress=False,
+                           sandbox=sandbox.available()[0], memory_gib=3)
+    time.sleep(1)
+    listener.stop.set()
+    return {"grades": {g.student: g for g in grades}, "rows": _rows(out), "out": out, "subs": subs,
+            "originals": originals, "package_before": before, "package_after": _package_digest(),
+            "listener": listener, "leftovers": _marked_processes()}
+
+
+def _memorizer() -> nbformat.NotebookNode:
+    """count_pairs as a table of the self-check's answers: passes in the notebook, not in grading."""
+    table = {(L, H): H * H * (L * (L - 1) // 2) for L, H in [(12, 12), (2, 4), (1, 8), (3, 1), (5, 3), (48, 25)]}
+    return _with_cell(f"def count_pairs(n_layers, n_heads):\n    return {table!r}[(n_layers, n_heads)]",
+                      replace_def="count_pairs")
+
+
+HOSTILE = ["a_print_rewriter", "a_package_rewriter", "a_patcher", "a_snooper", "a_daemon", "a_network"]
+HUNGRY = ["a_memory", "a_forkbomb", "a_bigfile"]
 
 
 def test_csv_has_one_row_per_student_and_one_column_per_exercise(main_run):
     rows = main_run["rows"]
     assert set(rows) == {"solutions", "untouched", "crash", "sys_exit", "kernel_kill", "deleter", "printer",
-                         "cheater", "missing"}
+                         "memorizer", "missing", "z_honest", *HOSTILE, *HUNGRY}
     with open(main_run["out"] / "grades.csv", newline="") as fh:
-        assert next(csv.reader(fh)) == ["student"] + ALL_COLUMNS + ["total"]
+        assert next(csv.reader(fh)) == ["student"] + ALL_COLUMNS + ["total", "graded", "sandbox"]
     for row in rows.values():
         assert int(row["total"]) == sum(int(row[c]) for c in ALL_COLUMNS)
+        assert row["graded"] == "yes"
 
 
 def test_solutions_get_full_marks(main_run):
@@ -159,20 +328,82 @@ def test_feedback_gives_points_and_the_checks_message(main_run):
     assert "code cell" in text and "RuntimeError: boom" in text
 
 
-def _cheating_exercise() -> nbformat.NotebookNode:
-    """The untouched exercise notebook, plus a printed fake result and a patched check."""
-    nb = nbformat.read(ROOT / "exercises" / f"{SMALL}.ipynb", as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(
-        'import json\nprint(json.dumps({"07.1": {"exercise": "07.1", "function": "count_pairs", '
-        '"status": "passed", "message": "fake"}}))'))
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import mechlib.teaching.checks\nmechlib.teaching.checks.check_count_pairs = lambda fn, verbose=True: "
-        "mechlib.teaching.checking.CheckResult('07.1', 'count_pairs', 'passed', 'patched')"))
-    return nb
+@needs_sandbox
+@pytest.mark.parametrize("student", HOSTILE)
+def test_a_hostile_cell_earns_nothing(main_run, student):
+    """Each hostile notebook is the untouched exercise (worth 0) plus its cell: it still gets 0."""
+    assert _small_points(main_run, student) == NOTHING, main_run["grades"][student].notebooks[SMALL].results
+    assert main_run["rows"][student]["total"] == "0"
 
 
-def test_printed_fake_results_and_patched_checks_earn_nothing(main_run):
-    assert main_run["rows"]["cheater"]["total"] == "0"
+@needs_sandbox
+@pytest.mark.parametrize("student", HUNGRY)
+def test_a_cell_over_a_resource_limit_costs_nothing_else(main_run, student):
+    """Solutions plus one cell over the memory, process or file-size limit: still every point."""
+    assert _small_points(main_run, student) == SOLVED, main_run["grades"][student].notebooks[SMALL].notes
+
+
+@needs_sandbox
+def test_the_limits_stopped_the_hungry_cells(main_run):
+    notes = {s: " ".join(main_run["grades"][s].notebooks[SMALL].notes) for s in HUNGRY}
+    assert "MemoryError" in notes["a_memory"]
+    assert "File too large" not in notes["a_bigfile"]  # caught in the cell; the file stopped at the limit
+
+
+@needs_sandbox
+def test_honest_students_graded_after_the_hostile_ones_are_unchanged(main_run):
+    assert _small_points(main_run, "z_honest") == SOLVED
+    assert main_run["rows"]["solutions"]["total"] == str(registry.MAX_POINTS)
+
+
+@needs_sandbox
+def test_nothing_outside_the_sandbox_changed(main_run):
+    assert main_run["package_after"] == main_run["package_before"], "an installed package file changed"
+    for path, content in main_run["originals"].items():
+        assert path.read_bytes() == content, f"a submission changed: {path}"
+    now = {p for p in main_run["subs"].rglob("*") if p.is_file()}
+    assert now == set(main_run["originals"]), f"files appeared: {now - set(main_run['originals'])}"
+    assert not list(main_run["out"].rglob("*.bin")), "a notebook wrote into the output folder"
+
+
+@needs_sandbox
+def test_no_process_outlives_its_sandbox(main_run):
+    assert main_run["leftovers"] == [], "processes started by a notebook are still running"
+
+
+@needs_sandbox
+def test_the_network_is_out_of_reach(main_run):
+    assert main_run["listener"].connections == 0
+
+
+def test_answers_memorised_from_the_self_check_fail_the_hidden_cases(main_run):
+    """A table of the self-check's answers passes the notebook's own check but not grading."""
+    nb = nbformat.read(main_run["subs"] / "memorizer" / f"{SMALL}.ipynb", as_version=4)
+    namespace: dict = {}
+    exec(next(c.source for c in nb.cells if "def count_pairs(" in c.source), namespace)
+    from mechlib.teaching import checks
+
+    assert checks.check_count_pairs(namespace["count_pairs"], verbose=False).passed
+    assert _small_points(main_run, "memorizer")["07.1"] == 0
+    message = main_run["grades"]["memorizer"].notebooks[SMALL].results["07.1"]["message"]
+    assert "KeyError" in message
+
+
+def test_summary_counts_each_exercise_and_draws_the_totals(main_run):
+    text = (main_run["out"] / "summary.md").read_text()
+    n = len(main_run["rows"])
+    passed = sum(int(r[registry.EXERCISES[SMALL][0].column]) for r in main_run["rows"].values())
+    assert f"{n} students; {registry.MAX_POINTS} points in all." in text
+    assert f"| 07.1 `count_pairs` | 1 | {passed} |" in text
+    assert "## Totals" in text and f"{registry.MAX_POINTS:>4} | " in text
+
+
+def test_records_are_written_per_notebook(main_run):
+    records = list((main_run["out"] / "records").rglob("*.json"))
+    submitted = [p for p in main_run["subs"].rglob("*.ipynb") if p.stem in registry.NOTEBOOKS]
+    assert len(records) == len(submitted)
+    rec = json.loads((main_run["out"] / "records" / "z_honest" / f"{SMALL}.json").read_text())
+    assert rec["sha256"] == hashlib.sha256((main_run["subs"] / "z_honest" / f"{SMALL}.ipynb").read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +451,92 @@ def test_command_line_writes_csv_and_feedback(tmp_path, capsys):
     assert (tmp_path / "out" / "feedback" / "nobody.md").exists()
     with pytest.raises(SystemExit):
         grading.main([str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "out")])
+
+
+@pytest.fixture()
+def small_class(tmp_path):
+    subs = tmp_path / "subs"
+    _write(subs / "ann", SMALL, nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4))
+    _write(subs / "bob", SMALL, nbformat.read(ROOT / "exercises" / f"{SMALL}.ipynb", as_version=4))
+    _write(subs / "cat", SMALL, nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4))
+    return subs, tmp_path / "out"
+
+
+def test_a_rerun_skips_what_is_graded_and_regrades_what_changed(small_class, monkeypatch):
+    subs, out = small_class
+    grading.grade(subs, out, jobs=2, progress=False)
+    first = (out / "grades.csv").read_text()
+    graded = []
+    real = grading.grade_notebook
+    monkeypatch.setattr(grading, "grade_notebook", lambda path, *a, **k: graded.append(path.parent.name) or real(path, *a, **k))
+    grading.grade(subs, out, jobs=2, progress=False)
+    assert graded == [] and (out / "grades.csv").read_text() == first
+    _write(subs / "bob", SMALL, nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4))
+    grading.grade(subs, out, jobs=2, progress=False)
+    assert graded == ["bob"] and _rows(out)["bob"]["total"] == "4"
+    grading.grade(subs, out, jobs=2, progress=False, regrade=True)
+    assert sorted(graded[1:]) == ["ann", "bob", "cat"]
+
+
+def test_an_interrupted_run_keeps_what_was_graded_and_a_rerun_finishes(small_class):
+    subs, out = small_class
+    cmd = [sys.executable, "-m", "mechlib.teaching.grading", str(subs), "--out", str(out), "--jobs", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list((out / "records").rglob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()[-500:]
+    rows = _rows(out)
+    assert set(rows) == {"ann", "bob", "cat"}  # the CSV is complete at every moment
+    graded = [s for s, r in rows.items() if r["graded"] == "yes"]
+    assert 1 <= len(graded) < 3
+    for s, r in rows.items():  # and agrees with the feedback
+        assert f"**Total: {r['total']} / {registry.MAX_POINTS} points.**" in (out / "feedback" / f"{s}.md").read_text()
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    rows = _rows(out)
+    assert {s: r["total"] for s, r in rows.items()} == {"ann": "4", "bob": "0", "cat": "4"}
+    assert all(r["graded"] == "yes" for r in rows.values())
+
+
+def test_without_bwrap_the_grader_refuses_unless_told_no_sandbox(small_class, monkeypatch, capsys):
+    subs, out = small_class
+    monkeypatch.setattr(sandbox, "available", lambda: (False, "bubblewrap (bwrap) is not installed"))
+    with pytest.raises(SystemExit) as exc:
+        grading.main([str(subs), "--out", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "bubblewrap (bwrap) is not installed" in err and "--no-sandbox" in err
+    for p in (subs / "bob").iterdir():
+        p.unlink()
+    (subs / "bob").rmdir()
+    shutil.rmtree(subs / "cat")
+    assert grading.main([str(subs), "--out", str(out), "--no-sandbox"]) == 0
+    assert _rows(out)["ann"]["sandbox"] == "no (--no-sandbox)" and _rows(out)["ann"]["total"] == "4"
+    assert "graded with `--no-sandbox`" in (out / "feedback" / "ann.md").read_text()
+
+
+def test_outputs_cross_as_plain_data(tmp_path):
+    import numpy as np
+    import torch
+    from transformer_lens import FactoredMatrix
+
+    values = [torch.arange(6.0).reshape(2, 3), torch.tensor([1, 2], dtype=torch.int64), 0.5, float("nan"), 3, True,
+              None, ..., "text", [((0, 1), (1, 2))], {"a": 1, (0, 1): 2}, np.float32(2.5), np.ones(3),
+              FactoredMatrix(torch.ones(4, 2), torch.ones(2, 4)), (x for x in range(3)), object()]
+    doc, npz = transport.encode_outcomes({"e": {"status": "called", "outcomes": [("value", v) for v in values]}})
+    back = [o[1] for o in transport.decode_outcomes(doc, npz)["e"]["outcomes"]]
+    assert torch.equal(back[0], values[0]) and back[1].dtype == torch.int64
+    assert back[2] == 0.5 and back[3] != back[3] and back[4:9] == [3, True, None, ..., "text"]
+    assert back[9] == [((0, 1), (1, 2))] and back[10] == {"a": 1, (0, 1): 2}
+    assert type(back[11]).__name__ == "float32" and back[12].tolist() == [1, 1, 1]
+    assert torch.equal(back[13].AB, values[13].AB) and back[14] == [0, 1, 2]
+    assert type(back[15]).__name__ == "object" and not callable(back[15])
+    # a pickled object in the arrays file is refused, never unpickled
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, a0=np.array([object()], dtype=object))
+    with pytest.raises(ValueError):
+        transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", {"__mg__": "ndarray", "key": "a0"}]]}}),
+                                  buf.getvalue())
