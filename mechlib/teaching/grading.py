@@ -323,6 +323,8 @@ def grade_notebook(path: Path, name: str, settings: Settings = Settings()) -> No
             spec.update(root=root, notebook="/grading-in/submitted.ipynb")
             env.update(HOME=f"{root}/home", JUPYTER_RUNTIME_DIR=f"{root}/runtime", MPLCONFIGDIR=f"{root}/home",
                        IPYTHONDIR=f"{root}/home/.ipython", TMPDIR="/tmp")
+            if os.environ.get("PYTHONPATH"):  # the kernel must import the same mechlib as the grader
+                env["PYTHONPATH"] = os.environ["PYTHONPATH"]
             limits = sandbox.Limits(memory=int(settings.memory_gib * sandbox.GiB))
             uid = 200_000 + secrets.randbelow(800_000) if sandbox.uses_own_uid() else None
             cmd = sandbox.command(runner + [json.dumps(spec)], {"/grading-in/submitted.ipynb": submitted},

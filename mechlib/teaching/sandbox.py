@@ -59,6 +59,7 @@ def _read_only_paths() -> list[Path]:
     paths += [Path(p) for p in site.getsitepackages() + [site.getusersitepackages()]]
     paths.append(Path(mechlib.__file__).resolve().parent)  # an editable install lives outside site-packages
     paths.append(Path(sys.executable).resolve().parent)
+    paths += [Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     seen: list[Path] = []
     for p in sorted({p.resolve() for p in paths if p.exists()}, key=lambda p: len(p.parts)):
         if p == Path("/"):
