@@ -13,11 +13,13 @@ What comes back follows one rule, stated in the README and tested in
 
 * activations -- logits, attention patterns, path-expansion terms -- stay on the
   model's device, as ``model(tokens)`` does;
-* summaries -- score tables, composition scores, losses, attributions, the state
-  of the widgets -- come back on the CPU (numbers as Python floats), ready to print
-  or plot;
-* functions of tensors alone (``composition_score``, ``per_token_loss``,
-  ``induction_scores_from_patterns``, ``head_output``) answer on their input's device.
+* summaries -- score tables, composition scores, losses, attributions, what the
+  widgets' ``update()`` returns -- come back on the CPU (numbers as Python floats),
+  ready to print or plot;
+* functions of tensors alone (``per_token_loss``, ``induction_scores_from_patterns``,
+  ``head_output`` and ``composition_from_cache`` on the cache's device, and
+  ``composition_score``: a float for one pair, a tensor for a batch) answer on their
+  input's device.
 """
 from __future__ import annotations
 

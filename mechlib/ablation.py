@@ -67,9 +67,11 @@ def run_with_ablation(
 
 
 def head_output(model: Any, cache: Any, head: Head) -> Float[torch.Tensor, "batch pos d_model"]:
-    """What head ``l.h`` writes to the residual stream: ``z^{l.h} W_O^{l.h}`` (without ``b_O``)."""
+    """What head ``l.h`` writes to the residual stream: ``z^{l.h} W_O^{l.h}`` (without ``b_O``),
+    on the device of ``cache`` (which may differ from the model's)."""
     l, h = head
-    return cache[f"blocks.{l}.attn.hook_z"][:, :, h] @ model.W_O[l, h]
+    z = cache[f"blocks.{l}.attn.hook_z"][:, :, h]
+    return z @ model.W_O[l, h].to(z.device)
 
 
 def _heads_arg(model: Any, value: Any, name: str) -> list[Head]:
@@ -104,11 +106,11 @@ def path_ablation_hooks(
         )
     x_names = {f"blocks.{l}.hook_resid_pre" for l, _ in receivers}
     z_names = {f"blocks.{l}.attn.hook_z" for l, _ in senders}
-    W_all = {"Q": model.W_Q, "K": model.W_K, "V": model.W_V}[kind]
-    b_all = {"Q": model.b_Q, "K": model.b_K, "V": model.b_V}[kind]
+    # each of these properties stacks every layer's weights when read: read each once
+    W_all, b_all, W_O = getattr(model, f"W_{kind}"), getattr(model, f"b_{kind}"), model.W_O
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in x_names | z_names)
-        delta = sum(head_output(model, cache, s) for s in senders)
+        delta = sum(cache[f"blocks.{l}.attn.hook_z"][:, :, h] @ W_O[l, h] for l, h in senders)
         if mode == "mean":
             delta = delta - delta.mean(dim=0, keepdim=True)
         hooks = []

@@ -75,14 +75,13 @@ def composition_from_cache(
     """
     kind = check_kind(kind)
     L, H = model.cfg.n_layers, model.cfg.n_heads
-    W = {"Q": model.W_Q, "K": model.W_K, "V": model.W_V}[kind].detach()
     with torch.no_grad():
-        out = torch.zeros(L, H, L, H, device=W.device)
+        device = cache["blocks.0.attn.hook_z"].device  # the cache may live elsewhere than the model
+        W = getattr(model, f"W_{kind}").detach().to(device)
+        W_O = model.W_O.detach().to(device)
+        out = torch.zeros(L, H, L, H, device=device)
         # o^{l1.h1} = z^{l1.h1} W_O^{l1.h1}: [h1, batch, pos, d_model], once per sender layer
-        outputs = [
-            torch.einsum("bphe,hem->hbpm", cache[f"blocks.{l1}.attn.hook_z"], model.W_O[l1].detach())
-            for l1 in range(L - 1)
-        ]
+        outputs = [torch.einsum("bphe,hem->hbpm", cache[f"blocks.{l1}.attn.hook_z"], W_O[l1]) for l1 in range(L - 1)]
         for l2 in range(1, L):
             x = cache[f"blocks.{l2}.hook_resid_pre"]
             read = torch.einsum("bpd,hde->hbpe", x, W[l2])

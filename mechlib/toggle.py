@@ -25,7 +25,7 @@ import torch
 from jaxtyping import Float, Int
 
 from mechlib._threads import single_thread
-from mechlib._validate import check_heads, check_tokens
+from mechlib._validate import check_heads, check_tokens, float64_device
 from mechlib.ablation import ablation_hooks
 from mechlib.data import repeated_tokens
 from mechlib.heads import Head, all_heads
@@ -177,7 +177,9 @@ def _subset_runs(model: Any, tokens: torch.Tensor, masks: list[int], half_len: i
     with torch.no_grad(), single_thread():
         logits = model.run_with_hooks(big, fwd_hooks=hooks)
         # repeat_loss of each copy: mean next-token loss on targets prefix_len + half_len + 1 ..
-        loss = per_token_loss(logits, big)[:, prefix_len + half_len:].reshape(k, -1).double().mean(-1)
+        # float64 where the device has it (MPS has not): the same numbers as repeat_loss
+        per_token = per_token_loss(logits, big)[:, prefix_len + half_len:].reshape(k, -1)
+        loss = per_token.to(float64_device(per_token.device)).double().mean(-1)
         patterns = torch.stack([store[l] for l in range(L)]).reshape(L, k, B, H, seq, seq)
         induction = torch.stack([induction_scores_from_patterns(patterns[:, i], tokens) for i in range(k)])
     return loss, induction, patterns

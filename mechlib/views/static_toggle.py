@@ -48,7 +48,7 @@ def head_toggle_payload(table: HeadToggleTable, d_vocab: int) -> dict[str, Any]:
     """The JSON payload of a static toggle: losses (3 decimals), induction scores (3 decimals),
     and attention patterns as base64 bytes (``round(255 * a)``, so within 1/510 of the truth)."""
     def b64(p: torch.Tensor) -> str:
-        q = (p.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        q = (p.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         return base64.b64encode(q.tobytes()).decode("ascii")
 
     full = len(table.loss) - 1

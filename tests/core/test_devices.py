@@ -12,7 +12,10 @@ On a machine without a GPU the CUDA cases are skipped (the reason is shown with
 ``pytest -rs``). What the CPU can still check: ``test_no_tensor_made_on_the_default_device``
 runs every case with torch's default device set to ``meta``, so any tensor the library
 makes without naming its device -- which on a GPU would land on the CPU beside CUDA
-weights -- fails there.
+weights -- fails there. Some CPU operations quietly accept a meta operand (a matmul, a
+``gather`` index) and return garbage instead of raising; the exact comparison with the
+plain CPU run (``atol=0, rtol=0``, same operations, one thread) is what catches those, so
+it must stay exact.
 """
 from __future__ import annotations
 
@@ -83,13 +86,20 @@ def _cases(model, batch) -> dict:
         "path_expansion": (expansion.total(), "model"),
         "PathExpansion.sizes": (expansion.sizes(), "float"),
         "correct_token_attribution": (mechlib.correct_token_attribution(expansion, batch.mask), "float"),
+        "correct_token_attribution all": (mechlib.correct_token_attribution(expansion), "float"),
+        "path_expansion float32": (mechlib.path_expansion(model, t, dtype=torch.float32).total(), "model"),
+        "PathExpansion.by_kind": (expansion.by_kind(), "model"),
         "composition_from_cache": (mechlib.composition_from_cache(model, cache, "V"), "cpu"),
+        "composition_from_cache Q": (mechlib.composition_from_cache(model, cache, "Q"), "cpu"),
+        "composition_from_cache cpu": (mechlib.composition_from_cache(model, cache.to("cpu"), "K"), "cpu"),
+        "head_output cpu": (mechlib.head_output(model, cache.to("cpu"), R), "cpu"),
     }
     toggle = mechlib.HeadToggleState(model, t, batch.half_len, batch.prefix_len)
     on = [hd for hd in mechlib.all_heads(model) if hd != S]
     out["HeadToggleState"] = (toggle.update(on), "cpu")
+    out["HeadToggleState default"] = (mechlib.HeadToggleState(model).clean, "cpu")
     if len(mechlib.all_heads(model)) <= 8:
-        table = mechlib.precompute_head_toggle(model, t, batch.half_len, batch.prefix_len, chunk=64)
+        table = mechlib.precompute_head_toggle(model, t, batch.half_len, batch.prefix_len)
         out["precompute_head_toggle"] = ({"loss": table.loss, "induction": table.induction,
                                           "pattern": table.pattern(R, 0), "tokens": table.tokens}, "cpu")
     explorer = mechlib.CompositionExplorerState(model, n_baseline=50)
@@ -134,9 +144,9 @@ def _tensors(x):
 def _numbers(x):
     """A result as one float64 CPU vector, for comparing results across devices."""
     if isinstance(x, FactoredMatrix):
-        return x.AB.detach().double().cpu().flatten()
+        return x.AB.detach().cpu().double().flatten()
     if isinstance(x, torch.Tensor):
-        return x.detach().double().cpu().flatten()
+        return x.detach().cpu().double().flatten()
     if isinstance(x, (int, float)):
         return torch.tensor([float(x)], dtype=torch.float64)
     if isinstance(x, dict):
@@ -219,11 +229,11 @@ def test_forward_results_match_the_float64_reference(bundled_on, batch):
     """Clean and ablated logits and patterns, from a model on the device, against the float64 CPU loops."""
     t = batch.tokens
     ref_logits, ref_patterns = reference.forward(bundled_on, t, return_patterns=True)
-    torch.testing.assert_close(mechlib.attention_patterns(bundled_on, t).double().cpu(), ref_patterns,
+    torch.testing.assert_close(mechlib.attention_patterns(bundled_on, t).cpu().double(), ref_patterns,
                                atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(mechlib.run_with_ablation(bundled_on, t, [S]).double().cpu(),
+    torch.testing.assert_close(mechlib.run_with_ablation(bundled_on, t, [S]).cpu().double(),
                                reference.forward(bundled_on, t, zero_heads=[S]), atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(mechlib.path_ablation(bundled_on, t, S, R, "K").double().cpu(),
+    torch.testing.assert_close(mechlib.path_ablation(bundled_on, t, S, R, "K").cpu().double(),
                                reference.forward(bundled_on, t, remove=([S], [R], "K")), atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(mechlib.induction_scores(bundled_on, t).double(),
                                reference.induction_score_brute_force(ref_patterns, t), atol=1e-5, rtol=1e-4)
@@ -242,7 +252,23 @@ def test_expansion_sums_to_the_logits_on_the_device(random_on):
     expansion = mechlib.path_expansion(random_on, t)
     logits = reference.forward(random_on, t)
     # float64 terms from float32 attention patterns: the sum agrees to float32 precision
-    torch.testing.assert_close(expansion.total().cpu(), logits, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(expansion.total().cpu().double(), logits, atol=1e-6, rtol=1e-5)
+
+
+def test_the_widgets_take_a_model_on_the_device(bundled_on, batch):
+    """The page widgets and the ipywidgets views, built from a model on the device."""
+    from mechlib.views import static_toggle, widgets
+
+    t = batch.tokens
+    toggle = widgets.head_toggle(bundled_on, t, batch.half_len, batch.prefix_len)
+    toggle.checkboxes[S].value = False
+    assert isinstance(toggle.result["loss"], float)
+    explorer = widgets.composition_explorer(bundled_on)
+    assert explorer is not None
+    expl = widgets.expansion_explorer(bundled_on, t, batch.half_len, batch.prefix_len)
+    assert expl is not None
+    html = static_toggle.static_head_toggle(bundled_on, t, batch.half_len, batch.prefix_len)
+    assert "<" in str(getattr(html, "data", html))
 
 
 def test_head_helpers_take_tables_from_any_device(cases, device):
@@ -278,7 +304,7 @@ def test_no_tensor_made_on_the_default_device(model, batch, cpu_cases):
 @pytest.mark.parametrize("bad,err,match", [
     ("gpu", ValueError, "is not a device"),
     (3.5, TypeError, "device must be"),
-    ("cuda:7" if CUDA else "cuda", ValueError, "CUDA"),
+    (f"cuda:{torch.cuda.device_count()}" if CUDA else "cuda", ValueError, "CUDA"),
     ("xla", ValueError, "supports 'cpu', 'cuda' and 'mps'"),
 ])
 def test_load_model_rejects_a_device_it_cannot_use(bad, err, match):
