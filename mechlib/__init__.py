@@ -2,7 +2,7 @@
 
 Three floors, each importing only those below it:
 
-* ``mechlib`` (this package, flat): the core -- heads, data, models, scores, circuits,
+* ``mechlib`` (this package, flat): the core -- heads, data, models, scores, roles, circuits,
   composition, ablation, expansion, counting, attribution and the widgets' state.
   torch and TransformerLens only; everything public is exported here.
 * :mod:`mechlib.views`: plots, HTML, page widgets, ipywidgets views, the book's glue.
@@ -59,6 +59,7 @@ from mechlib.models import (
     save_model,
     train_induction_model,
 )
+from mechlib.roles import HeadRole, attention_by_offset, head_roles, heads_with_role
 from mechlib.scores import (
     attention_patterns,
     duplicate_token_scores,
@@ -81,6 +82,8 @@ __all__ = [
     # scores
     "attention_patterns", "duplicate_token_scores", "induction_scores", "induction_scores_from_patterns",
     "per_token_loss", "prev_token_scores", "repeat_loss",
+    # head roles
+    "HeadRole", "attention_by_offset", "head_roles", "heads_with_role",
     # circuits
     "full_ov_circuit", "full_qk_circuit", "ov_circuit", "qk_circuit", "receiver_circuit", "virtual_ov",
     # composition

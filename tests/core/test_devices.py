@@ -57,6 +57,9 @@ def _cases(model, batch) -> dict:
     out = {
         "attention_patterns": (patterns, "model"),
         "prev_token_scores": (mechlib.prev_token_scores(model, t), "cpu"),
+        "attention_by_offset": (mechlib.attention_by_offset(model, t, 3), "cpu"),
+        "head_roles": ({mechlib.head_label(hd): [r.score, r.induction, *r.by_offset]
+                        for hd, r in mechlib.head_roles(model, batch).items()}, "float"),
         "induction_scores": (mechlib.induction_scores(model, t), "cpu"),
         "duplicate_token_scores": (mechlib.duplicate_token_scores(model, t), "cpu"),
         "induction_scores_from_patterns": (mechlib.induction_scores_from_patterns(patterns, t), "model"),
@@ -123,6 +126,8 @@ DEVICE_FREE = {
     "load_model", "load_checkpoint", "save_model",
     # score-table helpers: test_head_helpers_take_tables_from_any_device
     "ranked_heads", "top_head", "heads_above", "top_pair",
+    # roles: a dataclass, and a filter over head_roles' result
+    "HeadRole", "heads_with_role",
 }
 
 
