@@ -69,6 +69,21 @@ def _read_only_paths() -> list[Path]:
     return seen
 
 
+def _tasks_of_this_user() -> int:
+    """Processes and threads the current user runs now (what RLIMIT_NPROC counts)."""
+    uid, total = os.getuid(), 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = dict(line.split(":", 1) for line in (d / "status").read_text().splitlines() if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                total += int(fields["Threads"])
+        except (OSError, KeyError, ValueError):
+            continue
+    return total
+
+
 def command(argv: list[str], inputs: dict[str, Path], limits: Limits, env: dict[str, str],
             uid: int | None = None) -> list[str]:
     """The ``bwrap`` command line that runs ``argv`` in the sandbox.
@@ -109,7 +124,10 @@ def command(argv: list[str], inputs: dict[str, Path], limits: Limits, env: dict[
             "--die-with-parent", "--new-session", "--chdir", SANDBOX_ROOT, "--clearenv"]
     for k, v in env.items():
         cmd.extend(["--setenv", k, v])
-    rlimits = ["prlimit", f"--as={limits.memory}", f"--nproc={limits.processes}",
+    # RLIMIT_NPROC counts every task of the real user: a sandbox with its own uid starts from 0; one
+    # that runs as the instructor (not root) gets its allowance on top of what that user runs already
+    nproc = limits.processes if uid is not None else limits.processes + _tasks_of_this_user()
+    rlimits = ["prlimit", f"--as={limits.memory}", f"--nproc={nproc}",
                f"--fsize={limits.file_size}", f"--cpu={limits.cpu_seconds}", f"--core=0", "--"]
     if uid is not None:
         cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--"]
