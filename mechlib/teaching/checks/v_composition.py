@@ -108,6 +108,8 @@ def _cases_composition_score() -> Iterator[Case]:
     B = torch.eye(8, dtype=torch.float64)[:, 2:4] @ torch.eye(8, dtype=torch.float64)[2:4]  # reads dims 2,3
     yield Case("A writing only to dims 0-1 and B reading only dims 2-3 (orthogonal: score 0)", (A, B),
                functools.partial(compare_scalar, expected=0.0))
+    yield Case("A = B = the same rank-2 projection (lined up, flat spectrum: score 1/sqrt(2))", (A, A),
+               functools.partial(compare_scalar, expected=2 ** -0.5))
     yield Case("A = B = the same rank-1 projection (score 1)", (A[:, :1] @ A[:1], A[:, :1] @ A[:1]),
                functools.partial(compare_scalar, expected=1.0))
     model = bundled()
