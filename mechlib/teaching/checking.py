@@ -25,6 +25,7 @@ import contextlib
 import functools
 import math
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -191,7 +192,14 @@ def compare_int(got: Any, expected: int, what: str = "the result") -> None:
 # --------------------------------------------------------------------------- models and inputs
 
 
-_HIDDEN: list[int] = []  # the seed of the hidden grading cases while :func:`hidden_cases` is active
+class _Hidden(threading.local):
+    """The seeds of the hidden grading cases, per thread (the grader judges notebooks in parallel)."""
+
+    def __init__(self):
+        self.seeds: list[int] = []
+
+
+_HIDDEN = _Hidden()
 
 
 @contextlib.contextmanager
@@ -199,16 +207,16 @@ def hidden_cases(seed: int):
     """Inside this block every check draws the grader's hidden inputs, fixed by ``seed``."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be an int >= 0; got {seed!r}")
-    _HIDDEN.append(seed)
+    _HIDDEN.seeds.append(seed)
     try:
         yield
     finally:
-        _HIDDEN.pop()
+        _HIDDEN.seeds.pop()
 
 
 def hidden_seed() -> int | None:
     """The seed of the hidden cases, or None for the notebook's own self-check."""
-    return _HIDDEN[-1] if _HIDDEN else None
+    return _HIDDEN.seeds[-1] if _HIDDEN.seeds else None
 
 
 def hidden_sizes(count: int, *ranges: tuple[int, int]) -> list[tuple[int, ...]]:

@@ -60,7 +60,7 @@ DEFAULT_CELL_TIMEOUT = 120
 DEFAULT_NOTEBOOK_TIMEOUT = 900
 DEFAULT_MAX_OUTPUT = 1_000_000  # bytes of cell output kept per notebook
 DEFAULT_MEMORY_GIB = 4.0
-MAX_OUTCOMES = 256 * 2**20  # bytes of recorded outcomes read back from a sandbox
+MAX_OUTCOMES = 64 * 2**20  # bytes of recorded outcomes read back from a sandbox (honest ones: a few MB)
 RECORD_VERSION = 2
 
 GRADING_CELL = """\

@@ -342,3 +342,26 @@ def test_hidden_cases_differ_from_the_self_check_and_from_each_other():
     assert inputs(1) == a  # the same seed gives the same cases in the sandbox and in the grader
     for x, y in [(own, a), (a, b)]:
         assert x[0] != y[0] and x[1] != y[1]
+
+
+def test_hidden_cases_are_per_thread():
+    """The grader judges two notebooks at once: each thread must see its own hidden seed."""
+    import threading
+
+    from mechlib.teaching import checking
+
+    seen = {}
+    barrier = threading.Barrier(2)
+
+    def judge(seed):
+        with checking.hidden_cases(seed):
+            barrier.wait()
+            seen[seed] = checking.hidden_seed()
+            barrier.wait()
+
+    threads = [threading.Thread(target=judge, args=(s,)) for s in (11, 22)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {11: 11, 22: 22} and checking.hidden_seed() is None
