@@ -555,9 +555,12 @@ def _gist(message: str) -> str:
     """A failure message without the specifics that differ between students (numbers, indices)."""
     import re
 
-    text = message.split(": ", 1)[-1] if message.startswith("calling ") else message
+    # "[calling ]fn(args) on <case>: <what is wrong>": keep what is wrong, without the numbers
+    m = (re.match(r"^calling \w+\(.*?\) on .*? (raised \w+: .*)$", message, flags=re.S)
+         or re.match(r"^(?:calling )?\w+\(.*?\) on .*?: (.*)$", message, flags=re.S))
+    text = m.group(1) if m else message
     text = re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "#", text)
-    return text[:90]
+    return text[:100]
 
 
 # --------------------------------------------------------------------------- the grader
