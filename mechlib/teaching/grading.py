@@ -40,6 +40,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -267,6 +268,27 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+# what an honest notebook has no reason to touch: the grading machinery, and the call stack
+SUSPICIOUS = re.compile(
+    r"mechlib\.teaching\.(?:checking|kernel_side|transport|grading|sandbox|reference|registry|checks\.\w+)"
+    r"|\b(?:kernel_side|hidden_seed|hidden_cases|Recorder|Replayer|_getframe|f_back|f_locals|get_objects|"
+    r"currentframe|settrace|setprofile)\b")
+
+
+def suspicious_code(path: Path, limit: int = 20_000_000) -> list[str]:
+    """What in a notebook's code cells reaches for the grading machinery or the call stack (for a human look)."""
+    try:
+        if path.stat().st_size > limit:
+            return []
+        nb = json.loads(path.read_text(errors="replace"))
+        cells = nb.get("cells", []) if isinstance(nb, dict) else []
+        sources = ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else str(c.get("source", ""))
+                   for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"]
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return []
+    return sorted({m.group(0) for src in sources for m in SUSPICIOUS.finditer(src)})
+
+
 # --------------------------------------------------------------------------- the verdict (grader's process)
 
 
@@ -287,9 +309,13 @@ def judge(name: str, records: dict[str, dict], seed: int) -> dict[str, dict[str,
         elif rec.get("status") == "not_callable":
             result = ex.check(_opaque(rec.get("type", "object"), ""), verbose=False)
         else:
-            with hidden_cases(seed):
-                result = ex.check(Replayer(rec.get("outcomes", []), str(rec.get("note", ""))), verbose=False)
-        results[ex.id] = result.to_dict()
+            try:
+                with hidden_cases(seed):
+                    result = ex.check(Replayer(rec.get("outcomes", []), str(rec.get("note", ""))), verbose=False)
+            except Exception as exc:  # noqa: BLE001 -- a result so odd that comparing it failed: this exercise fails
+                result = CheckResult(ex.id, ex.function, FAILED,
+                                     f"the result could not be compared with the reference ({type(exc).__name__})")
+        results[ex.id] = {k: _clean(v) for k, v in result.to_dict().items()}
     return results
 
 
@@ -305,6 +331,10 @@ def grade_notebook(path: Path, name: str, settings: Settings = Settings()) -> No
     from mechlib.teaching.transport import decode_outcomes
 
     grade = NotebookGrade(notebook=name, sandboxed=settings.sandbox)
+    found = suspicious_code(path)
+    if found:
+        grade.notes.append("FLAGGED for a human look: the code uses grading internals or the call stack ("
+                           + ", ".join(found[:8]) + "); the points stand, but check the work by hand")
     seed = secrets.randbelow(2**31)
     scratch = Path(tempfile.mkdtemp(prefix="mechlib-grade-"))
     try:
@@ -374,13 +404,13 @@ def grade_notebook(path: Path, name: str, settings: Settings = Settings()) -> No
         except ValueError:
             data = None
         if isinstance(data, dict):
-            grade.notes.extend(str(n)[:500] for n in data.get("notes") or [])
+            grade.notes.extend(_clean(str(n)[:500]) for n in data.get("notes") or [])
             if data.get("outcomes"):
                 try:
                     records = decode_outcomes(str(data["outcomes"]), base64.b64decode(data.get("arrays") or ""))
                     grade.results = judge(name, records, seed)
-                except (ValueError, KeyError, TypeError) as exc:
-                    grade.notes.append(f"the recorded outputs were unreadable ({str(exc)[:200]})")
+                except (ValueError, KeyError, TypeError, RecursionError, OverflowError) as exc:
+                    grade.notes.append(f"the recorded outputs were unreadable ({type(exc).__name__}: {str(exc)[:200]})")
             elif not any("kernel died" in n or "time limit" in n for n in grade.notes):
                 grade.notes.append("the exercises could not be checked (the grading cell recorded nothing)")
         elif not grade.notes:
@@ -423,8 +453,8 @@ def _load_record(out: Path, student: str, name: str, sha: str) -> NotebookGrade 
         rec = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if rec.get("sha256") != sha or rec.get("version") != RECORD_VERSION:
-        return None
+    if rec.get("sha256") != sha or rec.get("version") != RECORD_VERSION or rec.get("grader_error"):
+        return None  # changed, from another grader version, or not graded through no fault of its own: again
     return NotebookGrade(name, results=rec["results"], notes=rec["notes"], sandboxed=rec["sandboxed"],
                          grader_error=rec.get("grader_error", False))
 
@@ -522,6 +552,11 @@ def summary(grades: list[StudentGrade]) -> str:
         lines += [f"**{errors} notebooks could not be graded** through no fault of theirs; see their feedback.", ""]
     if any(not nb.sandboxed for g in grades for nb in g.notebooks.values() if not nb.missing and not nb.pending):
         lines += [NO_SANDBOX_WARNING, ""]
+    flagged = [f"{g.student}/{nb.notebook}" for g in grades for nb in g.notebooks.values()
+               if any(n.startswith("FLAGGED") for n in nb.notes)]
+    if flagged:
+        lines += ["**Flagged for a human look** (code that reaches for the grading machinery or the call stack; "
+                  "see their feedback): " + ", ".join(flagged), ""]
     lines += ["## Exercises", "", "| exercise | points | passed | failed | not attempted | not submitted | "
               "most common failures |", "|---|---|---|---|---|---|---|"]
     for ex in ALL_EXERCISES:
@@ -549,6 +584,16 @@ def summary(grades: list[StudentGrade]) -> str:
             lines.append(f"{t:>4} | {bar} {totals[t]}")
     lines += ["```", ""]
     return "\n".join(lines)
+
+
+def _clean(text: Any) -> Any:
+    """Student-supplied text made safe for Markdown files read in a terminal: no control
+    characters (escape sequences, carriage returns), no line breaks (no injected headings)."""
+    if not isinstance(text, str):
+        return text
+    import re
+
+    return re.sub(r"\s+", " ", re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", text)).strip()
 
 
 def _gist(message: str) -> str:
@@ -599,7 +644,18 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
     for folder in folders:
         for name in NOTEBOOKS:
             path = folder / f"{name}.ipynb"
-            if not path.is_file():
+            if not (path.is_file() or path.is_symlink()):
+                continue
+            if folder.is_symlink() or path.is_symlink() or folder.resolve() not in path.resolve().parents:
+                # a link could point at a classmate's file or the solutions: never followed
+                g = NotebookGrade(name, sandboxed=sandbox,
+                                  notes=["the submitted file is a symbolic link, which the grader does not follow"])
+                from mechlib.teaching.registry import EXERCISES
+
+                for ex in EXERCISES[name]:
+                    g.results[ex.id] = {"exercise": ex.id, "function": ex.function, "status": "failed",
+                                        "message": "not graded: the submission is a symbolic link"}
+                done[(folder.name, name)] = g
                 continue
             sha = _sha256(path)
             old = None if regrade else _load_record(out, folder.name, name, sha)

@@ -54,12 +54,13 @@ def _read_only_paths() -> list[Path]:
     """What the sandbox must see: the system, this Python and its packages, and mechlib itself."""
     import mechlib
 
-    paths = [Path(p) for p in ("/usr", "/etc", "/opt")]
+    paths = [Path(p) for p in ("/usr", "/etc")]
     paths += [Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), Path(sys.base_exec_prefix)]
     paths += [Path(p) for p in site.getsitepackages() + [site.getusersitepackages()]]
     paths.append(Path(mechlib.__file__).resolve().parent)  # an editable install lives outside site-packages
     paths.append(Path(sys.executable).resolve().parent)
-    paths += [Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # PYTHONPATH entries are not bound whole (a course checkout there holds the solutions):
+    # the mechlib package folder above is all the kernel needs of them
     seen: list[Path] = []
     for p in sorted({p.resolve() for p in paths if p.exists()}, key=lambda p: len(p.parts)):
         if p == Path("/"):

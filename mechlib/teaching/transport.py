@@ -22,6 +22,7 @@ from transformer_lens import FactoredMatrix
 
 MAX_ITEMS = 100_000  # items kept of a list, tuple, dict or iterator
 MAX_ARRAY_BYTES = 64 * 2**20  # one returned tensor; bigger ones arrive as a stand-in
+MAX_TOTAL_BYTES = 256 * 2**20  # all arrays of one notebook, uncompressed
 _SPECIAL = "__mg__"
 
 
@@ -159,10 +160,22 @@ class _Reader:
 
 def decode_outcomes(doc_text: str, npz: bytes) -> dict[str, dict]:
     """Inverse of :func:`encode_outcomes`; raises ``ValueError`` on anything malformed."""
-    doc = json.loads(doc_text)
+    try:
+        doc = json.loads(doc_text)
+    except RecursionError:
+        raise ValueError("the outcome document is nested too deeply") from None
     if not isinstance(doc, dict):
         raise ValueError("the outcome document is not a JSON object")
     try:
+        if npz:
+            # np.savez stores arrays uncompressed: refuse compression (a small file could expand without
+            # bound) and anything bigger than the caps, before numpy reads a byte of it
+            with zipfile.ZipFile(io.BytesIO(npz)) as z:
+                infos = z.infolist()
+            if any(i.compress_type != zipfile.ZIP_STORED for i in infos):
+                raise ValueError("compressed entries")
+            if any(i.file_size > MAX_ARRAY_BYTES + 4096 for i in infos) or sum(i.file_size for i in infos) > MAX_TOTAL_BYTES:
+                raise ValueError("arrays larger than the caps")
         arrays = np.load(io.BytesIO(npz), allow_pickle=False) if npz else {}
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise ValueError(f"the arrays file is not a plain .npz ({exc})") from None

@@ -541,3 +541,92 @@ def test_outputs_cross_as_plain_data(tmp_path):
     with pytest.raises(ValueError):
         transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", {"__mg__": "ndarray", "key": "a0"}]]}}),
                                   buf.getvalue())
+
+
+def test_an_archive_bomb_or_compressed_arrays_are_refused():
+    import io
+    import zipfile
+
+    import numpy as np
+
+    doc = json.dumps({"e": {"outcomes": [["value", {"__mg__": "ndarray", "key": "a0"}]]}})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:  # 2 GiB of zeros, a few MB zipped
+        with z.open("a0.npy", "w", force_zip64=True) as f:
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**28,)})
+            f.write(header.getvalue())
+            f.write(b"\0" * 2**24)
+    with pytest.raises(ValueError, match="compressed"):
+        transport.decode_outcomes(doc, buf.getvalue())
+    with pytest.raises(ValueError, match="nested too deeply"):
+        transport.decode_outcomes("[" * 200_000, b"")
+
+
+def test_a_result_that_breaks_the_comparison_fails_only_its_exercise():
+    from mechlib.teaching import kernel_side
+
+    def count_pairs(L, H):
+        return H * H * (L * (L - 1) // 2)
+
+    def enumerate_pairs(L, H):
+        return [((float("inf"), 0), (1, 0))]
+
+    records = kernel_side.record_namespace(SMALL, {"count_pairs": count_pairs, "enumerate_pairs": enumerate_pairs}, 5)
+    doc, npz = transport.encode_outcomes(records)
+    results = grading.judge(SMALL, transport.decode_outcomes(doc, npz), 5)
+    assert results["07.1"]["status"] == "passed"
+    assert results["07.2"]["status"] == "failed" and "could not be compared" in results["07.2"]["message"]
+
+
+def test_student_text_is_cleaned_for_the_feedback():
+    assert grading._clean("ok\x1b[2J\r\n# ALL PASSED\x07 <b>") == "ok[2J # ALL PASSED <b>"
+
+
+def test_symlinked_submissions_are_not_followed(tmp_path):
+    subs = tmp_path / "subs"
+    (subs / "eve").mkdir(parents=True)
+    (subs / "eve" / f"{SMALL}.ipynb").symlink_to(ROOT / "solutions" / f"{SMALL}.ipynb")
+    grades = grading.grade(subs, tmp_path / "out", progress=False)
+    nb = grades[0].notebooks[SMALL]
+    assert grades[0].total() == 0 and "symbolic link" in nb.notes[0]
+    assert not list((tmp_path / "out" / "records").rglob("*.json"))  # nothing was run
+
+
+def test_a_record_of_a_grader_error_is_graded_again(tmp_path):
+    g = grading.NotebookGrade(SMALL, notes=["the sandbox could not be started"], grader_error=True)
+    grading._save_record(tmp_path, "ann", g, "abc")
+    assert grading._load_record(tmp_path, "ann", SMALL, "abc") is None
+    g.grader_error = False
+    grading._save_record(tmp_path, "ann", g, "abc")
+    assert grading._load_record(tmp_path, "ann", SMALL, "abc") is not None
+
+
+@needs_sandbox
+def test_notebooks_that_reach_for_the_grading_machinery_are_flagged(main_run):
+    notes = main_run["grades"]["a_patcher"].notebooks[SMALL].notes
+    assert any(n.startswith("FLAGGED") and "kernel_side" in n for n in notes)
+    assert not any(n.startswith("FLAGGED") for n in main_run["grades"]["z_honest"].notebooks[SMALL].notes)
+    assert "a_patcher/07_combinatorial_richness" in (main_run["out"] / "summary.md").read_text()
+
+
+def test_the_stack_holds_no_reference_values_while_the_function_runs():
+    """The reviewer's snippet: walk up the stack to the check's case and return its expected value."""
+    import sys as _sys
+
+    from mechlib.teaching import checking, checks
+
+    class Thief:
+        def __call__(self, *args, **kwargs):
+            frame = _sys._getframe(1)
+            while frame is not None:
+                case = frame.f_locals.get("case")
+                if case is not None and hasattr(case, "compare"):
+                    return case.compare.keywords["expected"]
+                frame = frame.f_back
+            return -1
+
+    rec = checking.Recorder(Thief())
+    with checking.hidden_cases(3):
+        checks.check_count_pairs(rec, verbose=False)
+    assert {o[1] for o in rec.outcomes} == {-1}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from typing import Any, Iterator
 
 import mechlib
@@ -48,14 +49,15 @@ def _compare_pairs(got: Any, L: int, H: int) -> None:
         except (TypeError, ValueError):
             raise Mismatch(f"item [{i}] is {p!r}; each item must be a pair of heads ((l1, h1), (l2, h2))") from None
     if len(set(norm)) != len(norm):
-        dup = next(p for p in norm if norm.count(p) > 1)
+        dup = next(p for p, n in Counter(norm).items() if n > 1)
         raise Mismatch(f"the pair {dup} appears more than once")
-    wrong = [p for p in norm if p not in set(expected)]
+    expected_set, got_set = set(expected), set(norm)
+    wrong = [p for p in norm if p not in expected_set]
     if wrong:
         p = wrong[0]
         why = "the sender must be in an earlier layer than the receiver" if p[0][0] >= p[1][0] else "no such head"
         raise Mismatch(f"{p} is not a virtual head of this model ({why})")
-    missing = [p for p in expected if p not in set(norm)]
+    missing = [p for p in expected if p not in got_set]
     if missing:
         raise Mismatch(f"expected {len(expected)} pairs, got {len(norm)}; missing e.g. {missing[0]}")
 

@@ -17,12 +17,12 @@ from mechlib.teaching.checking import (
     bundled,
     check_model,
     compare_int,
-    hidden_sizes,
     compare_scalar,
     compare_tensor,
     fmt_number,
     generator,
     head_pairs,
+    hidden_sizes,
     model_desc,
     run_check,
 )
