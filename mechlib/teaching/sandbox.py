@@ -105,6 +105,10 @@ def command(argv: list[str], inputs: dict[str, Path], limits: Limits, env: dict[
                 made.add(s)
                 cmd.extend(["--perms", "0755", "--dir", s])
 
+    # the private /tmp first: a read-only bind below it (a virtualenv in /tmp) must land on top of it
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.scratch), "--tmpfs", "/tmp",
+            "--chmod", "1777", "/tmp"]
+    made.add("/tmp")
     for p in _read_only_paths():
         dirs_for(p)
         cmd.extend(["--ro-bind", str(p), str(p)])
@@ -115,9 +119,7 @@ def command(argv: list[str], inputs: dict[str, Path], limits: Limits, env: dict[
             cmd.extend(["--symlink", os.readlink(top), str(top)])
         elif top.is_dir():
             cmd.extend(["--ro-bind", str(top), str(top)])
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.scratch), "--tmpfs", "/tmp",
-            "--size", str(limits.scratch), "--tmpfs", SANDBOX_ROOT, "--chmod", "1777", SANDBOX_ROOT,
-            "--chmod", "1777", "/tmp"]
+    cmd += ["--size", str(limits.scratch), "--tmpfs", SANDBOX_ROOT, "--chmod", "1777", SANDBOX_ROOT]
     for dest, src in inputs.items():
         dirs_for(Path(dest))
         cmd.extend(["--ro-bind", str(src), dest])
