@@ -630,3 +630,13 @@ def test_the_stack_holds_no_reference_values_while_the_function_runs():
     with checking.hidden_cases(3):
         checks.check_count_pairs(rec, verbose=False)
     assert {o[1] for o in rec.outcomes} == {-1}
+
+
+def test_a_virtualenv_under_tmp_stays_visible_in_the_sandbox(monkeypatch):
+    """The private /tmp is mounted first; read-only binds below it land on top of it."""
+    monkeypatch.setattr(sandbox, "_read_only_paths", lambda: [Path("/usr"), Path("/tmp/ci/project/.venv")])
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: "/usr/bin/bwrap")
+    cmd = sandbox.command(["python"], {}, sandbox.Limits(), {}, uid=None)
+    tmpfs = [i for i, a in enumerate(cmd) if a == "--tmpfs" and cmd[i + 1] == "/tmp"]
+    venv = cmd.index("/tmp/ci/project/.venv")
+    assert len(tmpfs) == 1 and tmpfs[0] < venv
