@@ -737,6 +737,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the notebooks without the sandbox (where bubblewrap is missing); UNSAFE: the "
                              "feedback and the CSV say so")
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C, and a polite kill, stop the run cleanly (what was graded is kept) -- even when the
+        # grader was started from a shell that ignores SIGINT in background jobs
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.no_sandbox:
         print("warning: --no-sandbox: the notebooks run with this user's rights and can read and change its files",
               file=sys.stderr)
