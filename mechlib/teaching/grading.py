@@ -737,11 +737,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the notebooks without the sandbox (where bubblewrap is missing); UNSAFE: the "
                              "feedback and the CSV say so")
     args = parser.parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        # Ctrl-C, and a polite kill, stop the run cleanly (what was graded is kept) -- even when the
-        # grader was started from a shell that ignores SIGINT in background jobs
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(args, parser)
+    # Ctrl-C, and a polite kill, stop the run cleanly (what was graded is kept) -- even when the
+    # grader was started from a shell that ignores SIGINT in background jobs
+    old = {sig: signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _main(args, parser)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.no_sandbox:
         print("warning: --no-sandbox: the notebooks run with this user's rights and can read and change its files",
               file=sys.stderr)
