@@ -423,10 +423,16 @@ def grade_notebook(path: Path, name: str, settings: Settings = Settings()) -> No
                                    f"ran out of memory){': ' + tail[-300:] if tail else ''}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    for ex in EXERCISES[name]:
-        grade.results.setdefault(ex.id, {"exercise": ex.id, "function": ex.function, "status": "failed",
-                                         "message": "not checked (see the notes on this notebook)"})
+    grade.results = {**_unchecked(name), **grade.results}
     return grade
+
+
+def _unchecked(name: str, message: str = "not checked (see the notes on this notebook)") -> dict[str, dict]:
+    """A failed result, with ``message``, for every exercise of notebook ``name``."""
+    from mechlib.teaching.registry import EXERCISES
+
+    return {ex.id: {"exercise": ex.id, "function": ex.function, "status": "failed", "message": message}
+            for ex in EXERCISES[name]}
 
 
 # --------------------------------------------------------------------------- records and outputs
@@ -648,14 +654,9 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
                 continue
             if folder.is_symlink() or path.is_symlink() or folder.resolve() not in path.resolve().parents:
                 # a link could point at a classmate's file or the solutions: never followed
-                g = NotebookGrade(name, sandboxed=sandbox,
-                                  notes=["the submitted file is a symbolic link, which the grader does not follow"])
-                from mechlib.teaching.registry import EXERCISES
-
-                for ex in EXERCISES[name]:
-                    g.results[ex.id] = {"exercise": ex.id, "function": ex.function, "status": "failed",
-                                        "message": "not graded: the submission is a symbolic link"}
-                done[(folder.name, name)] = g
+                done[(folder.name, name)] = NotebookGrade(
+                    name, results=_unchecked(name, "not graded: the submission is a symbolic link"), sandboxed=sandbox,
+                    notes=["the submitted file is a symbolic link, which the grader does not follow"])
                 continue
             sha = _sha256(path)
             old = None if regrade else _load_record(out, folder.name, name, sha)
@@ -672,13 +673,8 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
         try:
             g = grade_notebook(path, name, settings)
         except Exception as exc:  # noqa: BLE001 -- one broken notebook must not stop the others
-            g = NotebookGrade(name, notes=[f"grading failed: {type(exc).__name__}: {exc}"], grader_error=True,
-                              sandboxed=sandbox)
-            from mechlib.teaching.registry import EXERCISES
-
-            for ex in EXERCISES[name]:
-                g.results[ex.id] = {"exercise": ex.id, "function": ex.function, "status": "failed",
-                                    "message": "not checked (see the notes on this notebook)"}
+            g = NotebookGrade(name, results=_unchecked(name), notes=[f"grading failed: {type(exc).__name__}: {exc}"],
+                              grader_error=True, sandboxed=sandbox)
         if _STOPPING.is_set():  # killed by the interrupt, not graded: the next run grades it
             return
         with lock:
