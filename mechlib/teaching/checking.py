@@ -10,20 +10,20 @@ differ (expected vs got, and the tolerance) -- and returns a :class:`CheckResult
 function whose body is still the exercise placeholder (it raises
 ``NotImplementedError``) is reported as "not attempted" instead of crashing the notebook.
 
-Grading (:mod:`mechlib.teaching.grading`) runs the same checks in two halves, in two
-processes. In the student's sandboxed kernel, :class:`Recorder` stands in for the
-learner's function: :func:`run_check` calls the function on every case and keeps its
-outputs, comparing nothing. In the grader's own process, :class:`Replayer` hands those
-outputs back case by case, so the comparisons, the verdict and the message are computed
-where the notebook cannot reach. Under :func:`hidden_cases` the inputs change (other
-random models, tokens, matrices and sizes, drawn from a seed the grader picks at grading
-time), so an answer memorised from the notebook's self-check fails.
+Grading (:mod:`mechlib.teaching.grading`) splits a check in two, across two processes.
+In the grader's process, under :func:`hidden_cases` (other random models, tokens,
+matrices and sizes, drawn from a seed the grader picks at grading time, so that an
+answer memorised from the notebook's self-check fails), a :class:`Collector` takes the
+cases without calling anything. Only their *inputs* travel into the student's sandboxed
+kernel, as data (:func:`mechlib.teaching.transport.encode_calls`), where
+:mod:`~mechlib.teaching.kernel_side` calls the learner's function on them and sends the
+outputs back. A :class:`Replayer` then hands those outputs to the same cases, so the
+reference values, the comparisons and the verdict never exist where the notebook runs.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import math
 import random
 import threading
@@ -77,12 +77,20 @@ class Mismatch(Exception):
 
 @dataclass
 class Case:
-    """One call of the learner's function: ``fn(*args, **kwargs)`` compared by ``compare``."""
+    """One call of the learner's function: ``fn(*args, **kwargs)`` compared by ``compare``.
+
+    ``edited``: the index of an argument the function may edit in place instead of
+    returning a result (a TransformerLens hook may return ``None``); a ``None`` result is
+    then judged as that argument after the call. ``after``: a check of the call's side
+    effects (:func:`side_effects`), run before ``compare``.
+    """
 
     desc: str
     args: tuple
     compare: Callable[[Any], None]
     kwargs: dict = field(default_factory=dict)
+    edited: int | None = None
+    after: Callable[[dict], None] | None = None
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -229,10 +237,50 @@ def hidden_sizes(count: int, *ranges: tuple[int, int]) -> list[tuple[int, ...]]:
     return [tuple(rng.randint(a, b) for a, b in ranges) for _ in range(count)]
 
 
-@functools.lru_cache(maxsize=None)
+# How to rebuild each model a case hands to the learner, keyed by id (the models are cached,
+# so they stay alive): grading sends the spec, not the weights, into the sandbox.
+_SPECS: dict[int, dict] = {}
+
+
+def model_spec(model) -> dict:
+    """``{"bundled": True}`` or ``{"random_model": kwargs}``: what :func:`build_model` needs to rebuild ``model``."""
+    try:
+        return _SPECS[id(model)]
+    except KeyError:
+        raise ValueError("model must be bundled() or a check_model(); other models cannot be sent to a sandbox") from None
+
+
+def build_model(spec: dict):
+    """The model that :func:`model_spec` describes (the same weights on every machine)."""
+    if spec.get("bundled") is True:
+        return bundled()
+    kwargs = spec.get("random_model")
+    if not isinstance(kwargs, dict) or not all(isinstance(v, int) for v in kwargs.values()):
+        raise ValueError(f"unknown model spec {spec!r}")
+    return _random_model(tuple(sorted(kwargs.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _random_model(kwargs: tuple):
+    model = mechlib.random_model(**dict(kwargs))
+    _SPECS[id(model)] = {"random_model": dict(kwargs)}
+    return model
+
+
+_LOADING = threading.Lock()
+
+
 def bundled():
-    """The bundled ``induction-2l``, loaded once."""
-    return mechlib.load_model()
+    """The bundled ``induction-2l``, loaded once (the grader asks from two threads at once)."""
+    with _LOADING:
+        return _bundled()
+
+
+@functools.lru_cache(maxsize=None)
+def _bundled():
+    model = mechlib.load_model()
+    _SPECS[id(model)] = {"bundled": True}
+    return model
 
 
 def check_model(n_layers: int = 3):
@@ -242,16 +290,15 @@ def check_model(n_layers: int = 3):
     return _check_model(n_layers, hidden_seed())
 
 
-@functools.lru_cache(maxsize=8)
 def _check_model(n_layers: int, seed: int | None):
     if seed is None:
-        return mechlib.random_model(n_layers=n_layers)
+        return build_model({"random_model": {"n_layers": n_layers}})
     rng = random.Random(seed * 7 + n_layers)
     d_head = rng.choice([4, 6, 8])
     n_heads = rng.randint(2, 4)
-    return mechlib.random_model(n_layers=n_layers, n_heads=n_heads, d_head=d_head,
-                                d_model=d_head * rng.randint(3, 6), d_vocab=rng.randint(17, 29),
-                                n_ctx=rng.randint(16, 24), seed=1000 + seed % 1_000_000)
+    return build_model({"random_model": dict(
+        n_layers=n_layers, n_heads=n_heads, d_head=d_head, d_model=d_head * rng.randint(3, 6),
+        d_vocab=rng.randint(17, 29), n_ctx=rng.randint(16, 24), seed=1000 + seed % 1_000_000)})
 
 
 def model_desc(model) -> str:
@@ -308,18 +355,25 @@ def _is_placeholder(value: Any) -> bool:
     return value is None or value is Ellipsis
 
 
-class Recorder:
-    """Stands in for a learner's function in the sandboxed kernel: :func:`run_check` calls
-    ``fn`` on every case and appends each outcome to ``outcomes``, comparing nothing.
+class Collector:
+    """Stands in for a learner's function in the grader: :func:`run_check` keeps its cases in
+    ``cases`` and calls nothing. Their inputs are what grading sends into the sandbox."""
 
-    An outcome is ``("value", result)``, ``("raised", type name, message)`` or
-    ``("not_implemented",)``; recording stops at the first case that raises (the
-    verdict stops there too).
-    """
+    def __init__(self):
+        self.cases: list[Case] = []
 
-    def __init__(self, fn: Any):
-        self.fn = fn
-        self.outcomes: list[tuple] = []
+
+def side_effects(args: tuple, kwargs: dict) -> dict[str, list[str]]:
+    """What a call left behind that a check may judge: ``{"hooks_left": names}``, the hook
+    points of any model among the arguments that still have a hook attached. The hooks are
+    then removed, so one case's leftovers cannot change the next case."""
+    left: list[str] = []
+    for x in (*args, *kwargs.values()):
+        if hasattr(x, "hook_dict") and hasattr(x, "reset_hooks"):
+            left += [name for name, hp in x.hook_dict.items() if len(getattr(hp, "_forward_hooks", {})) > 0]
+            if left:
+                x.reset_hooks(including_permanent=True)
+    return {"hooks_left": sorted(set(left))}
 
 
 class _NoOutput(Exception):
@@ -327,13 +381,17 @@ class _NoOutput(Exception):
 
 
 class Replayer:
-    """Stands in for a learner's function in the grader: returns (or raises) the recorded
-    outcomes one case at a time, so :func:`run_check` judges them with its usual comparisons."""
+    """Stands in for a learner's function in the grader: returns (or raises) the outcomes the
+    sandbox recorded on the inputs of ``cases`` (a :class:`Collector`'s), one case at a time, so
+    :func:`run_check` judges them with its usual comparisons. An outcome is ``("value", result,
+    side effects)``, ``("raised", type name, message)`` or ``("not_implemented",)``."""
 
-    def __init__(self, outcomes: list, note: str = ""):
+    def __init__(self, outcomes: list, cases: list[Case], note: str = ""):
         self.outcomes = list(outcomes)
+        self.cases = cases
         self.note = note  # why the recording ended early, if it did
         self.calls = 0
+        self.effects: dict = {}  # of the last call
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         i, self.calls = self.calls, self.calls + 1
@@ -341,6 +399,7 @@ class Replayer:
             raise _NoOutput(self.note or "the notebook's run recorded no result for this case")
         kind, *rest = self.outcomes[i]
         if kind == "value":
+            self.effects = rest[1] if len(rest) > 1 and isinstance(rest[1], dict) else {}
             return rest[0]
         if kind == "not_implemented":
             raise NotImplementedError()
@@ -366,9 +425,11 @@ def run_check(
             print(result)
         return result
 
-    if isinstance(fn, Recorder):
-        _record_cases(fn, cases)
-        return CheckResult(exercise, name, "recorded", f"{len(fn.outcomes)} outcomes recorded")
+    if isinstance(fn, Collector):
+        fn.cases = list(cases())
+        return CheckResult(exercise, name, "collected", f"{len(fn.cases)} cases")
+    if isinstance(fn, Replayer):
+        cases = functools.partial(iter, fn.cases)
     if fn is None:
         return done(NOT_ATTEMPTED, f"no function named {name} was given")
     if not callable(fn):
@@ -376,29 +437,6 @@ def run_check(
     with single_thread():
         status, message = _run_cases(name, fn, cases, none_is_placeholder)
     return done(status, (success or message) if status == PASSED else message)
-
-
-def _record_cases(rec: Recorder, cases: Callable[[], Iterator[Case]]) -> None:
-    """Call the learner's function on every case and keep what it returned or raised."""
-    if not callable(rec.fn):
-        return
-    # keep the arguments only: the cases' comparisons (and the reference values inside them) are
-    # dropped before the learner's function runs, so it cannot find them on the stack. This is a
-    # stopgap: see the README (grading) on what a notebook can still reach inside the sandbox.
-    calls = [(case.args, case.kwargs) for case in cases()]
-    gc.collect()
-    with single_thread():
-        for args, kwargs in calls:
-            try:
-                with torch.no_grad():
-                    got = rec.fn(*args, **kwargs)
-            except NotImplementedError:
-                rec.outcomes.append(("not_implemented",))
-                return
-            except Exception as exc:  # noqa: BLE001 -- the learner's error is an outcome like any other
-                rec.outcomes.append(("raised", type(exc).__name__, str(exc)))
-                return
-            rec.outcomes.append(("value", got))
 
 
 def _run_cases(name: str, fn: Callable, cases: Callable[[], Iterator[Case]], none_is_placeholder: bool):
@@ -419,9 +457,17 @@ def _run_cases(name: str, fn: Callable, cases: Callable[[], Iterator[Case]], non
             )
         except Exception as exc:  # the learner's code raised: say where, not a stack trace from torch
             return FAILED, f"calling {call} on {case.desc} raised {type(exc).__name__}: {exc}"
+        if isinstance(fn, Replayer):
+            effects = fn.effects
+        else:
+            if got is None and case.edited is not None:
+                got = case.args[case.edited]
+            effects = side_effects(case.args, case.kwargs)
         if none_is_placeholder and _is_placeholder(got):
             return NOT_ATTEMPTED, f"{name} returned {got!r}: it still looks like the placeholder"
         try:
+            if case.after is not None:
+                case.after(effects)
             case.compare(got)
         except Mismatch as exc:
             return FAILED, f"{call} on {case.desc}: {exc}"

@@ -8,15 +8,18 @@ under their original names (``02_v_composition.ipynb`` ...). For every notebook:
    runner executes a copy of the notebook top to bottom in a fresh kernel, with a time
    limit per cell and per notebook and a cap on the output it keeps. Errors in cells do
    not stop the run.
-2. The runner appends one cell that calls every exercise's function on **hidden cases**:
-   inputs drawn from a seed the grader picks now (other random models, tokens and
-   sizes than the notebook's self-checks), and writes what the functions returned as
-   plain data -- JSON and ``.npz``, never pickle, never code (:mod:`~mechlib.teaching.transport`).
-3. **In the grader's own process** those outputs are compared with the reference on
-   the same hidden inputs (the checks of :mod:`mechlib.teaching.checks`, fed by a
-   :class:`~mechlib.teaching.checking.Replayer`). The notebook never sees the verdict's
-   code path, so printing, patching or rewriting anything inside the sandbox changes at
-   most the outputs it reports, which earn points only if they are right.
+2. Before that, **in the grader's own process**, the checks of :mod:`mechlib.teaching.checks`
+   draw their **hidden cases** from a seed picked now (other random models, tokens and
+   sizes than the notebook's self-checks), reference values included. Only the cases'
+   *inputs* go into the sandbox, as plain data -- JSON and ``.npz``, never pickle, never
+   code (:mod:`~mechlib.teaching.transport`); the seed and the expected values stay here.
+3. The runner appends one cell that calls every exercise's function on those inputs and
+   sends back what they returned, again as plain data.
+4. **In the grader's process** those outputs are compared with the reference values
+   (the same cases, fed by a :class:`~mechlib.teaching.checking.Replayer`). Nothing the
+   verdict depends on ever exists inside the sandbox, so printing, patching or rewriting
+   anything there changes at most the outputs it reports, which earn points only if they
+   are right.
 
 Results: ``OUT/records/<student>/<notebook>.json`` as soon as each notebook is graded
 (a rerun with the same ``--out`` skips notebooks whose file is unchanged, unless
@@ -62,12 +65,12 @@ DEFAULT_NOTEBOOK_TIMEOUT = 900
 DEFAULT_MAX_OUTPUT = 1_000_000  # bytes of cell output kept per notebook
 DEFAULT_MEMORY_GIB = 4.0
 MAX_OUTCOMES = 64 * 2**20  # bytes of recorded outcomes read back from a sandbox (honest ones: a few MB)
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 
 GRADING_CELL = """\
 # appended by mechlib-grade: not part of the submission
 import mechlib.teaching.kernel_side as _mg_kernel_side
-_mg_kernel_side.collect({notebook!r}, globals(), seed={seed!r}, out_dir={out!r}, time_limit={limit!r})
+_mg_kernel_side.collect({notebook!r}, globals(), inputs={inputs!r}, out_dir={out!r}, time_limit={limit!r})
 """
 
 
@@ -172,7 +175,7 @@ def _run_notebook(spec: dict[str, Any]) -> None:
     n_learner = len(nb.cells)
     n_checks = int(spec["n_checks"])
     nb.cells.append(nbformat.v4.new_code_cell(GRADING_CELL.format(
-        notebook=spec["name"], seed=int(spec["seed"]), out=str(out), limit=float(spec["cell_timeout"]))))
+        notebook=spec["name"], inputs=str(spec["inputs"]), out=str(out), limit=float(spec["cell_timeout"]))))
     grading_timeout = int(spec["cell_timeout"] * n_checks + 60)
     kernel_dirs = _kernel_spec_dir(runtime)
     max_output = int(spec["max_output"])
@@ -271,7 +274,7 @@ def _kill_group(pid: int) -> None:
 # what an honest notebook has no reason to touch: the grading machinery, and the call stack
 SUSPICIOUS = re.compile(
     r"mechlib\.teaching\.(?:checking|kernel_side|transport|grading|sandbox|reference|registry|checks\.\w+)"
-    r"|\b(?:kernel_side|hidden_seed|hidden_cases|Recorder|Replayer|_getframe|f_back|f_locals|get_objects|"
+    r"|\b(?:kernel_side|hidden_seed|hidden_cases|Collector|Replayer|_getframe|f_back|f_locals|get_objects|"
     r"currentframe|settrace|setprofile)\b")
 
 
@@ -292,10 +295,25 @@ def suspicious_code(path: Path, limit: int = 20_000_000) -> list[str]:
 # --------------------------------------------------------------------------- the verdict (grader's process)
 
 
-def judge(name: str, records: dict[str, dict], seed: int) -> dict[str, dict[str, str]]:
-    """Each exercise's result, from the outcomes recorded in the sandbox, compared here with the
-    reference on the same hidden inputs."""
-    from mechlib.teaching.checking import FAILED, CheckResult, Replayer, hidden_cases
+def hidden_inputs(name: str, seed: int) -> dict[str, list]:
+    """The hidden cases of every exercise of notebook ``name`` under ``seed``: ``{exercise id: [Case]}``,
+    inputs and reference values. Only the inputs go into the sandbox (:func:`transport.encode_calls`)."""
+    from mechlib.teaching.checking import Collector, hidden_cases
+    from mechlib.teaching.registry import EXERCISES
+
+    cases = {}
+    with hidden_cases(seed):
+        for ex in EXERCISES[name]:
+            collector = Collector()
+            ex.check(collector, verbose=False)
+            cases[ex.id] = collector.cases
+    return cases
+
+
+def judge(name: str, records: dict[str, dict], cases: dict[str, list]) -> dict[str, dict[str, str]]:
+    """Each exercise's result: the outcomes recorded in the sandbox on the inputs of ``cases``
+    (:func:`hidden_inputs`), compared here with the cases' reference values."""
+    from mechlib.teaching.checking import Replayer
     from mechlib.teaching.registry import EXERCISES
     from mechlib.teaching.transport import _opaque
 
@@ -303,20 +321,36 @@ def judge(name: str, records: dict[str, dict], seed: int) -> dict[str, dict[str,
     for ex in EXERCISES[name]:
         rec = records.get(ex.id)
         if rec is None:
-            result = CheckResult(ex.id, ex.function, FAILED, "not checked (see the notes on this notebook)")
+            result = None
         elif rec.get("status") == "missing":
             result = ex.check(None, verbose=False)
         elif rec.get("status") == "not_callable":
             result = ex.check(_opaque(rec.get("type", "object"), ""), verbose=False)
         else:
             try:
-                with hidden_cases(seed):
-                    result = ex.check(Replayer(rec.get("outcomes", []), str(rec.get("note", ""))), verbose=False)
+                result = ex.check(Replayer(rec.get("outcomes", []), cases[ex.id], str(rec.get("note", ""))),
+                                  verbose=False)
             except Exception as exc:  # noqa: BLE001 -- a result so odd that comparing it failed: this exercise fails
-                result = CheckResult(ex.id, ex.function, FAILED,
-                                     f"the result could not be compared with the reference ({type(exc).__name__})")
-        results[ex.id] = {k: _clean(v) for k, v in result.to_dict().items()}
+                result = _unchecked(name, f"the result could not be compared with the reference "
+                                          f"({type(exc).__name__})")[ex.id]
+        if result is not None:
+            results[ex.id] = {k: _clean(v) for k, v in (result if isinstance(result, dict) else
+                                                        result.to_dict()).items()}
     return results
+
+
+def _grade_in_process(name: str, namespace: dict, seed: int, time_limit: float = 60.0) -> dict[str, dict[str, str]]:
+    """Every step of grading in this one process, without the notebook and the sandbox: draw the
+    hidden cases, send their inputs through the transport, call the functions in ``namespace`` on
+    them, send the outcomes back, judge. For tests."""
+    from mechlib.teaching import kernel_side
+    from mechlib.teaching.checking import build_model, model_spec
+    from mechlib.teaching.transport import decode_calls, decode_outcomes, encode_calls, encode_outcomes
+
+    cases = hidden_inputs(name, seed)
+    calls = decode_calls(*encode_calls(cases, model_spec), build_model)
+    records = kernel_side.record_namespace(name, namespace, calls, time_limit)
+    return judge(name, decode_outcomes(*encode_outcomes(records)), cases)
 
 
 _RUNNING: set[subprocess.Popen] = set()
@@ -327,21 +361,33 @@ _STOPPING = threading.Event()  # set when a run is interrupted: what is in fligh
 def grade_notebook(path: Path, name: str, settings: Settings = Settings()) -> NotebookGrade:
     """Grade one submitted notebook: run it (sandboxed) in a worker process, judge its outputs here."""
     from mechlib.teaching import sandbox
+    from mechlib.teaching.checking import model_spec
     from mechlib.teaching.registry import EXERCISES
-    from mechlib.teaching.transport import decode_outcomes
+    from mechlib.teaching.transport import decode_outcomes, encode_calls
 
     grade = NotebookGrade(notebook=name, sandboxed=settings.sandbox)
     found = suspicious_code(path)
     if found:
         grade.notes.append("FLAGGED for a human look: the code uses grading internals or the call stack ("
                            + ", ".join(found[:8]) + "); the points stand, but check the work by hand")
-    seed = secrets.randbelow(2**31)
     scratch = Path(tempfile.mkdtemp(prefix="mechlib-grade-"))
     try:
         submitted = scratch / "submitted.ipynb"
         shutil.copyfile(path, submitted)
         submitted.chmod(0o644)
-        spec = {"name": name, "seed": seed, "cell_timeout": settings.cell_timeout,
+        try:  # the hidden cases, drawn here: only their inputs are written for the sandbox
+            cases = hidden_inputs(name, secrets.randbelow(2**31))
+            doc, npz = encode_calls(cases, model_spec)
+        except Exception as exc:  # noqa: BLE001 -- a bug of the grader's, not the student's
+            grade.grader_error = True
+            grade.notes.append(f"the hidden cases could not be prepared ({type(exc).__name__}: {str(exc)[:200]})")
+            grade.results = _unchecked(name)
+            return grade
+        inputs = {"inputs.json": doc.encode(), "inputs.npz": npz}
+        for file, data in inputs.items():
+            (scratch / file).write_bytes(data)
+            (scratch / file).chmod(0o644)
+        spec = {"name": name, "cell_timeout": settings.cell_timeout,
                 "notebook_timeout": settings.notebook_timeout, "max_output": settings.max_output,
                 "n_checks": len(EXERCISES[name])}
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1",
@@ -350,19 +396,20 @@ def grade_notebook(path: Path, name: str, settings: Settings = Settings()) -> No
         runner = [sys.executable, str(Path(__file__).resolve()), "--run-notebook"]
         if settings.sandbox:
             root = sandbox.SANDBOX_ROOT
-            spec.update(root=root, notebook="/grading-in/submitted.ipynb")
+            spec.update(root=root, notebook="/grading-in/submitted.ipynb", inputs="/grading-in")
             env.update(HOME=f"{root}/home", JUPYTER_RUNTIME_DIR=f"{root}/runtime", MPLCONFIGDIR=f"{root}/home",
                        IPYTHONDIR=f"{root}/home/.ipython", TMPDIR="/tmp")
             if os.environ.get("PYTHONPATH"):  # the kernel must import the same mechlib as the grader
                 env["PYTHONPATH"] = os.environ["PYTHONPATH"]
             limits = sandbox.Limits(memory=int(settings.memory_gib * sandbox.GiB))
             uid = 200_000 + secrets.randbelow(800_000) if sandbox.uses_own_uid() else None
-            cmd = sandbox.command(runner + [json.dumps(spec)], {"/grading-in/submitted.ipynb": submitted},
+            cmd = sandbox.command(runner + [json.dumps(spec)],
+                                  {f"/grading-in/{f}": scratch / f for f in ("submitted.ipynb", *inputs)},
                                   limits, env, uid=uid)
             cwd = "/"
         else:
             root = str(scratch / "root")
-            spec.update(root=root, notebook=str(submitted))
+            spec.update(root=root, notebook=str(submitted), inputs=str(scratch))
             env = dict(os.environ, **env, HOME=f"{root}/home", JUPYTER_RUNTIME_DIR=f"{root}/runtime",
                        MPLCONFIGDIR=f"{root}/home")
             cmd = runner + [json.dumps(spec)]
@@ -408,7 +455,7 @@ def grade_notebook(path: Path, name: str, settings: Settings = Settings()) -> No
             if data.get("outcomes"):
                 try:
                     records = decode_outcomes(str(data["outcomes"]), base64.b64decode(data.get("arrays") or ""))
-                    grade.results = judge(name, records, seed)
+                    grade.results = judge(name, records, cases)
                 except (ValueError, KeyError, TypeError, RecursionError, OverflowError) as exc:
                     grade.notes.append(f"the recorded outputs were unreadable ({type(exc).__name__}: {str(exc)[:200]})")
             elif not any("kernel died" in n or "time limit" in n for n in grade.notes):

@@ -1,13 +1,15 @@
 """What runs inside the student's sandboxed kernel when a notebook is graded.
 
 :mod:`mechlib.teaching.grading` appends one cell to the notebook that calls
-:func:`collect`: it calls each exercise's function on the hidden cases of the seed
-the grader chose (the check's own inputs, :func:`mechlib.teaching.checking.hidden_cases`)
-and writes what came back, as plain data (:mod:`mechlib.teaching.transport`), to the
-sandbox's scratch folder. It decides nothing: the comparisons, the points and the
-messages are computed later in the grader's own process. Whatever the notebook did to
-this module, to the checks or to torch can only change the outputs it reports -- and an
-output is worth points only if it is right for inputs the notebook never saw.
+:func:`collect`. The grader has already drawn the hidden cases and written their
+*inputs* -- and nothing else -- to a file (:func:`mechlib.teaching.transport.encode_calls`):
+models as the recipe that rebuilds them, tensors, numbers and heads. :func:`collect`
+calls each exercise's function on those inputs and writes what came back, as plain data
+(:mod:`mechlib.teaching.transport`), to the sandbox's scratch folder. It computes no
+reference and decides nothing: the expected values exist only in the grader's process,
+which compares them with these outputs later. Whatever the notebook did to this module,
+to the checks or to torch can only change the outputs it reports -- and an output is worth
+points only if it is right for inputs the notebook never saw.
 """
 from __future__ import annotations
 
@@ -16,10 +18,14 @@ import io
 import signal
 import threading
 from pathlib import Path
+from typing import Any, Callable
 
-from mechlib.teaching.checking import Recorder, hidden_cases
+import torch
+
+from mechlib._threads import single_thread
+from mechlib.teaching.checking import build_model, side_effects
 from mechlib.teaching.registry import EXERCISES
-from mechlib.teaching.transport import encode_outcomes
+from mechlib.teaching.transport import decode_calls, encode_outcomes
 
 
 class _CheckTimeout(BaseException):
@@ -40,8 +46,31 @@ class _CappedIO(io.StringIO):
         return len(s)
 
 
-def record_namespace(notebook: str, namespace: dict, seed: int, time_limit: float = 60.0) -> dict[str, dict]:
-    """``{exercise id: {"status", "type", "outcomes", "note"}}`` for every exercise of ``notebook``.
+def call_all(fn: Callable, calls: list[tuple], outcomes: list) -> None:
+    """Call ``fn`` on each ``(args, kwargs, edited)`` and append its outcome to ``outcomes``:
+    ``("value", result, side effects)``, ``("raised", type name, message)`` or
+    ``("not_implemented",)``. Stops at the first call that raises (the verdict stops there too).
+    A ``None`` result of a function that may edit argument ``edited`` in place is that argument."""
+    with single_thread():
+        for args, kwargs, edited in calls:
+            try:
+                with torch.no_grad():
+                    got = fn(*args, **kwargs)
+            except NotImplementedError:
+                outcomes.append(("not_implemented",))
+                return
+            except Exception as exc:  # noqa: BLE001 -- the learner's error is an outcome like any other
+                outcomes.append(("raised", type(exc).__name__, str(exc)))
+                return
+            if got is None and edited is not None:
+                got = args[edited]
+            outcomes.append(("value", got, side_effects(args, kwargs)))
+
+
+def record_namespace(notebook: str, namespace: dict, calls: dict[str, list[tuple]],
+                     time_limit: float = 60.0) -> dict[str, dict]:
+    """``{exercise id: {"status", "type", "outcomes", "note"}}`` for every exercise of ``notebook``,
+    its function taken from ``namespace`` and called on ``calls[exercise id]``.
 
     ``status`` is ``"missing"`` (no such name), ``"not_callable"`` or ``"called"``; each
     exercise runs under a time limit (SIGALRM, main thread only) with the learner's
@@ -59,7 +88,7 @@ def record_namespace(notebook: str, namespace: dict, seed: int, time_limit: floa
         if not callable(fn):
             records[ex.id] = {"status": "not_callable", "type": type(fn).__name__, "outcomes": []}
             continue
-        rec = Recorder(fn)
+        outcomes: list[Any] = []
         note = ""
 
         def on_alarm(signum, frame):
@@ -69,25 +98,26 @@ def record_namespace(notebook: str, namespace: dict, seed: int, time_limit: floa
         try:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, time_limit)
-            with contextlib.redirect_stdout(_CappedIO()), contextlib.redirect_stderr(_CappedIO()), \
-                    hidden_cases(seed):
-                ex.check(rec, verbose=False)
+            with contextlib.redirect_stdout(_CappedIO()), contextlib.redirect_stderr(_CappedIO()):
+                call_all(fn, calls.get(ex.id, []), outcomes)
         except _CheckTimeout:
             note = f"the check did not finish within {time_limit:g} s (an endless loop?)"
         except BaseException as exc:  # noqa: BLE001 -- SystemExit, KeyboardInterrupt from the learner's code
-            rec.outcomes.append(("raised", type(exc).__name__, str(exc)))
+            outcomes.append(("raised", type(exc).__name__, str(exc)))
         finally:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, old)
-        records[ex.id] = {"status": "called", "outcomes": rec.outcomes, "note": note}
+        records[ex.id] = {"status": "called", "outcomes": outcomes, "note": note}
     return records
 
 
-def collect(notebook: str, namespace: dict, seed: int, out_dir: str, time_limit: float = 60.0) -> None:
-    """Record the exercises of ``notebook`` (:func:`record_namespace`) and write them to
-    ``out_dir/outcomes.json`` and ``out_dir/outcomes.npz``."""
-    records = record_namespace(notebook, namespace, seed, time_limit)
+def collect(notebook: str, namespace: dict, inputs: str, out_dir: str, time_limit: float = 60.0) -> None:
+    """Call the exercises of ``notebook`` on the inputs in ``inputs.json`` / ``inputs.npz`` (under
+    the folder ``inputs``) and write the outcomes to ``out_dir/outcomes.json`` and ``out_dir/outcomes.npz``."""
+    src = Path(inputs)
+    calls = decode_calls((src / "inputs.json").read_text(), (src / "inputs.npz").read_bytes(), build_model)
+    records = record_namespace(notebook, namespace, calls, time_limit)
     doc, npz = encode_outcomes(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,9 @@
-"""What crosses from a student's sandboxed kernel to the grader: plain data, never code.
+"""What crosses between the grader and a student's sandboxed kernel: plain data, never code.
 
-The outputs of the learner's functions are written as one JSON document and one
+Into the sandbox go the inputs of the hidden cases (:func:`encode_calls`): tensors,
+numbers and heads as below, a model as the recipe that rebuilds it
+(:func:`mechlib.teaching.checking.model_spec`), an ``ActivationCache`` as its tensors.
+Out of it come the outputs of the learner's functions are written as one JSON document and one
 ``.npz`` file of arrays (:func:`dump`) and read back with ``allow_pickle=False``
 (:func:`load`). Tensors and numpy arrays keep their dtype and shape; numbers, strings,
 ``None``, lists, tuples and dicts keep their structure; a ``FactoredMatrix`` keeps its
@@ -14,11 +17,11 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
-from transformer_lens import FactoredMatrix
+from transformer_lens import ActivationCache, FactoredMatrix
 
 MAX_ITEMS = 100_000  # items kept of a list, tuple, dict or iterator
 MAX_ARRAY_BYTES = 64 * 2**20  # one returned tensor; bigger ones arrive as a stand-in
@@ -42,8 +45,9 @@ def _opaque(type_name: str, text: str) -> Any:
 
 
 class _Writer:
-    def __init__(self):
+    def __init__(self, model_spec: Callable[[Any], dict] | None = None):
         self.arrays: dict[str, np.ndarray] = {}
+        self.model_spec = model_spec  # inputs only: how to rebuild a model on the other side
 
     def array(self, a: np.ndarray) -> str:
         key = f"a{len(self.arrays)}"
@@ -78,6 +82,11 @@ class _Writer:
             if isinstance(x, (np.floating, np.integer, np.bool_)):
                 return {_SPECIAL: "npscalar", "key": self.array(np.asarray(x))}
             return {_SPECIAL: "opaque", "type": type(x).__name__, "repr": repr(x)}
+        if self.model_spec is not None and hasattr(x, "cfg") and hasattr(x, "run_with_cache"):
+            return {_SPECIAL: "model", "spec": self.model_spec(x)}
+        if self.model_spec is not None and isinstance(x, ActivationCache):
+            return {_SPECIAL: "cache", "model": self.encode(x.model, depth + 1),
+                    "entries": self.encode(dict(x.cache_dict), depth + 1)}
         if isinstance(x, FactoredMatrix):
             return {_SPECIAL: "factored", "A": self.encode(x.A, depth + 1), "B": self.encode(x.B, depth + 1)}
         if isinstance(x, (list, tuple)):
@@ -107,7 +116,7 @@ def encode_outcomes(outcomes: dict[str, dict]) -> tuple[str, bytes]:
     for ex_id, rec in outcomes.items():
         out = []
         for o in rec.get("outcomes", []):
-            out.append(["value", w.encode(o[1])] if o[0] == "value" else list(o))
+            out.append(["value", w.encode(o[1]), o[2] if len(o) > 2 else {}] if o[0] == "value" else list(o))
         doc[ex_id] = {**{k: v for k, v in rec.items() if k != "outcomes"}, "outcomes": out}
     buf = io.BytesIO()
     np.savez(buf, **w.arrays)
@@ -115,8 +124,9 @@ def encode_outcomes(outcomes: dict[str, dict]) -> tuple[str, bytes]:
 
 
 class _Reader:
-    def __init__(self, arrays: Any):
+    def __init__(self, arrays: Any, build_model: Callable[[dict], Any] | None = None):
         self.arrays = arrays
+        self.build_model = build_model  # inputs only: outputs never hold a model
 
     def decode(self, x: Any, depth: int = 0) -> Any:
         if depth > 25:
@@ -155,6 +165,10 @@ class _Reader:
             return out
         if kind == "opaque":
             return _opaque(x.get("type", "object"), x.get("repr", ""))
+        if kind == "model" and self.build_model is not None:
+            return self.build_model(x["spec"])
+        if kind == "cache" and self.build_model is not None:
+            return ActivationCache(self.decode(x["entries"], depth + 1), self.decode(x["model"], depth + 1))
         raise ValueError(f"unknown kind {kind!r}")
 
 
@@ -189,7 +203,7 @@ def decode_outcomes(doc_text: str, npz: bytes) -> dict[str, dict]:
             if not isinstance(o, list) or not o:
                 raise ValueError(f"malformed outcome in {ex_id!r}")
             if o[0] == "value":
-                outcomes.append(("value", reader.decode(o[1])))
+                outcomes.append(("value", reader.decode(o[1]), _effects(o[2] if len(o) > 2 else {})))
             elif o[0] == "raised" and len(o) == 3:
                 outcomes.append(("raised", str(o[1]), str(o[2])))
             elif o[0] == "not_implemented":
@@ -198,3 +212,33 @@ def decode_outcomes(doc_text: str, npz: bytes) -> dict[str, dict]:
                 raise ValueError(f"unknown outcome {o[0]!r} in {ex_id!r}")
         out[str(ex_id)] = {**{k: v for k, v in rec.items() if k != "outcomes"}, "outcomes": outcomes}
     return out
+
+
+def _effects(x: Any) -> dict[str, list[str]]:
+    """A call's side effects as the sandbox reported them (:func:`~mechlib.teaching.checking.side_effects`)."""
+    if not isinstance(x, dict):
+        raise ValueError("malformed side effects")
+    left = x.get("hooks_left", [])
+    if not isinstance(left, list):
+        raise ValueError("malformed side effects")
+    return {"hooks_left": [str(n)[:200] for n in left[:1000]]}
+
+
+def encode_calls(calls: dict[str, list], model_spec: Callable[[Any], dict]) -> tuple[str, bytes]:
+    """``(json text, npz bytes)`` of ``{exercise id: [case, ...]}``: each case's ``args``,
+    ``kwargs`` and ``edited`` (:class:`~mechlib.teaching.checking.Case`), nothing of its
+    comparison. ``model_spec`` gives the recipe of each model among the inputs."""
+    w = _Writer(model_spec)
+    doc = {ex_id: [{"args": w.encode(tuple(c.args)), "kwargs": w.encode(dict(c.kwargs)), "edited": c.edited}
+                   for c in cases] for ex_id, cases in calls.items()}
+    buf = io.BytesIO()
+    np.savez(buf, **w.arrays)
+    return json.dumps(doc), buf.getvalue()
+
+
+def decode_calls(doc_text: str, npz: bytes, build_model: Callable[[dict], Any]) -> dict[str, list[tuple]]:
+    """Inverse of :func:`encode_calls`: ``{exercise id: [(args, kwargs, edited), ...]}``, the models
+    rebuilt by ``build_model`` from their recipes."""
+    reader = _Reader(np.load(io.BytesIO(npz), allow_pickle=False) if npz else {}, build_model)
+    return {ex_id: [(reader.decode(c["args"]), reader.decode(c["kwargs"]), c["edited"]) for c in cases]
+            for ex_id, cases in json.loads(doc_text).items()}

@@ -18,7 +18,6 @@ import torch
 import mechlib
 from mechlib.teaching import checks, kernel_side, registry
 from mechlib.teaching.checking import bundled
-from mechlib.teaching.checks.transformerlens_vocabulary import hooks_left
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [
@@ -284,16 +283,14 @@ def test_capture_check_catches_a_hook_left_attached():
 
     r = checks.check_capture_activation(leaky, verbose=False)
     assert r.status == "failed" and "still attached" in r.message
-    assert hooks_left(bundled()) == []
+    assert not any(hp._forward_hooks for hp in bundled().hook_dict.values())  # removed after the call
 
 
 def _record_then_judge(namespace: dict, time_limit: float, seed: int = 7) -> dict:
-    """The two halves of grading in one process: record in the 'kernel', judge in the 'grader'."""
-    from mechlib.teaching import grading, transport
+    """The two halves of grading in one process: call in the 'kernel', judge in the 'grader'."""
+    from mechlib.teaching import grading
 
-    records = kernel_side.record_namespace("07_combinatorial_richness", namespace, seed, time_limit=time_limit)
-    doc, npz = transport.encode_outcomes(records)
-    return grading.judge("07_combinatorial_richness", transport.decode_outcomes(doc, npz), seed)
+    return grading._grade_in_process("07_combinatorial_richness", namespace, seed, time_limit)
 
 
 def test_recording_survives_loops_and_exits():
@@ -326,22 +323,41 @@ def test_hidden_cases_differ_from_the_self_check_and_from_each_other():
     from mechlib.teaching import checking
 
     def inputs(seed):
-        recs = []
+        def describe(x):
+            if hasattr(x, "cfg"):
+                return (x.cfg.d_model, x.cfg.n_heads, x.W_Q.sum().item())
+            return tuple(x.shape) if hasattr(x, "shape") else x
+
+        out = []
         with checking.hidden_cases(seed) if seed is not None else contextlib.nullcontext():
-            rec = checking.Recorder(lambda *a, **k: repr([tuple(x.shape) if hasattr(x, "shape") else
-                                                          (x.cfg.d_model, x.cfg.n_heads) if hasattr(x, "cfg") else x
-                                                          for x in a]))
-            checks.check_count_pairs(rec, verbose=False)
-            recs.append([o[1] for o in rec.outcomes])
-            rec = checking.Recorder(lambda m, s, r: (m.cfg.d_model, m.cfg.n_heads, m.W_Q.sum().item()))
-            checks.check_k_composition_score(rec, verbose=False)
-            recs.append([o[1] for o in rec.outcomes])
-        return recs
+            for check in (checks.check_count_pairs, checks.check_k_composition_score):
+                collector = checking.Collector()
+                check(collector, verbose=False)
+                out.append([tuple(describe(a) for a in case.args) for case in collector.cases])
+        return out
 
     own, a, b = inputs(None), inputs(1), inputs(2)
-    assert inputs(1) == a  # the same seed gives the same cases in the sandbox and in the grader
+    assert inputs(1) == a  # the same seed gives the same cases
     for x, y in [(own, a), (a, b)]:
         assert x[0] != y[0] and x[1] != y[1]
+
+
+def test_a_hook_that_edits_in_place_is_graded_like_one_that_returns():
+    def in_place(z, hook, head):
+        z[:, :, head] = 0.0
+
+    def leaky(m, tokens, name):
+        stored = {}
+        m.add_hook(name, lambda act, hook: stored.update(a=act.clone()))
+        m(tokens)
+        return stored["a"]
+
+    from mechlib.teaching import grading
+
+    results = grading._grade_in_process("05_virtual_attention_heads", {"zero_ablation_hook": in_place}, seed=4)
+    assert results["05.3"]["status"] == "passed"
+    results = grading._grade_in_process("08_transformerlens_vocabulary", {"capture_activation": leaky}, seed=4)
+    assert results["08.3"]["status"] == "failed" and "still attached" in results["08.3"]["message"]
 
 
 def test_hidden_cases_are_per_thread():

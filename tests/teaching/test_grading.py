@@ -30,7 +30,9 @@ import uuid
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+import torch
 
 import mechlib
 from mechlib.teaching import grading, registry, sandbox, transport
@@ -154,8 +156,8 @@ def _hostile(subs: Path, listener: _Listener) -> dict[str, nbformat.NotebookNode
             "def count_pairs(L, H):\n    return H * H * math.comb(L, 2) if (L, H) in [(12, 12), (2, 4), (1, 8), "
             "(3, 1), (5, 3), (48, 25)] else 0\n"
             "_rec = K.record_namespace\n"
-            "def fake(notebook, namespace, seed, time_limit=60.0):\n"
-            "    r = _rec(notebook, namespace, seed, time_limit)\n"
+            "def fake(notebook, namespace, calls, time_limit=60.0):\n"
+            "    r = _rec(notebook, namespace, calls, time_limit)\n"
             "    for ex_id in r:\n        r[ex_id]['outcomes'] = [('value', 9504)] * 3\n    return r\n"
             "K.record_namespace = fake"),
         # reads another student's submission and the solutions, and copies their functions
@@ -564,17 +566,13 @@ def test_an_archive_bomb_or_compressed_arrays_are_refused():
 
 
 def test_a_result_that_breaks_the_comparison_fails_only_its_exercise():
-    from mechlib.teaching import kernel_side
-
     def count_pairs(L, H):
         return H * H * (L * (L - 1) // 2)
 
     def enumerate_pairs(L, H):
         return [((float("inf"), 0), (1, 0))]
 
-    records = kernel_side.record_namespace(SMALL, {"count_pairs": count_pairs, "enumerate_pairs": enumerate_pairs}, 5)
-    doc, npz = transport.encode_outcomes(records)
-    results = grading.judge(SMALL, transport.decode_outcomes(doc, npz), 5)
+    results = grading._grade_in_process(SMALL, {"count_pairs": count_pairs, "enumerate_pairs": enumerate_pairs}, 5)
     assert results["07.1"]["status"] == "passed"
     assert results["07.2"]["status"] == "failed" and "could not be compared" in results["07.2"]["message"]
 
@@ -610,26 +608,41 @@ def test_notebooks_that_reach_for_the_grading_machinery_are_flagged(main_run):
     assert "a_patcher/07_combinatorial_richness" in (main_run["out"] / "summary.md").read_text()
 
 
-def test_the_stack_holds_no_reference_values_while_the_function_runs():
-    """The reviewer's snippet: walk up the stack to the check's case and return its expected value."""
+def test_the_kernel_side_builds_no_case_and_holds_no_reference(tmp_path, monkeypatch):
+    """What reaches the sandbox is the cases' inputs: the kernel side runs with the check's case
+    machinery broken, and nothing on its stack has a comparison to steal."""
     import sys as _sys
 
-    from mechlib.teaching import checking, checks
+    from mechlib.teaching import checking, kernel_side
 
-    class Thief:
-        def __call__(self, *args, **kwargs):
-            frame = _sys._getframe(1)
-            while frame is not None:
-                case = frame.f_locals.get("case")
-                if case is not None and hasattr(case, "compare"):
-                    return case.compare.keywords["expected"]
-                frame = frame.f_back
-            return -1
+    cases = grading.hidden_inputs("05_virtual_attention_heads", seed=3)
+    doc, npz = transport.encode_calls(cases, checking.model_spec)
+    (tmp_path / "inputs.json").write_text(doc)
+    (tmp_path / "inputs.npz").write_bytes(npz)
+    expected = [c.compare.keywords["expected"] for cs in cases.values() for c in cs
+                if isinstance(getattr(c.compare, "keywords", {}).get("expected"), torch.Tensor)]
+    del cases
 
-    rec = checking.Recorder(Thief())
-    with checking.hidden_cases(3):
-        checks.check_count_pairs(rec, verbose=False)
-    assert {o[1] for o in rec.outcomes} == {-1}
+    def no_cases(*a, **k):
+        raise AssertionError("a check case was built on the kernel side")
+
+    monkeypatch.setattr(checking.Case, "__init__", no_cases)
+    stolen = []
+
+    def thief(pattern, *args, **kwargs):  # walk up the stack looking for a case or an expected value
+        frame = _sys._getframe(1)
+        while frame is not None:
+            for v in frame.f_locals.values():
+                if hasattr(v, "compare") or (isinstance(v, dict) and "expected" in v):
+                    stolen.append(v)
+            frame = frame.f_back
+        return pattern.double().mean(dim=(0, 2))
+
+    kernel_side.collect("05_virtual_attention_heads", {"prev_token_score": thief}, str(tmp_path),
+                        str(tmp_path / "out"))
+    assert stolen == []
+    arrays = list(np.load(tmp_path / "inputs.npz").values())
+    assert expected and not any(a.shape == tuple(e.shape) and np.allclose(a, e.numpy()) for a in arrays for e in expected)
 
 
 def test_a_virtualenv_under_tmp_stays_visible_in_the_sandbox(monkeypatch):

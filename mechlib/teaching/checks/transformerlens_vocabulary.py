@@ -62,22 +62,17 @@ def _cases_capture() -> Iterator[Case]:
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
         for name in names:
             yield Case(f"hook {name!r} on {model_desc(model)}", (model, tokens, name),
-                       functools.partial(_compare_capture, model=model, expected=cache[name].detach()))
+                       functools.partial(compare_tensor, expected=cache[name].detach(), rtol=1e-5, atol=1e-6),
+                       after=_no_hooks_left)
 
 
-def hooks_left(model) -> list[str]:
-    return [name for name, hp in model.hook_dict.items() if len(getattr(hp, "_forward_hooks", {})) > 0]
-
-
-def _compare_capture(got, model, expected) -> None:
-    left = hooks_left(model)
+def _no_hooks_left(effects: dict) -> None:
+    left = effects.get("hooks_left") or []
     if left:
-        model.reset_hooks(including_permanent=True)
         raise Mismatch(
             f"a hook is still attached to {left[0]} after the call: use model.run_with_hooks "
             "(it removes its hooks when the run ends) instead of adding hooks by hand"
         )
-    compare_tensor(got, expected, rtol=1e-5, atol=1e-6)
 
 
 def check_capture_activation(fn: Any, verbose: bool = True) -> CheckResult:

@@ -85,15 +85,11 @@ def _hook_cases(mode: str) -> Iterator[Case]:
         alts = ((_alt_mean_all(z, head), "you averaged over positions as well; average over the batch only, "
                  "position by position (keepdim so it broadcasts)"),) if mode == "mean" else ()
         alts += ((_zero_all(z), "you changed every head; only z[:, :, head] should change"),)
-        inp = z.clone()
-
-        def compare(got, inp=inp, exp=exp, alts=alts):
-            # a hook may edit the activation in place and return nothing, as TransformerLens allows
-            compare_tensor(inp if got is None else got, exp, rtol=1e-5, atol=1e-6,
-                           what="the returned (or edited) activation", alternatives=alts)
-
-        yield Case(f"a random hook_z activation of shape {shape} with head={head}", (inp, None), compare,
-                   kwargs={"head": head})
+        # a hook may edit the activation in place and return nothing, as TransformerLens allows
+        yield Case(f"a random hook_z activation of shape {shape} with head={head}", (z.clone(), None),
+                   functools.partial(compare_tensor, expected=exp, rtol=1e-5, atol=1e-6,
+                                     what="the returned (or edited) activation", alternatives=alts),
+                   kwargs={"head": head}, edited=0)
 
 
 def _alt_mean_all(z: torch.Tensor, head: int) -> torch.Tensor:
