@@ -89,7 +89,8 @@ def check_expandable(model: Any) -> None:
         )
 
 
-def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype | None = None) -> PathExpansion:
+def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype | None = None,
+                   patterns: Float[torch.Tensor, "layer batch head dest src"] | None = None) -> PathExpansion:
     """Exact path expansion of ``model``'s logits on ``tokens`` (see module docstring).
 
     Works for any number of layers: a path goes through heads in strictly increasing
@@ -97,17 +98,31 @@ def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype | None =
     computed in ``dtype`` from the model's own attention patterns; their sum matches
     ``model(tokens)`` to float32 precision. ``dtype=None`` means float64, or float32 on
     MPS, which has no float64. The terms are activations: they stay on the model's device.
+
+    ``patterns`` (``[layer, batch, head, dest, src]``, e.g. from :func:`mechlib.attention_patterns`)
+    replaces the model's own attention patterns: the expansion is linear *given* the
+    patterns, so this freezes where every head looks while every OV path stays as it is
+    (Chapter 6, The Two-Layer Expansion). The sum then equals a forward pass whose
+    ``hook_pattern`` activations are replaced by ``patterns``.
     """
     check_expandable(model)
     tokens = check_tokens(model, tokens)
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    if patterns is not None:
+        shape = (L, tokens.shape[0], H, tokens.shape[1], tokens.shape[1])
+        if not isinstance(patterns, torch.Tensor) or tuple(patterns.shape) != shape:
+            raise ValueError(f"patterns must be a tensor of shape [layer, batch, head, dest, src] = {shape}; got "
+                             f"{tuple(patterns.shape) if isinstance(patterns, torch.Tensor) else type(patterns).__name__}")
     if dtype is None:
         dtype = torch.float32 if model_device(model).type == "mps" else torch.float64
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype such as torch.float64; got {dtype!r}")
-    L, H = model.cfg.n_layers, model.cfg.n_heads
     names = [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
     with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        if patterns is None:
+            _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        else:
+            cache = {n: patterns[l].to(model_device(model)) for l, n in enumerate(names)}
         W = lambda t: t.detach().to(dtype)  # noqa: E731
         W_V, W_O, b_V, b_O = W(model.W_V), W(model.W_O), W(model.b_V), W(model.b_O)
         x0 = W(model.W_E)[tokens] + W(model.W_pos)[: tokens.shape[1]]

@@ -15,10 +15,16 @@ from jaxtyping import Bool, Float, Int
 from mechlib._validate import check_tokens
 
 
-def attention_patterns(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer batch head dest src"]:
+def attention_patterns(model: Any, tokens: torch.Tensor, heads_off: Any = ()) -> Float[torch.Tensor, "layer batch head dest src"]:
     """All attention patterns ``A[l, b, h, q, k]`` of ``model`` on ``tokens``, stacked over layers.
 
-    Activations: on the model's device, like ``model(tokens)``."""
+    ``heads_off``: heads zero-ablated during the pass (then the patterns of later layers are
+    those they take without those heads' output). Activations: on the model's device, like
+    ``model(tokens)``."""
+    if heads_off is not None and len(heads_off) > 0:
+        from mechlib.toggle import ablated_run
+
+        return ablated_run(model, tokens, heads_off)[1]
     tokens = check_tokens(model, tokens)
     names = [f"blocks.{l}.attn.hook_pattern" for l in range(model.cfg.n_layers)]
     with torch.no_grad():
