@@ -37,8 +37,7 @@ class Exercise:
     def header(self) -> str:
         """The ratings line printed under the exercise's title in the notebooks."""
         return (
-            f"**Difficulty** {'🔴' * self.difficulty}{'⚪' * (5 - self.difficulty)} ({self.difficulty}/5) · "
-            f"**Importance** {'🔵' * self.importance}{'⚪' * (5 - self.importance)} ({self.importance}/5) · "
+            f"**Difficulty** {self.difficulty} of 5 · **Importance** {self.importance} of 5 · "
             f"**Time** about {self.minutes} minutes"
         )
 
