@@ -82,7 +82,8 @@ class Case:
     ``edited``: the index of an argument the function may edit in place instead of
     returning a result (a TransformerLens hook may return ``None``); a ``None`` result is
     then judged as that argument after the call. ``after``: a check of the call's side
-    effects (:func:`side_effects`), run before ``compare``.
+    effects (:func:`side_effects`), run before ``compare`` in the notebook's self-check only
+    (grading sees outputs, not side effects).
     """
 
     desc: str
@@ -383,15 +384,16 @@ class _NoOutput(Exception):
 class Replayer:
     """Stands in for a learner's function in the grader: returns (or raises) the outcomes the
     sandbox recorded on the inputs of ``cases`` (a :class:`Collector`'s), one case at a time, so
-    :func:`run_check` judges them with its usual comparisons. An outcome is ``("value", result,
-    side effects)``, ``("raised", type name, message)`` or ``("not_implemented",)``."""
+    :func:`run_check` judges them with its usual comparisons. An outcome is ``("value", result)``,
+    ``("raised", type name, message)`` or ``("not_implemented",)``. A case's ``after`` check is
+    skipped: side effects happen in the sandbox, where anything the notebook reports about
+    them could be forged, so they are judged by the notebook's self-check only."""
 
     def __init__(self, outcomes: list, cases: list[Case], note: str = ""):
         self.outcomes = list(outcomes)
         self.cases = cases
         self.note = note  # why the recording ended early, if it did
         self.calls = 0
-        self.effects: dict = {}  # of the last call
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         i, self.calls = self.calls, self.calls + 1
@@ -399,7 +401,6 @@ class Replayer:
             raise _NoOutput(self.note or "the notebook's run recorded no result for this case")
         kind, *rest = self.outcomes[i]
         if kind == "value":
-            self.effects = rest[1] if len(rest) > 1 and isinstance(rest[1], dict) else {}
             return rest[0]
         if kind == "not_implemented":
             raise NotImplementedError()
@@ -457,16 +458,15 @@ def _run_cases(name: str, fn: Callable, cases: Callable[[], Iterator[Case]], non
             )
         except Exception as exc:  # the learner's code raised: say where, not a stack trace from torch
             return FAILED, f"calling {call} on {case.desc} raised {type(exc).__name__}: {exc}"
-        if isinstance(fn, Replayer):
-            effects = fn.effects
-        else:
+        effects = None
+        if not isinstance(fn, Replayer):
             if got is None and case.edited is not None:
                 got = case.args[case.edited]
             effects = side_effects(case.args, case.kwargs)
         if none_is_placeholder and _is_placeholder(got):
             return NOT_ATTEMPTED, f"{name} returned {got!r}: it still looks like the placeholder"
         try:
-            if case.after is not None:
+            if case.after is not None and effects is not None:
                 case.after(effects)
             case.compare(got)
         except Mismatch as exc:

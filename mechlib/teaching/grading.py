@@ -66,6 +66,7 @@ DEFAULT_MAX_OUTPUT = 1_000_000  # bytes of cell output kept per notebook
 DEFAULT_MEMORY_GIB = 4.0
 MAX_OUTCOMES = 64 * 2**20  # bytes of recorded outcomes read back from a sandbox (honest ones: a few MB)
 RECORD_VERSION = 3
+MAX_MESSAGE = 1000  # characters of one exercise's message kept (it may quote what the notebook returned)
 
 GRADING_CELL = """\
 # appended by mechlib-grade: not part of the submission
@@ -334,8 +335,8 @@ def judge(name: str, records: dict[str, dict], cases: dict[str, list]) -> dict[s
                 result = _unchecked(name, f"the result could not be compared with the reference "
                                           f"({type(exc).__name__})")[ex.id]
         if result is not None:
-            results[ex.id] = {k: _clean(v) for k, v in (result if isinstance(result, dict) else
-                                                        result.to_dict()).items()}
+            results[ex.id] = {k: _clean(v)[:MAX_MESSAGE] for k, v in (result if isinstance(result, dict) else
+                                                                      result.to_dict()).items()}
     return results
 
 
@@ -456,7 +457,9 @@ def grade_notebook(path: Path, name: str, settings: Settings = Settings()) -> No
                 try:
                     records = decode_outcomes(str(data["outcomes"]), base64.b64decode(data.get("arrays") or ""))
                     grade.results = judge(name, records, cases)
-                except (ValueError, KeyError, TypeError, RecursionError, OverflowError) as exc:
+                except Exception as exc:  # noqa: BLE001 -- whatever the sandbox sent that breaks reading or judging
+                    # it is the notebook's doing, not the grader's: no regrade (no second draw of hidden cases)
+                    grade.results = {}
                     grade.notes.append(f"the recorded outputs were unreadable ({type(exc).__name__}: {str(exc)[:200]})")
             elif not any("kernel died" in n or "time limit" in n for n in grade.notes):
                 grade.notes.append("the exercises could not be checked (the grading cell recorded nothing)")

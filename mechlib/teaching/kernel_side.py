@@ -48,9 +48,10 @@ class _CappedIO(io.StringIO):
 
 def call_all(fn: Callable, calls: list[tuple], outcomes: list) -> None:
     """Call ``fn`` on each ``(args, kwargs, edited)`` and append its outcome to ``outcomes``:
-    ``("value", result, side effects)``, ``("raised", type name, message)`` or
-    ``("not_implemented",)``. Stops at the first call that raises (the verdict stops there too).
-    A ``None`` result of a function that may edit argument ``edited`` in place is that argument."""
+    ``("value", result)``, ``("raised", type name, message)`` or ``("not_implemented",)``. Stops
+    at the first call that raises (the verdict stops there too). A ``None`` result of a function
+    that may edit argument ``edited`` in place is that argument. Hooks a call leaves on a model
+    are removed before the next call, so that they cannot change its inputs."""
     with single_thread():
         for args, kwargs, edited in calls:
             try:
@@ -64,7 +65,8 @@ def call_all(fn: Callable, calls: list[tuple], outcomes: list) -> None:
                 return
             if got is None and edited is not None:
                 got = args[edited]
-            outcomes.append(("value", got, side_effects(args, kwargs)))
+            side_effects(args, kwargs)  # removes leftover hooks; what it reports is not evidence here
+            outcomes.append(("value", got))
 
 
 def record_namespace(notebook: str, namespace: dict, calls: dict[str, list[tuple]],

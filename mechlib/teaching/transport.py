@@ -26,6 +26,7 @@ from transformer_lens import ActivationCache, FactoredMatrix
 MAX_ITEMS = 100_000  # items kept of a list, tuple, dict or iterator
 MAX_ARRAY_BYTES = 64 * 2**20  # one returned tensor; bigger ones arrive as a stand-in
 MAX_TOTAL_BYTES = 256 * 2**20  # all arrays of one notebook, uncompressed
+MAX_DOC_CHARS = 16 * 2**20  # the JSON document of one notebook's outputs (honest ones: well under 1 MB)
 _SPECIAL = "__mg__"
 
 
@@ -116,7 +117,7 @@ def encode_outcomes(outcomes: dict[str, dict]) -> tuple[str, bytes]:
     for ex_id, rec in outcomes.items():
         out = []
         for o in rec.get("outcomes", []):
-            out.append(["value", w.encode(o[1]), o[2] if len(o) > 2 else {}] if o[0] == "value" else list(o))
+            out.append(["value", w.encode(o[1])] if o[0] == "value" else list(o))
         doc[ex_id] = {**{k: v for k, v in rec.items() if k != "outcomes"}, "outcomes": out}
     buf = io.BytesIO()
     np.savez(buf, **w.arrays)
@@ -124,13 +125,28 @@ def encode_outcomes(outcomes: dict[str, dict]) -> tuple[str, bytes]:
 
 
 class _Reader:
+    """Decodes a document; each array may be used once, and the items decoded are counted, so a
+    small document cannot expand into more than the caps allow."""
+
     def __init__(self, arrays: Any, build_model: Callable[[dict], Any] | None = None):
         self.arrays = arrays
         self.build_model = build_model  # inputs only: outputs never hold a model
+        self.used: set[str] = set()
+        self.items = 0
+
+    def array(self, key: Any) -> np.ndarray:
+        key = str(key)
+        if key in self.used:
+            raise ValueError(f"array {key!r} is used twice")
+        self.used.add(key)
+        return np.array(self.arrays[key])
 
     def decode(self, x: Any, depth: int = 0) -> Any:
         if depth > 25:
             raise ValueError("nested too deeply")
+        self.items += 1
+        if self.items > MAX_ITEMS * 4:
+            raise ValueError("too many items")
         if not isinstance(x, dict):
             if isinstance(x, list):
                 raise ValueError("a bare list in the outcome document")
@@ -141,16 +157,19 @@ class _Reader:
         if kind == "ellipsis":
             return Ellipsis
         if kind == "tensor":
-            a = self.arrays[str(x["key"])]
-            t = torch.from_numpy(np.array(a))
+            t = torch.from_numpy(self.array(x["key"]))
             dtype = getattr(torch, str(x["dtype"]), None)
             return t.to(dtype) if isinstance(dtype, torch.dtype) else t
         if kind == "ndarray":
-            return np.array(self.arrays[str(x["key"])])
+            return self.array(x["key"])
         if kind == "npscalar":
-            return np.array(self.arrays[str(x["key"])])[()]
+            return self.array(x["key"])[()]
         if kind == "factored":
-            return FactoredMatrix(self.decode(x["A"], depth + 1), self.decode(x["B"], depth + 1))
+            A, B = self.decode(x["A"], depth + 1), self.decode(x["B"], depth + 1)
+            if not (isinstance(A, torch.Tensor) and isinstance(B, torch.Tensor) and A.ndim >= 2 and B.ndim >= 2
+                    and A.shape[-1] == B.shape[-2] and A.dtype.is_floating_point and B.dtype.is_floating_point):
+                raise ValueError("a FactoredMatrix whose factors are not two matching float matrices")
+            return FactoredMatrix(A, B)
         if kind in ("list", "tuple"):
             items = [self.decode(v, depth + 1) for v in x["items"]]
             return items if kind == "list" else tuple(items)
@@ -174,6 +193,8 @@ class _Reader:
 
 def decode_outcomes(doc_text: str, npz: bytes) -> dict[str, dict]:
     """Inverse of :func:`encode_outcomes`; raises ``ValueError`` on anything malformed."""
+    if len(doc_text) > MAX_DOC_CHARS:
+        raise ValueError(f"the outcome document is longer than {MAX_DOC_CHARS} characters")
     try:
         doc = json.loads(doc_text)
     except RecursionError:
@@ -203,7 +224,7 @@ def decode_outcomes(doc_text: str, npz: bytes) -> dict[str, dict]:
             if not isinstance(o, list) or not o:
                 raise ValueError(f"malformed outcome in {ex_id!r}")
             if o[0] == "value":
-                outcomes.append(("value", reader.decode(o[1]), _effects(o[2] if len(o) > 2 else {})))
+                outcomes.append(("value", reader.decode(o[1])))
             elif o[0] == "raised" and len(o) == 3:
                 outcomes.append(("raised", str(o[1]), str(o[2])))
             elif o[0] == "not_implemented":
@@ -212,16 +233,6 @@ def decode_outcomes(doc_text: str, npz: bytes) -> dict[str, dict]:
                 raise ValueError(f"unknown outcome {o[0]!r} in {ex_id!r}")
         out[str(ex_id)] = {**{k: v for k, v in rec.items() if k != "outcomes"}, "outcomes": outcomes}
     return out
-
-
-def _effects(x: Any) -> dict[str, list[str]]:
-    """A call's side effects as the sandbox reported them (:func:`~mechlib.teaching.checking.side_effects`)."""
-    if not isinstance(x, dict):
-        raise ValueError("malformed side effects")
-    left = x.get("hooks_left", [])
-    if not isinstance(left, list):
-        raise ValueError("malformed side effects")
-    return {"hooks_left": [str(n)[:200] for n in left[:1000]]}
 
 
 def encode_calls(calls: dict[str, list], model_spec: Callable[[Any], dict]) -> tuple[str, bytes]:

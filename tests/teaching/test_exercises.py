@@ -342,7 +342,7 @@ def test_hidden_cases_differ_from_the_self_check_and_from_each_other():
         assert x[0] != y[0] and x[1] != y[1]
 
 
-def test_a_hook_that_edits_in_place_is_graded_like_one_that_returns():
+def test_grading_judges_outputs_an_in_place_edit_included_not_side_effects():
     def in_place(z, hook, head):
         z[:, :, head] = 0.0
 
@@ -356,8 +356,10 @@ def test_a_hook_that_edits_in_place_is_graded_like_one_that_returns():
 
     results = grading._grade_in_process("05_virtual_attention_heads", {"zero_ablation_hook": in_place}, seed=4)
     assert results["05.3"]["status"] == "passed"
+    # a hook left attached is the self-check's business: in grading it happens in the sandbox, where
+    # whatever the notebook reports about it could be forged, so only the outputs are judged
     results = grading._grade_in_process("08_transformerlens_vocabulary", {"capture_activation": leaky}, seed=4)
-    assert results["08.3"]["status"] == "failed" and "still attached" in results["08.3"]["message"]
+    assert results["08.3"]["status"] == "passed"
 
 
 def test_hidden_cases_are_per_thread():

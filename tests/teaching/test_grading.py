@@ -177,6 +177,12 @@ def _hostile(subs: Path, listener: _Listener) -> dict[str, nbformat.NotebookNode
             "if os.fork() == 0:\n    if os.fork() == 0:\n"
             f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(600)', {MARKER!r}])\n"
             "    os._exit(0)\nos.wait()"),
+        # returns a FactoredMatrix whose factors do not match: reading it must fail as the notebook's
+        # fault (no regrade, so no second draw of the hidden cases), never as the grader's
+        "a_reroller": _exercise(
+            "import torch\nfrom transformer_lens import FactoredMatrix\n"
+            "def count_chains(n_layers, n_heads, length):\n"
+            "    fm = FactoredMatrix(torch.ones(2, 2), torch.ones(2, 2))\n    fm.A = torch.ones(2, 3)\n    return fm"),
         # tries the network: the internet, and a server on the grading machine's own loopback
         "a_network": _exercise(
             "import socket, urllib.request\nreached = []\n"
@@ -244,7 +250,7 @@ def _memorizer() -> nbformat.NotebookNode:
                       replace_def="count_pairs")
 
 
-HOSTILE = ["a_print_rewriter", "a_package_rewriter", "a_patcher", "a_snooper", "a_daemon", "a_network"]
+HOSTILE = ["a_print_rewriter", "a_package_rewriter", "a_patcher", "a_snooper", "a_daemon", "a_network", "a_reroller"]
 HUNGRY = ["a_memory", "a_forkbomb", "a_bigfile"]
 
 
@@ -563,6 +569,34 @@ def test_an_archive_bomb_or_compressed_arrays_are_refused():
         transport.decode_outcomes(doc, buf.getvalue())
     with pytest.raises(ValueError, match="nested too deeply"):
         transport.decode_outcomes("[" * 200_000, b"")
+
+
+def test_an_array_used_twice_or_mismatched_factors_are_refused():
+    """A small document must not expand: each array is read once; a FactoredMatrix must be well formed."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, a0=np.zeros(4), a1=np.zeros((2, 3), dtype=np.float32))
+    twice = {"__mg__": "list", "items": [{"__mg__": "ndarray", "key": "a0"}] * 2}
+    with pytest.raises(ValueError, match="used twice"):
+        transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", twice]]}}), buf.getvalue())
+    bad = {"__mg__": "factored", "A": {"__mg__": "tensor", "key": "a1", "dtype": "float32"},
+           "B": {"__mg__": "tensor", "key": "a0", "dtype": "float32"}}
+    with pytest.raises(ValueError, match="FactoredMatrix"):
+        transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", bad]]}}), buf.getvalue())
+    with pytest.raises(ValueError, match="longer than"):
+        transport.decode_outcomes(" " * (transport.MAX_DOC_CHARS + 1), b"")
+
+
+def test_a_notebook_whose_outputs_cannot_be_read_fails_without_a_regrade(main_run):
+    nb = main_run["grades"]["a_reroller"].notebooks[SMALL]
+    assert not nb.grader_error and any("unreadable" in n for n in nb.notes)
+    assert _small_points(main_run, "a_reroller")["07.3"] == 0
+
+
+def test_messages_quoting_a_huge_result_are_cut():
+    results = grading._grade_in_process(SMALL, {"count_pairs": lambda L, H: "x" * 100_000}, 2)
+    assert results["07.1"]["status"] == "failed" and len(results["07.1"]["message"]) <= grading.MAX_MESSAGE
 
 
 def test_a_result_that_breaks_the_comparison_fails_only_its_exercise():
