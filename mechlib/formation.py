@@ -30,7 +30,7 @@ from jaxtyping import Float
 
 from mechlib._validate import check_heads
 from mechlib.heads import Head, parse_head
-from mechlib.roles import attention_by_offset, head_roles, heads_with_role
+from mechlib.roles import head_roles, heads_with_role
 from mechlib.scores import attention_patterns, induction_scores_from_patterns, per_token_loss
 
 KINDS = "QKV"
@@ -57,6 +57,7 @@ class TrainingDynamics:
     k_cut_loss: Float[torch.Tensor, "step"]
     example_patterns: Float[torch.Tensor, "step layer head dest src"]
     example_loss: Float[torch.Tensor, "step seq_minus_1"]
+    batch_size: int
 
     def pair_composition(self, kind: str, sender: Any, receiver: Any) -> Float[torch.Tensor, "step"]:
         """The ``kind``-composition score of one pair at every step."""
@@ -105,7 +106,10 @@ def training_dynamics(
     from mechlib.ablation import path_ablation_losses
     from mechlib.composition import composition_scores
     from mechlib.data import RepeatedBatch, repeated_batch
-    from mechlib.models import checkpoint_steps, load_model
+    from mechlib._validate import check_nonnegative_int
+    from mechlib.models import _snapshot_state, checkpoint_steps, load_model
+
+    check_nonnegative_int(max_offset, "max_offset")
 
     available = checkpoint_steps()
     if steps is None:
@@ -128,15 +132,18 @@ def training_dynamics(
     rest = slice(0, batch.prefix_len + batch.half_len)  # targets of the prefix and the first copy
     rows: dict[str, list[torch.Tensor]] = {k: [] for k in
                                            ("rep", "rest", "off", "ind", "Q", "K", "V", "cut", "pat", "ex")}
+    model = final  # one model, its weights replaced step by step (building one is slow)
     for step in steps:
-        model = load_model(step=step)
+        model.load_state_dict(_snapshot_state(step), strict=True)
         with torch.no_grad():
             logits = model(batch.tokens)
         losses = per_token_loss(logits, batch.tokens)
         A = attention_patterns(model, batch.tokens)
         rows["rep"].append(torch.tensor(batch.loss(logits)))
         rows["rest"].append(losses[:, rest].mean())
-        rows["off"].append(attention_by_offset(model, batch.tokens, max_offset))
+        # attention_by_offset(model, tokens, max_offset), from the patterns at hand
+        rows["off"].append(torch.stack([A.diagonal(offset=-k, dim1=-2, dim2=-1).mean(dim=(1, -1))
+                                        for k in range(max_offset + 1)], dim=-1).cpu())
         rows["ind"].append(induction_scores_from_patterns(A, batch.tokens).cpu())
         for kind in KINDS:
             rows[kind].append(composition_scores(model, kind))
@@ -148,6 +155,7 @@ def training_dynamics(
         steps=list(steps), loss_repeat=stack["rep"], loss_rest=stack["rest"], by_offset=stack["off"],
         induction=stack["ind"], composition={k: stack[k] for k in KINDS}, senders=senders,
         receivers=receivers, k_cut_loss=stack["cut"], example_patterns=stack["pat"], example_loss=stack["ex"],
+        batch_size=int(batch.tokens.shape[0]),
     )
 
 

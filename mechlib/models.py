@@ -336,14 +336,22 @@ def _check_step(step: Any) -> int:
     return step
 
 
-def _load_snapshot(step: int, device: torch.device) -> TransformerBridge:
+def _snapshot_state(step: int) -> dict[str, torch.Tensor]:
+    """The state dict (float32, on the CPU) of the bundled model at checkpoint ``step``."""
+    step = _check_step(step)
+    final = torch.load(bundled_checkpoint(), map_location="cpu", weights_only=True)
     data = _snapshot_file()
-    model = load_checkpoint(bundled_checkpoint())  # the recipe, the fixed weights and the log
+    if step == int(data["final_step"]):
+        return final
     i = [int(s) for s in data["steps"]].index(step)
-    state = model.state_dict()
     for k, w in data["weights"].items():
-        state[k] = w[i].to(torch.float32)
-    model.load_state_dict(state, strict=True)
+        final[k] = w[i].to(torch.float32)  # the fixed weights (positions) stay the final model's
+    return final
+
+
+def _load_snapshot(step: int, device: torch.device) -> TransformerBridge:
+    model = load_checkpoint(bundled_checkpoint())  # the recipe, the fixed weights and the log
+    model.load_state_dict(_snapshot_state(step), strict=True)
     model.training_step = step  # type: ignore[attr-defined]
     if device.type != "cpu":
         model.to(device, print_details=False)
