@@ -131,7 +131,8 @@ def static_checkpoint_slider_html(payload: dict[str, Any], prefix: str, start_st
     top = max(max(payload["loss"]), payload["uniform"]) * 1.05
     pts = " ".join(f"{i},{v}" for i, v in enumerate(payload["loss"]))
     S = len(steps)
-    data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
+    # one entry per line: the page does not care, and line-based tools (nbval sanitizers) stay fast
+    data = json.dumps(payload, indent=0, separators=(",", ":")).replace("</", "<\\/")
     return f"""<div id="{p}-root" class="mlt-toggle mlt-slider">
 {style_block(p + "-root")}
 <style>
