@@ -95,6 +95,7 @@ _SCRIPT = r"""
     var i = parseInt(el("range").value, 10), step = D.steps[i], a = bytes(i);
     el("range").setAttribute("aria-valuetext", "step " + step);
     el("step").textContent = step;
+    el("index").textContent = i + 1;
     el("loss").textContent = D.loss[i].toFixed(3);
     el("lossbar").style.width = (100 * Math.min(D.loss[i] / (1.1 * D.uniform), 1)).toFixed(1) + "%";
     for (var h = 0; h < NH; h++) drawHead(el("c" + h), a, h * tri);
@@ -148,7 +149,7 @@ def static_checkpoint_slider_html(payload: dict[str, Any], prefix: str, start_st
 </style>
 <div id="{p}-nojs" class="mlt-axis">(This interactive view needs JavaScript; the plots above show the same numbers.)</div>
 <div><label for="{p}-range"><b>Training step: <span id="{p}-step">{steps[start]}</span></b>
-(checkpoint {start + 1} of {S}; drag, or focus the slider and use the arrow keys, Home and End)</label></div>
+(checkpoint <span id="{p}-index">{start + 1}</span> of {S}; drag, or focus the slider and use the arrow keys, Home and End)</label></div>
 <div style="display:flex;align-items:center;gap:6px;flex-wrap:wrap;margin:0.3em 0">
 <button type="button" id="{p}-prev" aria-label="previous checkpoint">&#9664;</button>
 <input type="range" id="{p}-range" min="0" max="{S - 1}" step="1" value="{start}" aria-valuetext="step {steps[start]}">
