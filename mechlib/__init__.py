@@ -37,6 +37,7 @@ from mechlib.counting import count_virtual_heads, enumerate_virtual_heads
 from mechlib.data import RepeatedBatch, repeat_mask, repeated_batch, repeated_tokens
 from mechlib.expansion import PathExpansion, check_expandable, path_expansion
 from mechlib.explorers import CompositionExplorerState, ExpansionExplorerState
+from mechlib.formation import TrainingDynamics, halfway_step, training_dynamics
 from mechlib.heads import (
     Head,
     all_heads,
@@ -53,6 +54,7 @@ from mechlib.models import (
     BUNDLED_MODEL,
     InductionConfig,
     ModelUnavailableError,
+    checkpoint_steps,
     load_checkpoint,
     load_model,
     random_model,
@@ -77,7 +79,7 @@ __all__ = [
     # data
     "RepeatedBatch", "repeat_mask", "repeated_batch", "repeated_tokens",
     # models
-    "BUNDLED_MODEL", "InductionConfig", "ModelUnavailableError", "load_checkpoint", "load_model",
+    "BUNDLED_MODEL", "InductionConfig", "ModelUnavailableError", "checkpoint_steps", "load_checkpoint", "load_model",
     "random_model", "save_model", "train_induction_model",
     # scores
     "attention_patterns", "duplicate_token_scores", "induction_scores", "induction_scores_from_patterns",
@@ -91,6 +93,8 @@ __all__ = [
     # ablation
     "ablation_hooks", "head_output", "mean_ablation_hook", "path_ablation", "path_ablation_hooks",
     "path_ablation_losses", "run_with_ablation", "zero_ablation_hook",
+    # the circuit forming over training
+    "TrainingDynamics", "halfway_step", "training_dynamics",
     # expansion, counting, attribution
     "PathExpansion", "check_expandable", "path_expansion",
     "count_virtual_heads", "enumerate_virtual_heads",

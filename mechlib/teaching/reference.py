@@ -159,3 +159,13 @@ def forward(model: Any, tokens: torch.Tensor, zero_heads=(), remove=None, return
     if return_patterns:
         return logits, torch.stack(patterns)
     return logits
+
+
+def halfway_step_brute_force(steps: list[int], values: list[float]) -> int:
+    """The first step from which every later value is at least half of the way from the first
+    value to the last, by checking each candidate step against every later value."""
+    v0, v1 = float(values[0]), float(values[-1])
+    for i, step in enumerate(steps):
+        if all((float(v) - v0) / (v1 - v0) >= 0.5 for v in values[i:]):
+            return int(step)
+    raise AssertionError("unreachable: the last value is always past half-way")

@@ -60,6 +60,8 @@ ALL_EXERCISES: tuple[Exercise, ...] = (
     _E("05.3", "05_virtual_attention_heads", "zero_ablation_hook", "Zero ablation as a hook", 1, 4, 5, checks.check_zero_ablation_hook),
     _E("05.4", "05_virtual_attention_heads", "mean_ablation_hook", "Mean ablation as a hook", 2, 3, 5, checks.check_mean_ablation_hook),
     _E("05.5", "05_virtual_attention_heads", "ablated_repeat_loss", "Breaking the virtual head", 2, 5, 15, checks.check_ablated_repeat_loss),
+    _E("05b.1", "05b_circuit_forms", "formation_step", "When does a curve change? Your criterion", 2, 5, 15, checks.check_formation_step),
+    _E("05b.2", "05b_circuit_forms", "onset_order", "Before, with or after?", 2, 4, 15, checks.check_onset_order),
     _E("06.1", "06_two_layer_expansion", "direct_path_logits", "The direct path", 1, 4, 5, checks.check_direct_path_logits),
     _E("06.2", "06_two_layer_expansion", "single_head_logits", "Single-head terms", 2, 5, 15, checks.check_single_head_logits),
     _E("06.3", "06_two_layer_expansion", "virtual_head_logits", "Virtual-head terms", 3, 5, 15, checks.check_virtual_head_logits),

@@ -128,6 +128,10 @@ DEVICE_FREE = {
     "ranked_heads", "top_head", "heads_above", "top_pair",
     # roles: a dataclass, and a filter over head_roles' result
     "HeadRole", "heads_with_role",
+    # the circuit forming: a list of steps, a dataclass, a function of one curve (numbers, not
+    # a model), and training_dynamics, which loads the bundled checkpoints itself on the CPU
+    # (the book's numbers) and returns CPU tensors
+    "checkpoint_steps", "TrainingDynamics", "halfway_step", "training_dynamics",
 }
 
 
@@ -293,6 +297,14 @@ def test_save_and_load_round_trip_from_the_device(bundled_on, device, tmp_path_f
     again = mechlib.load_checkpoint(path, device=device)
     for (n, a), (_, b) in zip(bundled_on.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), n
+
+
+def test_a_training_checkpoint_loads_onto_the_device(device):
+    on_cpu = mechlib.load_model(step=500)
+    there = mechlib.load_model(step=500, device=device)
+    assert there.W_K.device.type == device.type
+    for (n, a), (_, b) in zip(on_cpu.state_dict().items(), there.state_dict().items()):
+        assert torch.equal(a, b.cpu()), n
 
 
 def test_no_tensor_made_on_the_default_device(model, batch, cpu_cases):

@@ -1,10 +1,11 @@
+import json
 import time
 
 import pytest
 import torch
 
 import mechlib
-from mechlib.models import InductionConfig, load_checkpoint
+from mechlib.models import CHECKPOINT_STEPS, InductionConfig, bundled_checkpoint, bundled_snapshots, load_checkpoint
 
 # segment lengths and offsets never used in training (InductionConfig.lengths leaves out 7 and 10)
 EVAL = [(7, 5), (10, 3), (7, 13), (10, 0)]
@@ -97,11 +98,102 @@ def test_hub_model_offline_fails_fast_with_clear_error(monkeypatch):
     assert time.monotonic() - start < 10
 
 
+def checkpoint_figures(model, batch):
+    """The key figures of one checkpoint: repeat loss, best previous-token and induction scores."""
+    with torch.no_grad():
+        loss = batch.loss(model(batch.tokens))
+    prev = mechlib.prev_token_scores(model, batch.tokens)
+    ind = mechlib.induction_scores(model, batch.tokens)
+    return torch.tensor([loss, prev[0].max().item(), ind[1].max().item()])
+
+
 @pytest.mark.slow
-def test_retraining_from_recorded_seed_reproduces_the_circuit():
-    recorded = load_checkpoint(mechlib.models.bundled_checkpoint()).induction_config
-    model = mechlib.train_induction_model(seed=recorded.seed, config=recorded, progress=False)
+def test_retraining_from_recorded_seed_reproduces_the_circuit_and_the_checkpoints():
+    recorded = load_checkpoint(bundled_checkpoint()).induction_config
+    model = mechlib.train_induction_model(seed=recorded.seed, config=recorded, progress=False,
+                                          save_steps=mechlib.checkpoint_steps())
     assert_genuine_induction_circuit(model)
+    # the loss log keeps every step, and the shipped one is this run's up to float rounding
+    shipped_log = json.loads(bundled_checkpoint().with_suffix(".json").read_text())["training_log"]
+    assert [s for s, _ in model.training_log] == list(range(recorded.steps))
+    assert len(shipped_log) == recorded.steps
+    assert max(abs(a - b) for (_, a), (_, b) in zip(shipped_log, model.training_log)) < 1e-3
+    # every shipped checkpoint: the retrained snapshot has the same figures, to a tolerance that
+    # float rounding on another machine (thread count, BLAS) stays well inside
+    batch = mechlib.repeated_batch(model, batch=32)
+    again = mechlib.load_model()
+    for step in mechlib.checkpoint_steps():
+        again.load_state_dict(model.snapshots[step])
+        shipped = checkpoint_figures(mechlib.load_model(step=step), batch)
+        torch.testing.assert_close(checkpoint_figures(again, batch), shipped, atol=0.06, rtol=0,
+                                   msg=lambda m: f"step {step}: {m}")
+
+
+def test_checkpoint_steps_are_dense_through_the_phase_change():
+    steps = mechlib.checkpoint_steps()
+    assert steps == sorted(set(steps)) == list(CHECKPOINT_STEPS)
+    assert steps[0] == 0 and steps[-1] == InductionConfig().steps
+    assert set(range(300, 801, 20)) <= set(steps)
+
+
+def test_final_step_is_the_final_model(model):
+    final = mechlib.load_model(step=mechlib.checkpoint_steps()[-1])
+    for (n, a), (_, b) in zip(model.state_dict().items(), final.state_dict().items()):
+        assert torch.equal(a, b), n
+
+
+def test_a_step_loads_its_float16_snapshot_and_the_recipe(model):
+    stored = torch.load(bundled_snapshots(), weights_only=True)
+    i = stored["steps"].index(500)
+    m = mechlib.load_model(step=500)
+    assert torch.equal(m.state_dict()["blocks.1.attn.k.weight"], stored["weights"]["blocks.1.attn.k.weight"][i].float())
+    assert torch.equal(m.state_dict()["pos_embed.weight"], model.state_dict()["pos_embed.weight"])  # fixed, not trained
+    assert not torch.equal(m.W_K, model.W_K)
+    assert m.induction_config == model.induction_config and not m.training
+    assert not any(p.requires_grad for p in m.parameters())
+
+
+def test_step_zero_is_the_seeded_initialisation():
+    init = mechlib.models.build_model(InductionConfig())
+    m = mechlib.load_model(step=0)
+    for name, a in init.state_dict().items():
+        torch.testing.assert_close(m.state_dict()[name], a, atol=2e-3, rtol=1e-3, msg=name)  # float16 storage
+
+
+def test_an_unknown_step_is_rejected_naming_the_available_steps():
+    with pytest.raises(ValueError, match=r"no checkpoint at step 510; the available steps are \[0, 50, 100"):
+        mechlib.load_model(step=510)
+    with pytest.raises(TypeError, match="step must be an int"):
+        mechlib.load_model(step="500")
+    with pytest.raises(ValueError, match="only available for the bundled"):
+        mechlib.load_model("attn-only-2l", step=500)
+
+
+def test_shipped_checkpoints_fit_the_size_budget():
+    folder = bundled_checkpoint().parent
+    assert sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) <= 4_000_000
+
+
+def test_save_steps_must_be_steps_of_the_run():
+    with pytest.raises(ValueError, match="save_steps must lie in 0..5"):
+        mechlib.train_induction_model(config=InductionConfig(steps=5), progress=False, save_steps=[6])
+    with pytest.raises(TypeError, match="save_steps must hold integers"):
+        mechlib.train_induction_model(config=InductionConfig(steps=5), progress=False, save_steps=[1.5])
+
+
+def test_snapshots_are_the_weights_after_that_many_steps():
+    short = InductionConfig(steps=3)
+    a = mechlib.train_induction_model(config=short, progress=False, save_steps=[0, 2, 3])
+    assert sorted(a.snapshots) == [0, 2, 3]
+    for name, w in a.state_dict().items():
+        assert torch.equal(a.snapshots[3][name], w), name
+    assert torch.equal(a.snapshots[0]["blocks.0.attn.q.weight"],
+                       mechlib.models.build_model(short).state_dict()["blocks.0.attn.q.weight"])
+    assert not torch.equal(a.snapshots[2]["blocks.0.attn.q.weight"], a.snapshots[3]["blocks.0.attn.q.weight"])
+    b = mechlib.train_induction_model(config=short, progress=False)
+    for name, w in b.state_dict().items():  # keeping snapshots does not change the training
+        assert torch.equal(a.state_dict()[name], w), name
+    assert [s for s, _ in b.training_log] == [0, 1, 2]
 
 
 def test_random_model_has_the_asked_shape_nonzero_biases_and_is_reproducible():

@@ -22,7 +22,7 @@ from mechlib.teaching.checking import bundled
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [
     "02_v_composition", "03_k_composition", "04_q_composition", "05_virtual_attention_heads",
-    "06_two_layer_expansion", "07_combinatorial_richness", "08_transformerlens_vocabulary",
+    "05b_circuit_forms", "06_two_layer_expansion", "07_combinatorial_richness", "08_transformerlens_vocabulary",
 ]
 def _make_exercises():
     spec = importlib.util.spec_from_file_location("make_exercises", ROOT / "scripts" / "make_exercises.py")
@@ -114,6 +114,10 @@ def _term(model, tokens, name):
     return mechlib.path_expansion(model, tokens).terms[name].float()
 
 
+def _order(first, second, tolerance):
+    return "with" if abs(first - second) <= tolerance else ("before" if first < second else "after")
+
+
 # Library-based answers, written independently of the solution notebooks: each check must pass them.
 REFERENCE = {
     "02.1": lambda m, h: mechlib.ov_circuit(m, h).AB,
@@ -143,6 +147,8 @@ REFERENCE = {
     "07.2": lambda L, H: list(mechlib.enumerate_virtual_heads(L, H, 2)),
     "07.3": lambda L, H, k: mechlib.count_virtual_heads(L, H, k),
     "07.4": lambda L, H: (1 + H) ** L,
+    "05b.1": lambda steps, values: mechlib.halfway_step(steps, values),
+    "05b.2": lambda steps, a, b, tol: _order(mechlib.halfway_step(steps, a), mechlib.halfway_step(steps, b), tol),
     "08.1": lambda m, name: eval("m." + re.sub(r"\.(\d+)", r"[\1]", name)),  # noqa: S307 -- fixed names
     "08.2": lambda m, t, layer: mechlib.attention_patterns(m, t)[layer],
     "08.3": lambda m, t, name: m.run_with_cache(t)[1][name],

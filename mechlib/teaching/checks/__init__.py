@@ -3,6 +3,7 @@
 An exercise notebook calls ``checks.check_<function>(<function>)`` after the learner's
 code (``from mechlib.teaching import checks``).
 """
+from mechlib.teaching.checks.circuit_forms import check_formation_step, check_onset_order
 from mechlib.teaching.checks.combinatorial_richness import (
     check_count_chains,
     check_count_pairs,
@@ -75,4 +76,6 @@ __all__ = [
     "check_zero_ablation_hook",
     "check_mean_ablation_hook",
     "check_ablated_repeat_loss",
+    "check_formation_step",
+    "check_onset_order",
 ]
