@@ -239,6 +239,12 @@ def _visit(context, base, page):
         pass  # reported by test_widgets_render
     tab.wait_for_load_state("networkidle")
     visit.facts.update(tab.evaluate(PAGE_FACTS_JS))
+    # the same page on a phone: display equations that stick out past the screen's right edge
+    tab.set_viewport_size({"width": 390, "height": 844})
+    tab.wait_for_timeout(200)
+    visit.facts["math_past_edge_at_390"] = tab.evaluate("""() => Array.from(
+        document.querySelectorAll('mjx-container[display="true"]')).filter(
+        e => e.getBoundingClientRect().right > window.innerWidth + 1).length""")
     tab.close()
     return visit
 
@@ -329,6 +335,15 @@ def test_math_is_rendered(visits, page):
     if facts["math"]:
         served = [u for u in visits[page].requests if "/_static/mathjax/" in u]
         assert served, f"{page} has math but did not load MathJax from _static/mathjax"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_display_math_fits_a_phone_screen(visits, page):
+    """At 390 px a long equation scrolls inside its box (_static/mechlib.css) instead of leaving the page."""
+    n = visits[page].facts["math_past_edge_at_390"]
+    assert n == 0, f"{page}: {n} display equations run past the right edge of a 390 px screen"
 
 
 @pytest.mark.slow
