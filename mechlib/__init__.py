@@ -51,10 +51,14 @@ from mechlib.heads import (
 )
 from mechlib.models import (
     BUNDLED_MODEL,
+    MINILM,
     InductionConfig,
     ModelUnavailableError,
     load_checkpoint,
+    is_causal,
+    lm_head_trained,
     load_model,
+    minilm_folder,
     random_model,
     save_model,
     train_induction_model,
@@ -77,8 +81,8 @@ __all__ = [
     # data
     "RepeatedBatch", "repeat_mask", "repeated_batch", "repeated_tokens",
     # models
-    "BUNDLED_MODEL", "InductionConfig", "ModelUnavailableError", "load_checkpoint", "load_model",
-    "random_model", "save_model", "train_induction_model",
+    "BUNDLED_MODEL", "MINILM", "InductionConfig", "ModelUnavailableError", "load_checkpoint", "load_model",
+    "minilm_folder", "lm_head_trained", "is_causal", "random_model", "save_model", "train_induction_model",
     # scores
     "attention_patterns", "duplicate_token_scores", "induction_scores", "induction_scores_from_patterns",
     "per_token_loss", "prev_token_scores", "repeat_loss",

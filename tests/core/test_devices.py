@@ -81,6 +81,9 @@ def _cases(model, batch) -> dict:
         "path_ablation": (mechlib.path_ablation(model, t, S, R, "K"), "model"),
         "path_ablation mean": (mechlib.path_ablation(model, t, [S], [R], "V", mode="mean"), "model"),
         "path_ablation_losses": (mechlib.path_ablation_losses(model, batch, S, R), "float"),
+        "path_ablation freeze_ln": (mechlib.path_ablation(model, t, S, R, "K", freeze_ln=True), "model"),
+        "attention_patterns fwd_hooks": (mechlib.attention_patterns(
+            model, t, fwd_hooks=mechlib.path_ablation_hooks(model, t, S, R, "K", freeze_ln=True)), "model"),
         "path_ablation_hooks": (model.run_with_hooks(
             t.to(logits.device), fwd_hooks=mechlib.path_ablation_hooks(model, t, S, R, "Q")), "model"),
         "ablation_hooks": (model.run_with_hooks(
@@ -124,6 +127,8 @@ DEVICE_FREE = {
     "zero_ablation_hook", "mean_ablation_hook", "PathExpansion", "HeadToggleTable",
     # models: the device tests below
     "load_model", "load_checkpoint", "save_model",
+    # flags and a folder path read off a model or the installed package: no tensors
+    "MINILM", "minilm_folder", "lm_head_trained", "is_causal",
     # score-table helpers: test_head_helpers_take_tables_from_any_device
     "ranked_heads", "top_head", "heads_above", "top_pair",
     # roles: a dataclass, and a filter over head_roles' result
