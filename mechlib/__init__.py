@@ -29,6 +29,7 @@ from mechlib.circuits import (
 )
 from mechlib.composition import (
     composition_baseline,
+    composition_null,
     composition_score,
     composition_scores,
     pair_composition_score,
@@ -69,6 +70,7 @@ from mechlib.scores import (
     duplicate_token_scores,
     induction_scores,
     induction_scores_from_patterns,
+    next_token_scores,
     per_token_loss,
     prev_token_scores,
     repeat_loss,
@@ -85,13 +87,13 @@ __all__ = [
     "minilm_folder", "lm_head_trained", "is_causal", "random_model", "save_model", "train_induction_model",
     # scores
     "attention_patterns", "duplicate_token_scores", "induction_scores", "induction_scores_from_patterns",
-    "per_token_loss", "prev_token_scores", "repeat_loss",
+    "next_token_scores", "per_token_loss", "prev_token_scores", "repeat_loss",
     # head roles
     "HeadRole", "attention_by_offset", "head_roles", "heads_with_role",
     # circuits
     "full_ov_circuit", "full_qk_circuit", "ov_circuit", "qk_circuit", "receiver_circuit", "virtual_ov",
     # composition
-    "composition_baseline", "composition_score", "composition_scores", "pair_composition_score",
+    "composition_baseline", "composition_null", "composition_score", "composition_scores", "pair_composition_score",
     # ablation
     "ablation_hooks", "head_output", "mean_ablation_hook", "path_ablation", "path_ablation_hooks",
     "path_ablation_losses", "run_with_ablation", "zero_ablation_hook",

@@ -319,13 +319,16 @@ def _boot_folder(folder: Path, device: torch.device) -> TransformerBridge:
     saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     try:
-        from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+        from transformers.utils import logging as hf_logging
 
-        disable_progress_bars()
+        # no "Loading weights" bar: a notebook's output must not depend on timing
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
         try:
             return TransformerBridge.boot_transformers(str(folder), device=device)
         finally:
-            enable_progress_bars()
+            if bars:
+                hf_logging.enable_progress_bar()
     finally:
         for k, v in saved.items():
             if v is None:

@@ -64,6 +64,19 @@ def prev_token_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "
     return A.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(1, -1)).cpu()
 
 
+def next_token_scores(model: Any, tokens: torch.Tensor, fwd_hooks: Any = None) -> Float[torch.Tensor, "layer head"]:
+    """Next-token score of every head: ``score[l, h] = mean_{b, q <= n - 2} A^{l.h}[b, q, q + 1]``,
+    the average attention each position pays to the position just after it. Zero in a
+    causal model (the future is masked); a bidirectional encoder such as MiniLM has heads
+    that do this (appendix, Composition in a Real Transformer). ``fwd_hooks``: as in
+    :func:`attention_patterns`, to score an intervened run. Returned on the CPU."""
+    tokens = check_tokens(model, tokens)
+    if tokens.shape[1] < 2:
+        raise ValueError("tokens needs at least 2 positions to score next-token attention")
+    A = attention_patterns(model, tokens, fwd_hooks)
+    return A.diagonal(offset=1, dim1=-2, dim2=-1).mean(dim=(1, -1)).cpu()
+
+
 def induction_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:
     """Induction score of every head.
 

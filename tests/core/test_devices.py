@@ -61,6 +61,7 @@ def _cases(model, batch) -> dict:
         "head_roles": ({mechlib.head_label(hd): [r.score, r.induction, *r.by_offset]
                         for hd, r in mechlib.head_roles(model, batch).items()}, "float"),
         "induction_scores": (mechlib.induction_scores(model, t), "cpu"),
+        "next_token_scores": (mechlib.next_token_scores(model, t), "cpu"),
         "duplicate_token_scores": (mechlib.duplicate_token_scores(model, t), "cpu"),
         "induction_scores_from_patterns": (mechlib.induction_scores_from_patterns(patterns, t), "model"),
         "per_token_loss": (mechlib.per_token_loss(logits, t), "model"),
@@ -75,6 +76,7 @@ def _cases(model, batch) -> dict:
         "composition_score": (mechlib.composition_score(mechlib.ov_circuit(model, S),
                                                         mechlib.receiver_circuit(model, R, "K")), "float"),
         "composition_scores": (mechlib.composition_scores(model, "K"), "cpu"),
+        "composition_null": (mechlib.composition_null(model, "Q", seed=1), "cpu"),
         "pair_composition_score": (mechlib.pair_composition_score(model, S, R, "Q"), "float"),
         "run_with_ablation": (mechlib.run_with_ablation(model, t, [S, (0, 0)]), "model"),
         "run_with_ablation mean": (mechlib.run_with_ablation(model, t, [S], mode="mean"), "model"),

@@ -248,3 +248,15 @@ def test_bidirectional_induction_score_counts_the_later_copy(bert):
                 expected += A[:, b, :, q, targets].sum(-1)
                 n += 1
     torch.testing.assert_close(mechlib.induction_scores(bert, t).double(), expected / n, atol=1e-10, rtol=0)
+
+
+def test_next_token_scores_on_an_encoder_match_brute_force(bert, tokens):
+    A = mechlib.attention_patterns(bert, tokens).double()
+    n = tokens.shape[1]
+    expected = sum(A[:, b, :, q, q + 1] for b in range(tokens.shape[0]) for q in range(n - 1))
+    expected = expected / (tokens.shape[0] * (n - 1))
+    torch.testing.assert_close(mechlib.next_token_scores(bert, tokens).double(), expected, atol=1e-10, rtol=0)
+
+
+def test_next_token_scores_of_a_causal_model_are_zero(model, rep_tokens):
+    assert mechlib.next_token_scores(model, rep_tokens).abs().max() == 0
