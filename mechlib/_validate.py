@@ -64,7 +64,7 @@ def check_next_token_model(model: Any, what: str) -> None:
     """
     if not lm_head_trained(model):
         raise ValueError(
-            f"{what} needs the model's logits, but this model's unembedding is not trained "
+            f"{what} reads the model's logits, but this model's unembedding is not trained "
             "(its folder holds no language-model head, so TransformerLens filled one with random "
             "weights): its logits are noise. Use what does not read logits -- weights "
             "(composition_scores, qk_circuit, ov_circuit) and attention (attention_patterns, "

@@ -74,7 +74,7 @@ def run_with_ablation(
     each position, which removes what depends on the particular sequence but keeps
     the average (a gentler intervention that keeps the residual stream in range).
     """
-    check_next_token_model(model, "run_with_ablation (it returns logits)")
+    check_next_token_model(model, "run_with_ablation")
     tokens = check_tokens(model, tokens)
     hooks = ablation_hooks(model, heads, mode)
     if mode == "mean":
@@ -241,7 +241,7 @@ def path_ablation(
     Transformer. Returns logits, so it refuses a model whose unembedding is not trained; use
     :func:`path_ablation_hooks` with :func:`mechlib.attention_patterns` on such a model.
     """
-    check_next_token_model(model, "path_ablation (it returns logits)")
+    check_next_token_model(model, "path_ablation")
     hooks = path_ablation_hooks(model, tokens, sender, receiver, kind, mode, freeze_ln)
     with torch.no_grad():
         return model.run_with_hooks(check_tokens(model, tokens), fwd_hooks=hooks)

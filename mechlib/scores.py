@@ -77,7 +77,7 @@ def next_token_scores(model: Any, tokens: torch.Tensor, fwd_hooks: Any = None) -
     return A.diagonal(offset=1, dim1=-2, dim2=-1).mean(dim=(1, -1)).cpu()
 
 
-def induction_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:
+def induction_scores(model: Any, tokens: torch.Tensor, fwd_hooks: Any = None) -> Float[torch.Tensor, "layer head"]:
     """Induction score of every head.
 
     For a destination ``q`` whose token occurred before, at positions ``p < q``, the
@@ -91,9 +91,11 @@ def induction_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "l
     counts, earlier or later (``p != q``): a token of the first copy may look ahead to the
     token after its second copy; destinations whose only other occurrence is the last
     position (no token after it) are left out (appendix, Composition in a Real Transformer).
+    ``fwd_hooks``: as in :func:`attention_patterns`, to score an intervened run.
     """
     tokens = check_tokens(model, tokens)
-    return induction_scores_from_patterns(attention_patterns(model, tokens), tokens, is_causal(model)).cpu()
+    A = attention_patterns(model, tokens, fwd_hooks)
+    return induction_scores_from_patterns(A, tokens, is_causal(model)).cpu()
 
 
 def induction_scores_from_patterns(

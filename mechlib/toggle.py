@@ -64,7 +64,7 @@ def toggle_tokens(model: Any, tokens: torch.Tensor | None, half_len: int, prefix
     """Validated repeated tokens for the head toggle (:func:`default_tokens` when ``tokens`` is None).
 
     Raises for a model whose logits are not next-token predictions (the toggle shows a loss)."""
-    check_next_token_model(model, "the head toggle (its repeat loss)")
+    check_next_token_model(model, "the head toggle")
     tokens = check_tokens(model, default_tokens(model, half_len=half_len, prefix_len=prefix_len)
                           if tokens is None else tokens)
     if tokens.shape[1] != prefix_len + 2 * half_len:
