@@ -19,6 +19,11 @@ from mechlib.teaching.checks.q_composition import (
     check_remove_from_input,
     check_sender_qk,
 )
+from mechlib.teaching.checks.real_transformer import (
+    check_pattern_without_sender_in_keys,
+    check_prev_token_head,
+    check_strongest_receivers,
+)
 from mechlib.teaching.checks.transformerlens_vocabulary import (
     check_attention_pattern,
     check_capture_activation,
@@ -75,4 +80,7 @@ __all__ = [
     "check_zero_ablation_hook",
     "check_mean_ablation_hook",
     "check_ablated_repeat_loss",
+    "check_prev_token_head",
+    "check_strongest_receivers",
+    "check_pattern_without_sender_in_keys",
 ]
