@@ -29,6 +29,7 @@ from mechlib.circuits import (
 )
 from mechlib.composition import (
     composition_baseline,
+    composition_null,
     composition_score,
     composition_scores,
     pair_composition_score,
@@ -52,11 +53,15 @@ from mechlib.heads import (
 )
 from mechlib.models import (
     BUNDLED_MODEL,
+    MINILM,
     InductionConfig,
     ModelUnavailableError,
     checkpoint_steps,
     load_checkpoint,
+    is_causal,
+    lm_head_trained,
     load_model,
+    minilm_folder,
     random_model,
     save_model,
     train_induction_model,
@@ -67,6 +72,7 @@ from mechlib.scores import (
     duplicate_token_scores,
     induction_scores,
     induction_scores_from_patterns,
+    next_token_scores,
     per_token_loss,
     prev_token_scores,
     repeat_loss,
@@ -79,17 +85,17 @@ __all__ = [
     # data
     "RepeatedBatch", "repeat_mask", "repeated_batch", "repeated_tokens",
     # models
-    "BUNDLED_MODEL", "InductionConfig", "ModelUnavailableError", "checkpoint_steps", "load_checkpoint", "load_model",
-    "random_model", "save_model", "train_induction_model",
+    "BUNDLED_MODEL", "MINILM", "InductionConfig", "ModelUnavailableError", "checkpoint_steps", "load_checkpoint", "load_model",
+    "minilm_folder", "lm_head_trained", "is_causal", "random_model", "save_model", "train_induction_model",
     # scores
     "attention_patterns", "duplicate_token_scores", "induction_scores", "induction_scores_from_patterns",
-    "per_token_loss", "prev_token_scores", "repeat_loss",
+    "next_token_scores", "per_token_loss", "prev_token_scores", "repeat_loss",
     # head roles
     "HeadRole", "attention_by_offset", "head_roles", "heads_with_role",
     # circuits
     "full_ov_circuit", "full_qk_circuit", "ov_circuit", "qk_circuit", "receiver_circuit", "virtual_ov",
     # composition
-    "composition_baseline", "composition_score", "composition_scores", "pair_composition_score",
+    "composition_baseline", "composition_null", "composition_score", "composition_scores", "pair_composition_score",
     # ablation
     "ablation_hooks", "head_output", "mean_ablation_hook", "path_ablation", "path_ablation_hooks",
     "path_ablation_losses", "run_with_ablation", "zero_ablation_hook",

@@ -99,26 +99,64 @@ def composition_scores(model: Any, kind: str) -> Float[torch.Tensor, "sender_lay
     model's weights are; the table is returned on the CPU.
     """
     kind = check_kind(kind)
-    L, H = model.cfg.n_layers, model.cfg.n_heads
     with torch.no_grad():
-        A, B = model.W_V.detach(), model.W_O.detach()  # sender factors
         X, Y = (t.detach() for t in _right_factors(model, kind))
-        d_model, d_head = A.shape[-2], A.shape[-1]
-        R_s = _gram_root(A)  # [L, H, dh, dh]
-        R_r = _gram_root(Y.transpose(-2, -1))  # [L, H, dh, dh]
-        left = R_s @ B  # [L, H, dh, d_model]
-        right = X @ R_r.transpose(-2, -1)  # [L, H, d_model, dh]
-        left_norm = left.norm(dim=(-2, -1))  # [L, H]
-        right_norm = right.norm(dim=(-2, -1))
-        scores = torch.zeros(L, H, L, H, dtype=A.dtype, device=A.device)
-        for l1 in range(L - 1):
-            # senders of layer l1 against every receiver in a later layer: one matmul
-            lhs = left[l1].reshape(H * d_head, d_model)
-            rhs = right[l1 + 1 :].permute(2, 0, 1, 3).reshape(d_model, -1)
-            prod = (lhs @ rhs).reshape(H, d_head, L - l1 - 1, H, d_head)
-            num = prod.square().sum(dim=(1, 4)).sqrt()  # [H, L - l1 - 1, H]
-            scores[l1, :, l1 + 1 :] = num / (left_norm[l1][:, None, None] * right_norm[l1 + 1 :][None])
-    return scores.cpu()
+        return _scores_from_factors(model.W_V.detach(), model.W_O.detach(), X, Y).cpu()
+
+
+def _scores_from_factors(A: torch.Tensor, B: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """The table of :func:`composition_scores` from sender factors ``A B`` and receiver factors ``X Y``."""
+    L, H = A.shape[0], A.shape[1]
+    d_model, d_head = A.shape[-2], A.shape[-1]
+    R_s = _gram_root(A)  # [L, H, dh, dh]
+    R_r = _gram_root(Y.transpose(-2, -1))  # [L, H, dh, dh]
+    left = R_s @ B  # [L, H, dh, d_model]
+    right = X @ R_r.transpose(-2, -1)  # [L, H, d_model, dh]
+    left_norm = left.norm(dim=(-2, -1))  # [L, H]
+    right_norm = right.norm(dim=(-2, -1))
+    scores = torch.zeros(L, H, L, H, dtype=A.dtype, device=A.device)
+    for l1 in range(L - 1):
+        # senders of layer l1 against every receiver in a later layer: one matmul
+        lhs = left[l1].reshape(H * d_head, d_model)
+        rhs = right[l1 + 1 :].permute(2, 0, 1, 3).reshape(d_model, -1)
+        prod = (lhs @ rhs).reshape(H, d_head, L - l1 - 1, H, d_head)
+        num = prod.square().sum(dim=(1, 4)).sqrt()  # [H, L - l1 - 1, H]
+        scores[l1, :, l1 + 1 :] = num / (left_norm[l1][:, None, None] * right_norm[l1 + 1 :][None])
+    return scores
+
+
+def shuffled_sender_permutations(
+    n_layers: int, n_heads: int, d_model: int, seed: int = 0
+) -> torch.Tensor:
+    """The permutations :func:`composition_null` applies: ``[layer, head, d_model]``, one per head,
+    drawn on the CPU from a generator seeded with ``seed`` (the same on every machine)."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.stack([torch.randperm(d_model, generator=g, device="cpu")
+                        for _ in range(n_layers * n_heads)]).reshape(n_layers, n_heads, d_model)
+
+
+def composition_null(
+    model: Any, kind: str, seed: int = 0
+) -> Float[torch.Tensor, "sender_layer sender_head receiver_layer receiver_head"]:
+    """Composition scores of the model's own weights with every sender's output coordinates shuffled.
+
+    ``W_O'^{s}[:, i] = W_O^{s}[:, pi_s(i)]`` with one random permutation ``pi_s`` of the
+    ``d_model`` residual coordinates per sender head (:func:`shuffled_sender_permutations`);
+    the table is :func:`composition_scores` of the model with ``W_O'`` in place of ``W_O``
+    (as senders; the receivers keep their weights). A permutation keeps each sender's
+    singular values and the size of every entry, and destroys only where in the residual
+    stream it writes relative to where the receivers read. Scores of real weights that
+    sit above this null therefore come from that alignment, not from the weights'
+    spectra. Returned on the CPU. Appendix, Composition in a Real Transformer.
+    """
+    kind = check_kind(kind)
+    with torch.no_grad():
+        W_O = model.W_O.detach()
+        L, H, d_head, d_model = W_O.shape
+        perm = shuffled_sender_permutations(L, H, d_model, seed).to(W_O.device)
+        shuffled = torch.gather(W_O, -1, perm[:, :, None, :].expand(L, H, d_head, d_model))
+        X, Y = (t.detach() for t in _right_factors(model, kind))
+        return _scores_from_factors(model.W_V.detach(), shuffled, X, Y).cpu()
 
 
 def composition_baseline(

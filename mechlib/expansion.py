@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import check_tokens, model_device
+from mechlib._validate import check_next_token_model, check_tokens, model_device
 from mechlib.heads import head_label
 
 TERM_KINDS = ("direct", "single", "virtual", "bias")
@@ -73,7 +73,9 @@ class PathExpansion:
 
 
 def check_expandable(model: Any) -> None:
-    """Raise ``ValueError`` unless ``model`` is attention-only with no LayerNorm and no soft-capping."""
+    """Raise ``ValueError`` unless ``model`` is attention-only with no LayerNorm and no soft-capping
+    (and its logits are next-token predictions: a trained unembedding, causal attention)."""
+    check_next_token_model(model, "path_expansion")
     cfg = model.cfg
     problems = []
     if not cfg.attn_only:

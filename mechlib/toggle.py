@@ -25,7 +25,7 @@ import torch
 from jaxtyping import Float, Int
 
 from mechlib._threads import single_thread
-from mechlib._validate import check_heads, check_tokens, float64_device
+from mechlib._validate import check_heads, check_next_token_model, check_tokens, float64_device
 from mechlib.ablation import ablation_hooks
 from mechlib.data import repeated_tokens
 from mechlib.heads import Head, all_heads
@@ -61,7 +61,10 @@ def default_tokens(model: Any, batch: int = DEFAULT_BATCH, half_len: int = DEFAU
 
 def toggle_tokens(model: Any, tokens: torch.Tensor | None, half_len: int, prefix_len: int,
                   example: int = 0) -> Int[torch.Tensor, "batch seq"]:
-    """Validated repeated tokens for the head toggle (:func:`default_tokens` when ``tokens`` is None)."""
+    """Validated repeated tokens for the head toggle (:func:`default_tokens` when ``tokens`` is None).
+
+    Raises for a model whose logits are not next-token predictions (the toggle shows a loss)."""
+    check_next_token_model(model, "the head toggle")
     tokens = check_tokens(model, default_tokens(model, half_len=half_len, prefix_len=prefix_len)
                           if tokens is None else tokens)
     if tokens.shape[1] != prefix_len + 2 * half_len:

@@ -74,6 +74,9 @@ ALL_EXERCISES: tuple[Exercise, ...] = (
     _E("08.2", "08_transformerlens_vocabulary", "attention_pattern", "Reading the cache", 1, 4, 5, checks.check_attention_pattern),
     _E("08.3", "08_transformerlens_vocabulary", "capture_activation", "A hook that records", 2, 4, 10, checks.check_capture_activation),
     _E("08.4", "08_transformerlens_vocabulary", "head_outputs", "What each head writes", 2, 4, 10, checks.check_head_outputs),
+    _E("A1.1", "A1_real_transformer", "prev_token_head", "A previous-token head, by its attention", 1, 4, 5, checks.check_prev_token_head),
+    _E("A1.2", "A1_real_transformer", "strongest_receivers", "Its strongest K-receivers, by weights", 2, 4, 10, checks.check_strongest_receivers),
+    _E("A1.3", "A1_real_transformer", "pattern_without_sender_in_keys", "One receiver, checked causally", 3, 5, 20, checks.check_pattern_without_sender_in_keys),
 )
 
 EXERCISES: dict[str, list[Exercise]] = {}

@@ -92,3 +92,27 @@ def test_bad_baseline_shapes_are_rejected(args, err):
 def test_pair_score_rejects_sender_not_earlier(model):
     with pytest.raises(ValueError, match="earlier layer"):
         mechlib.pair_composition_score(model, (1, 0), (0, 0), "K")
+
+
+@pytest.mark.parametrize("kind", ["Q", "K", "V"])
+def test_composition_null_is_the_score_of_coordinate_shuffled_senders(random_model, kind):
+    """Brute force on weights whose every sender W_O has its columns permuted as documented."""
+    from mechlib.composition import shuffled_sender_permutations
+
+    L, H = random_model.cfg.n_layers, random_model.cfg.n_heads
+    perm = shuffled_sender_permutations(L, H, random_model.cfg.d_model, seed=3)
+
+    expected = reference.composition_scores64(random_model, kind)
+    for l1, h1 in itertools.product(range(L), range(H)):
+        W_O_s = reference.weight64(random_model, "W_O")[l1, h1][:, perm[l1, h1]]
+        ov = reference.weight64(random_model, "W_V")[l1, h1] @ W_O_s
+        for l2, h2 in itertools.product(range(l1 + 1, L), range(H)):
+            expected[l1, h1, l2, h2] = reference.composition_score64(ov, reference.receiver64(random_model, (l2, h2), kind))
+    torch.testing.assert_close(mechlib.composition_null(random_model, kind, seed=3).double(), expected,
+                               atol=1e-5, rtol=0)
+
+
+def test_composition_null_is_seeded():
+    m = mechlib.random_model(n_layers=2)
+    assert torch.equal(mechlib.composition_null(m, "K", seed=0), mechlib.composition_null(m, "K", seed=0))
+    assert not torch.equal(mechlib.composition_null(m, "K", seed=0), mechlib.composition_null(m, "K", seed=1))

@@ -61,6 +61,7 @@ def _cases(model, batch) -> dict:
         "head_roles": ({mechlib.head_label(hd): [r.score, r.induction, *r.by_offset]
                         for hd, r in mechlib.head_roles(model, batch).items()}, "float"),
         "induction_scores": (mechlib.induction_scores(model, t), "cpu"),
+        "next_token_scores": (mechlib.next_token_scores(model, t), "cpu"),
         "duplicate_token_scores": (mechlib.duplicate_token_scores(model, t), "cpu"),
         "induction_scores_from_patterns": (mechlib.induction_scores_from_patterns(patterns, t), "model"),
         "per_token_loss": (mechlib.per_token_loss(logits, t), "model"),
@@ -75,12 +76,16 @@ def _cases(model, batch) -> dict:
         "composition_score": (mechlib.composition_score(mechlib.ov_circuit(model, S),
                                                         mechlib.receiver_circuit(model, R, "K")), "float"),
         "composition_scores": (mechlib.composition_scores(model, "K"), "cpu"),
+        "composition_null": (mechlib.composition_null(model, "Q", seed=1), "cpu"),
         "pair_composition_score": (mechlib.pair_composition_score(model, S, R, "Q"), "float"),
         "run_with_ablation": (mechlib.run_with_ablation(model, t, [S, (0, 0)]), "model"),
         "run_with_ablation mean": (mechlib.run_with_ablation(model, t, [S], mode="mean"), "model"),
         "path_ablation": (mechlib.path_ablation(model, t, S, R, "K"), "model"),
         "path_ablation mean": (mechlib.path_ablation(model, t, [S], [R], "V", mode="mean"), "model"),
         "path_ablation_losses": (mechlib.path_ablation_losses(model, batch, S, R), "float"),
+        "path_ablation freeze_ln": (mechlib.path_ablation(model, t, S, R, "K", freeze_ln=True), "model"),
+        "attention_patterns fwd_hooks": (mechlib.attention_patterns(
+            model, t, fwd_hooks=mechlib.path_ablation_hooks(model, t, S, R, "K", freeze_ln=True)), "model"),
         "path_ablation_hooks": (model.run_with_hooks(
             t.to(logits.device), fwd_hooks=mechlib.path_ablation_hooks(model, t, S, R, "Q")), "model"),
         "ablation_hooks": (model.run_with_hooks(
@@ -124,6 +129,8 @@ DEVICE_FREE = {
     "zero_ablation_hook", "mean_ablation_hook", "PathExpansion", "HeadToggleTable",
     # models: the device tests below
     "load_model", "load_checkpoint", "save_model",
+    # flags and a folder path read off a model or the installed package: no tensors
+    "MINILM", "minilm_folder", "lm_head_trained", "is_causal",
     # score-table helpers: test_head_helpers_take_tables_from_any_device
     "ranked_heads", "top_head", "heads_above", "top_pair",
     # roles: a dataclass, and a filter over head_roles' result

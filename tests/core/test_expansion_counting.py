@@ -51,7 +51,7 @@ def test_virtual_term_matches_dense_computation(model, rep_tokens):
 def test_expansion_with_given_patterns_equals_a_pass_with_those_patterns_patched_in(model, rep_tokens):
     """Frozen patterns: the layer-1 patterns of a pass without head 0.3, everything else clean."""
     patterns = mechlib.attention_patterns(model, rep_tokens)
-    patterns[1] = mechlib.attention_patterns(model, rep_tokens, heads_off=[(0, 3)])[1]
+    patterns[1] = mechlib.attention_patterns(model, rep_tokens, fwd_hooks=mechlib.ablation_hooks(model, [(0, 3)]))[1]
 
     def patch(pattern, hook):
         return patterns[1]
@@ -60,20 +60,6 @@ def test_expansion_with_given_patterns_equals_a_pass_with_those_patterns_patched
     got = mechlib.path_expansion(model, rep_tokens, patterns=patterns).total().float()
     assert (got - patched).abs().max().item() < 1e-4
     assert (got - model(rep_tokens).detach()).abs().max().item() > 0.1  # the patterns did change something
-
-
-def test_attention_patterns_with_heads_off_match_a_zero_ablated_cache(model, rep_tokens):
-    def zero(z, hook):
-        z[:, :, 3] = 0.0
-        return z
-
-    names = ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
-    store = {}
-    hooks = [("blocks.0.attn.hook_z", zero)] + [(n, lambda p, hook: store.update({hook.name: p.detach()}))
-                                                for n in names]
-    model.run_with_hooks(rep_tokens, fwd_hooks=hooks)
-    got = mechlib.attention_patterns(model, rep_tokens, heads_off=[(0, 3)])
-    torch.testing.assert_close(got, torch.stack([store[n] for n in names]))
 
 
 def test_expansion_rejects_patterns_of_the_wrong_shape(model, rep_tokens):

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [
     "02_v_composition", "03_k_composition", "04_q_composition", "05_virtual_attention_heads",
     "05b_circuit_forms", "06_two_layer_expansion", "07_combinatorial_richness", "08_transformerlens_vocabulary",
+    "A1_real_transformer",
 ]
 def _make_exercises():
     spec = importlib.util.spec_from_file_location("make_exercises", ROOT / "scripts" / "make_exercises.py")
@@ -38,7 +39,7 @@ def _read(folder: str, name: str) -> nbformat.NotebookNode:
 # --------------------------------------------------------------------------- notebooks
 
 
-def test_every_chapter_from_2_to_8_has_an_exercise_and_a_solution_notebook():
+def test_chapters_2_to_8_and_the_appendix_have_an_exercise_and_a_solution_notebook():
     assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == NOTEBOOKS
     assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == NOTEBOOKS
     assert list(registry.NOTEBOOKS) == NOTEBOOKS
@@ -154,6 +155,10 @@ REFERENCE = {
     "08.3": lambda m, t, name: m.run_with_cache(t)[1][name],
     "08.4": lambda m, cache, layer: torch.stack(
         [mechlib.head_output(m, cache, (layer, h)) for h in range(m.cfg.n_heads)], dim=2),
+    "A1.1": lambda m, t: mechlib.top_head(mechlib.prev_token_scores(m, t)),
+    "A1.2": lambda m, s, n: mechlib.ranked_heads(mechlib.composition_scores(m, "K")[s])[:n],
+    "A1.3": lambda m, t, s, r: mechlib.attention_patterns(
+        m, t, fwd_hooks=mechlib.path_ablation_hooks(m, t, s, r, "K", freeze_ln=True))[r[0], :, r[1]],
 }
 
 

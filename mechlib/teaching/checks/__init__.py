@@ -20,6 +20,11 @@ from mechlib.teaching.checks.q_composition import (
     check_remove_from_input,
     check_sender_qk,
 )
+from mechlib.teaching.checks.real_transformer import (
+    check_pattern_without_sender_in_keys,
+    check_prev_token_head,
+    check_strongest_receivers,
+)
 from mechlib.teaching.checks.transformerlens_vocabulary import (
     check_attention_pattern,
     check_capture_activation,
@@ -78,4 +83,7 @@ __all__ = [
     "check_ablated_repeat_loss",
     "check_formation_step",
     "check_onset_order",
+    "check_prev_token_head",
+    "check_strongest_receivers",
+    "check_pattern_without_sender_in_keys",
 ]
