@@ -296,6 +296,9 @@ def suspicious_code(path: Path, limit: int = 20_000_000) -> list[str]:
 # --------------------------------------------------------------------------- the verdict (grader's process)
 
 
+_CASES_LOCK = threading.Lock()
+
+
 def hidden_inputs(name: str, seed: int) -> dict[str, list]:
     """The hidden cases of every exercise of notebook ``name`` under ``seed``: ``{exercise id: [Case]}``,
     inputs and reference values. Only the inputs go into the sandbox (:func:`transport.encode_calls`)."""
@@ -303,7 +306,9 @@ def hidden_inputs(name: str, seed: int) -> dict[str, list]:
     from mechlib.teaching.registry import EXERCISES
 
     cases = {}
-    with hidden_cases(seed):
+    # one notebook at a time: the cases run the shared check models, and hooks are model state
+    # (two threads' path ablations on one model would fire each other's hooks)
+    with _CASES_LOCK, hidden_cases(seed):
         for ex in EXERCISES[name]:
             collector = Collector()
             ex.check(collector, verbose=False)

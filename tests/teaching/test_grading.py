@@ -642,6 +642,30 @@ def test_notebooks_that_reach_for_the_grading_machinery_are_flagged(main_run):
     assert "a_patcher/07_combinatorial_richness" in (main_run["out"] / "summary.md").read_text()
 
 
+def test_hidden_cases_drawn_in_two_threads_at_once_equal_those_drawn_alone():
+    """The grader grades two notebooks at once; their cases run path ablations (hooks) on the same models."""
+    def expected(cases):
+        return [c.compare.keywords["expected"] for c in cases["04.3"]]
+
+    alone = {seed: expected(grading.hidden_inputs("04_q_composition", seed)) for seed in (1, 2)}
+    together, errors = {}, []
+
+    def draw(seed):
+        try:
+            together[seed] = expected(grading.hidden_inputs("04_q_composition", seed))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=draw, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for seed in (1, 2):
+        assert all(torch.equal(a, b) for a, b in zip(alone[seed], together[seed], strict=True))
+
+
 def test_the_kernel_side_builds_no_case_and_holds_no_reference(tmp_path, monkeypatch):
     """What reaches the sandbox is the cases' inputs: the kernel side runs with the check's case
     machinery broken, and nothing on its stack has a comparison to steal."""
