@@ -1,0 +1,201 @@
+"""The model in the page: mechlib-live.js's forward pass against mechlib, in headless Chromium.
+
+Loads only the two live assets (the forward pass and the weights of induction-2l) into a
+tiny local page opened from a temporary folder (file://, as a reader who opens the built
+book from disk), so it needs no book build. On random sequences, random sets of heads and
+random paths, `window.mechlibLive.run` must agree with `mechlib.run_with_ablation` and
+`mechlib.path_ablation` (logits and every attention pattern) within 1e-4; combined
+interventions are checked against a dense float64 forward pass written here from the
+weights. Bad options must throw an Error that names what is wrong.
+"""
+import itertools
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mechlib
+from mechlib.views import live
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TOL = 1e-4
+N_CASES = 12
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def tab(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}: run `make browser` (Debian's chromium package)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    folder = tmp_path_factory.mktemp("live")
+    for f in live.asset_files():
+        shutil.copy(f, folder / f.name)
+    scripts = "".join(f'<script src="{f.name}"></script>' for f in live.asset_files())
+    (folder / "index.html").write_text(f"<!doctype html><html><head>{scripts}</head><body></body></html>")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("request", lambda r: r.url.startswith("file://") or errors.append(f"request {r.url}"))
+        page.goto((folder / "index.html").as_uri())
+        page.errors = errors
+        yield page
+        browser.close()
+
+
+def js_run(tab, tokens, options):
+    out = tab.evaluate("([t, o]) => window.mechlibLive.run(t, o)", [list(map(int, tokens)), options])
+    return np.array(out["logits"]), np.array(out["patterns"])
+
+
+def js_error(tab, tokens, options):
+    return tab.evaluate("""([t, o]) => {
+      try { window.mechlibLive.run(t, o); return null; } catch (e) { return e instanceof Error ? e.message : "not an Error"; }
+    }""", [tokens, options])
+
+
+def random_cases(seed):
+    rng = random.Random(seed)
+    for _ in range(N_CASES):
+        n = rng.randint(2, 32)
+        yield rng, [rng.randrange(32) for _ in range(n)]
+
+
+def label(h):
+    return f"{h[0]}.{h[1]}"
+
+
+def hooked_run(model, tokens, hooks):
+    """Logits and attention patterns [layer, head, q, k] of one run with TransformerLens hooks."""
+    store = {}
+
+    def save(pattern, hook):
+        store[hook.layer()] = pattern[0].detach()
+
+    capture = [(f"blocks.{l}.attn.hook_pattern", save) for l in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        logits = model.run_with_hooks(tokens[None], fwd_hooks=list(hooks) + capture)
+    return logits[0].numpy(), torch.stack([store[l] for l in range(model.cfg.n_layers)]).numpy()
+
+
+def dense_forward(model, tokens, heads_off, paths_off):
+    """float64 forward pass of an attention-only model without LayerNorm, written from the
+    weights: heads in heads_off write nothing; receiver r's kind input reads the residual
+    stream minus the outputs (in this run) of the senders cut from it."""
+    W = {k: getattr(model, k).detach().double().numpy() for k in live.TENSORS}
+    n, L, H = len(tokens), model.cfg.n_layers, model.cfg.n_heads
+    x = W["W_E"][tokens] + W["W_pos"][:n]
+    out, pats = {}, np.zeros((L, H, n, n))
+    causal = np.tril(np.ones((n, n), dtype=bool))
+    for l in range(L):
+        layer_out = np.tile(W["b_O"][l], (n, 1))
+        for h in range(H):
+            inp = {}
+            for kind in "QKV":
+                cut = {s for s, r, k in paths_off if r == (l, h) and k == kind}
+                inp[kind] = x - sum((out[s] for s in cut), np.zeros_like(x))
+            q, k, v = (inp[c] @ W[f"W_{c}"][l, h] + W[f"b_{c}"][l, h] for c in "QKV")
+            s = np.where(causal, q @ k.T / np.sqrt(model.cfg.d_head), -np.inf)
+            a = np.exp(s - s.max(-1, keepdims=True))
+            a /= a.sum(-1, keepdims=True)
+            pats[l, h] = a
+            out[(l, h)] = np.zeros_like(x) if (l, h) in heads_off else a @ v @ W["W_O"][l, h]
+            layer_out = layer_out + out[(l, h)]
+        x = x + layer_out
+    return x @ W["W_U"] + W["b_U"], pats
+
+
+def assert_close(js, ref, what):
+    err = np.abs(js - ref).max()
+    assert js.shape == ref.shape and err < TOL, f"{what}: shapes {js.shape} vs {ref.shape}, max |diff| {err:.2e}"
+
+
+def test_clean_run_matches_the_model(tab, model):
+    for _, tokens in random_cases(0):
+        logits, patterns = js_run(tab, tokens, {})
+        ref_logits, ref_patterns = hooked_run(model, torch.tensor(tokens), [])
+        assert_close(logits, ref_logits, f"logits of {tokens}")
+        assert_close(patterns, ref_patterns, f"patterns of {tokens}")
+
+
+def test_heads_off_matches_run_with_ablation(tab, model):
+    heads = mechlib.all_heads(model)
+    for rng, tokens in random_cases(1):
+        off = rng.sample(heads, rng.randint(1, len(heads)))
+        logits, patterns = js_run(tab, tokens, {"heads_off": [label(h) for h in off]})
+        t = torch.tensor(tokens)
+        ref = mechlib.run_with_ablation(model, t[None], off)[0].numpy()
+        _, ref_patterns = hooked_run(model, t, mechlib.ablation_hooks(model, off))
+        assert_close(logits, ref, f"logits with {off} off")
+        assert_close(patterns, ref_patterns, f"patterns with {off} off")
+
+
+def test_paths_off_match_path_ablation(tab, model):
+    layer0, layer1 = mechlib.layer_heads(model, 0), mechlib.layer_heads(model, 1)
+    for rng, tokens in random_cases(2):
+        senders = rng.sample(layer0, rng.randint(1, 4))
+        receivers = rng.sample(layer1, rng.randint(1, 4))
+        kind = rng.choice("QKV")
+        paths = [[label(s), label(r), kind] for s, r in itertools.product(senders, receivers)]
+        logits, patterns = js_run(tab, tokens, {"paths_off": paths})
+        t = torch.tensor(tokens)
+        ref = mechlib.path_ablation(model, t[None], senders, receivers, kind)[0].numpy()
+        _, ref_patterns = hooked_run(model, t, mechlib.path_ablation_hooks(model, t[None], senders, receivers, kind))
+        assert_close(logits, ref, f"logits with {paths} cut")
+        assert_close(patterns, ref_patterns, f"patterns with {paths} cut")
+
+
+def test_heads_and_paths_of_every_kind_together_match_a_dense_forward_pass(tab, model):
+    heads, layer0, layer1 = mechlib.all_heads(model), mechlib.layer_heads(model, 0), mechlib.layer_heads(model, 1)
+    for rng, tokens in random_cases(3):
+        off = rng.sample(heads, rng.randint(0, 3))
+        paths = [(s, r, k) for s in layer0 for r in layer1 for k in "QKV" if rng.random() < 0.3]
+        logits, patterns = js_run(tab, tokens, {"heads_off": [label(h) for h in off],
+                                                "paths_off": [[label(s), label(r), k] for s, r, k in paths]})
+        ref_logits, ref_patterns = dense_forward(model, tokens, set(off), paths)
+        assert_close(logits, ref_logits, f"logits with {off} off and {paths} cut")
+        assert_close(patterns, ref_patterns, f"patterns with {off} off and {paths} cut")
+
+
+@pytest.mark.parametrize("tokens, options, message", [
+    ([], {}, r"tokens must hold 1 to n_ctx = 32"),
+    (list(range(32)) + [0], {}, r"tokens must hold 1 to n_ctx = 32 tokens; got 33"),
+    ([1, 32], {}, r"tokens\[1\] is 32"),
+    ([1, 2.5], {}, r"tokens\[1\] is 2.5"),
+    ([1, -1], {}, r"tokens\[1\] is -1"),
+    ("1 2", {}, r"tokens must be an array"),
+    ([1, 2], {"heads": ["0.1"]}, r'unknown option "heads"'),
+    ([1, 2], {"heads_off": "0.1"}, r"heads_off must be an array"),
+    ([1, 2], {"heads_off": ["2.0"]}, r'heads_off\[0\] must be a head name .* got "2.0"'),
+    ([1, 2], {"heads_off": ["0.1", "0.4"]}, r'heads_off\[1\] .* got "0.4"'),
+    ([1, 2], {"heads_off": [[0, 1]]}, r"heads_off\[0\] must be a head name"),
+    ([1, 2], {"paths_off": [["0.3", "1.1"]]}, r"paths_off\[0\] must be \[sender, receiver, kind\]"),
+    ([1, 2], {"paths_off": [["0.3", "1.1", "O"]]}, r'paths_off\[0\] kind must be "Q", "K" or "V"; got "O"'),
+    ([1, 2], {"paths_off": [["1.3", "1.1", "K"]]}, r"sender 1.3 must be in an earlier layer than the receiver 1.1"),
+    ([1, 2], {"paths_off": [["0.3", "1.9", "K"]]}, r"paths_off\[0\] receiver must be a head name"),
+    ([1, 2], {"model": "gpt2"}, r'options.model "gpt2" is not loaded; loaded: \["induction-2l"\]'),
+])
+def test_bad_input_throws_an_error_naming_it(tab, tokens, options, message):
+    import re
+
+    got = js_error(tab, tokens, options)
+    assert got is not None, f"run({tokens!r}, {options!r}) did not throw"
+    assert re.search(message, got), f"run({tokens!r}, {options!r}) threw {got!r}, expected /{message}/"
+
+
+def test_the_page_logged_no_error_and_requested_nothing_else(tab):
+    assert tab.errors == []
