@@ -28,12 +28,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mechlib.models import BUNDLED_MODEL
 
 #: the JavaScript forward pass
 MODULE_FILE = "mechlib-live.js"
@@ -111,3 +115,153 @@ def read_weights_js(text: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if i != flat.size:
         raise ValueError(f"weights asset holds {flat.size} floats, its header names {i}")
     return header, out
+
+
+# ---------------------------------------------------------------- the page widgets
+_counter = itertools.count()
+
+# Loads the assets once per page, then mounts the widget. On a page of the built book the
+# assets are at <content root>/_static/live/ (Sphinx writes the root into <html
+# data-content_root>); inlined, they are already there.
+_LOADER = r"""
+(function () {
+  var root = document.getElementById(__ROOT__), files = __FILES__;
+  function mount() {
+    try { window.mechlibLive.widgets[__WIDGET__](root, __CONFIG__); }
+    catch (e) { root.querySelector(".mll-nojs").textContent = "This widget could not start: " + e.message; throw e; }
+  }
+  if (window.mechlibLive && window.mechlibLiveWeights && window.mechlibLiveWeights[__MODEL__]) return mount();
+  var base = document.documentElement.getAttribute("data-content_root");
+  if (base === null) {
+    root.querySelector(".mll-nojs").textContent = "This widget runs on a page of the built book. In a notebook, " +
+      "call it with assets=\"inline\".";
+    return;
+  }
+  var loading = window.mechlibLiveLoading = window.mechlibLiveLoading || {};
+  Promise.all(files.map(function (f) {
+    if (!loading[f]) loading[f] = new Promise(function (resolve, reject) {
+      var s = document.createElement("script");
+      s.src = base + __SITE_DIR__ + "/" + f;
+      s.onload = resolve;
+      s.onerror = function () { reject(new Error("could not load " + s.src)); };
+      document.head.appendChild(s);
+    });
+    return loading[f];
+  })).then(mount, function (e) { root.querySelector(".mll-nojs").textContent = "This widget could not start: " + e.message; });
+})();
+"""
+
+_CSS = """
+{r} fieldset.mlt-heads {{ border: 1px solid #ccc; padding: 0.3em 0.6em; margin: 0.5em 0; }}
+{r} .mll-seq input.mll-tokens {{ width: 100%; max-width: 34em; box-sizing: border-box; font-family: monospace; }}
+{r} .mll-seq button {{ margin-top: 0.3em; }}
+{r} .mll-scroll {{ overflow-x: auto; max-width: 100%; }}
+{r} .mll-pattern {{ min-width: 0; max-width: 100%; flex: 0 1 auto; }}
+{r} .mll-preds {{ min-width: 0; max-width: 100%; flex: 1 1 20em; }}
+{r} .mll-bar {{ width: 160px; height: 9px; display: inline-block; vertical-align: middle; margin: 0 4px; }}
+{r} table.mll-attn td {{ width: 11px; height: 11px; }}
+{r} table.mll-attn:focus {{ outline: 2px solid #1f77b4; }}
+{r} table.mll-attn td.mll-cursor {{ outline: 2px solid #d62728; outline-offset: -1px; }}
+{r} .mll-readout {{ min-height: 1.3em; font-variant-numeric: tabular-nums; }}
+{r} table.mll-predtable {{ border-collapse: collapse; font-size: 0.85em; font-variant-numeric: tabular-nums; }}
+{r} table.mll-predtable td, {r} table.mll-predtable th {{ padding: 1px 3px; text-align: center; border: 1px solid #eee; }}
+{r} table.mll-predtable th {{ text-align: left; font-weight: normal; white-space: nowrap; }}
+{r} table.mll-predtable td.mll-rep {{ border: 2px solid #ff7f0e; }}
+"""
+
+
+def _check_prefix(prefix: str | None, default: str) -> str:
+    if prefix is None:
+        return f"{default}{next(_counter)}"
+    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", prefix):
+        raise ValueError(f"prefix must start with a letter and hold only letters, digits, - and _; got {prefix!r}")
+    return prefix
+
+
+def _script_text(path: Path) -> str:
+    text = path.read_text()
+    if "</script" in text.lower():
+        raise ValueError(f"{path.name} contains '</script' and cannot be inlined")
+    return text
+
+
+def live_widget_html(widget: str, config: dict[str, Any], prefix: str, assets: str = "site",
+                     model_name: str = "induction-2l") -> str:
+    """The HTML of one live widget: its root element, scoped CSS, and the script that loads
+    the assets (``assets="site"``: from the built book's ``_static/live/``; ``"inline"``: the
+    two scripts inlined, about 210 kB, for a notebook) and mounts
+    ``window.mechlibLive.widgets[widget]`` with ``config``."""
+    from mechlib.views.html import style_block
+
+    if assets not in ("site", "inline"):
+        raise ValueError(f"assets must be 'site' (the built book) or 'inline' (a notebook); got {assets!r}")
+    files = [f.name for f in asset_files(model_name)]
+    js = lambda v: json.dumps(v, separators=(",", ":")).replace("</", "<\\/")  # noqa: E731
+    loader = (_LOADER.replace("__ROOT__", js(prefix + "-root")).replace("__FILES__", js(files))
+              .replace("__WIDGET__", js(widget)).replace("__CONFIG__", js(config))
+              .replace("__MODEL__", js(model_name)).replace("__SITE_DIR__", js(SITE_DIR)))
+    inline = "".join(f"<script>{_script_text(f)}</script>" for f in asset_files(model_name)) if assets == "inline" else ""
+    css = style_block(prefix + "-root").replace("</style>", _CSS.format(r="#" + prefix + "-root") + "</style>")
+    return (f'<div id="{prefix}-root" class="mll-widget">{css}'
+            f'<div class="mll-nojs mlt-axis">(This interactive view needs JavaScript.)</div></div>'
+            f"{inline}<script>{loader}</script>")
+
+
+def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None = None,
+                       half_len: int = 10, prefix_len: int = 5, seed: int = 0) -> dict[str, Any]:
+    """What the live head toggle starts with: ``tokens`` (one sequence; default: row 0 of
+    :func:`mechlib.toggle.default_tokens`), the head whose pattern shows first (default: the
+    layer-1 head with the highest induction score on those tokens), the shape of the sequences
+    its "new repeated sequence" button draws (``prefix_len`` random tokens, then ``half_len``
+    tokens twice) and the colour tables."""
+    import torch
+
+    from mechlib.heads import head_label, parse_head, top_head
+    from mechlib.scores import induction_scores
+    from mechlib.toggle import default_tokens
+    from mechlib.views.html import colour_table
+    from mechlib.views.plots import ATTENTION_CMAP, SCORE_CMAP
+
+    for v, n in ((half_len, "half_len"), (prefix_len, "prefix_len"), (seed, "seed")):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"{n} must be a non-negative int; got {v!r}")
+    if half_len < 1 or prefix_len + 2 * half_len > model.cfg.n_ctx:
+        raise ValueError(f"need half_len >= 1 and prefix_len + 2 * half_len <= n_ctx = {model.cfg.n_ctx}; "
+                         f"got half_len={half_len}, prefix_len={prefix_len}")
+    if tokens is None:
+        batch = default_tokens(model, half_len=half_len, prefix_len=prefix_len)
+        tokens = batch[0]
+    else:
+        tokens = torch.as_tensor(tokens)
+        batch = tokens[None]
+    if tokens.ndim != 1 or not 1 <= tokens.shape[0] <= model.cfg.n_ctx:
+        raise ValueError(f"tokens must be one sequence of 1 to n_ctx = {model.cfg.n_ctx} tokens; got shape {tuple(tokens.shape)}")
+    if pattern_head is None:
+        pattern_head = head_label(top_head(induction_scores(model, batch), layer=model.cfg.n_layers - 1))
+    else:
+        pattern_head = head_label(parse_head(model, pattern_head))
+    return {"model": BUNDLED_MODEL, "tokens": [int(t) for t in tokens], "pattern_head": pattern_head,
+            "half_len": half_len, "prefix_len": prefix_len, "seed": seed + 1,
+            "attn_lut": colour_table(ATTENTION_CMAP), "prob_lut": colour_table(SCORE_CMAP)}
+
+
+def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None = None,
+                prefix: str | None = None, assets: str = "site", **kwargs: Any):
+    """The head toggle, computed live by the model in the page (``IPython.display.HTML``).
+
+    The reader switches heads off (zero ablation), types a sequence or draws a new repeated
+    one, and sees the attention pattern of any head (hover a cell: which tokens, what weight),
+    the next-token predictions and the loss on the repeated tokens (targets ``t[q + 1]`` whose
+    current token ``t[q]`` occurred earlier followed by the same token) update at once. No
+    kernel: every update is one forward pass of ``mechlib-live.js``. ``assets="inline"``
+    carries the model in the output, for a notebook (see :func:`live_widget_html`);
+    ``kwargs`` go to :func:`head_toggle_config`.
+    """
+    from IPython.display import HTML
+
+    if model is None:
+        from mechlib.models import load_model
+
+        model = load_model()
+    config = head_toggle_config(model, tokens, pattern_head, **kwargs)
+    return HTML(live_widget_html("headToggle", config, _check_prefix(prefix, "mllht"), assets))

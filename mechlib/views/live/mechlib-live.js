@@ -140,10 +140,10 @@
     var out = new Float64Array(n * cols);
     for (var i = 0; i < n; i++) {
       var xi = i * D, oi = i * cols;
-      for (var e = 0; e < cols; e++) out[oi + e] = b ? b[boff + e] : 0;
-      for (var d = 0; d < D; d++) {
+      var e, d;
+      if (b !== null) for (e = 0; e < cols; e++) out[oi + e] = b[boff + e];
+      for (d = 0; d < D; d++) {
         var xv = x[xi + d], wr = off + d * cols;
-        if (xv === 0) continue;
         for (e = 0; e < cols; e++) out[oi + e] += xv * W[wr + e];
       }
     }
@@ -152,55 +152,71 @@
 
   function forward(M, tokens, off, cuts) {
     var c = M.cfg, W = M.W, n = tokens.length, D = c.d_model, dh = c.d_head, H = c.n_heads, V = c.d_vocab;
-    var resid = new Float64Array(n * D), i, j, d, e;
+    var scale = M.scale, resid = new Float64Array(n * D), i, j, d, e, t;
     for (i = 0; i < n; i++)
       for (d = 0; d < D; d++) resid[i * D + d] = W.W_E[tokens[i] * D + d] + W.W_pos[i * D + d];
-    var outputs = [], patterns = [];
+    var outputs = [], patterns = [], projW = [W.W_Q, W.W_K, W.W_V], projB = [W.b_Q, W.b_K, W.b_V];
+    var qkv = [null, null, null], row = new Float64Array(n);
     for (var l = 0; l < c.n_layers; l++) {
       var layerOut = new Float64Array(n * D), layerPat = [];
       for (i = 0; i < n; i++) for (d = 0; d < D; d++) layerOut[i * D + d] = W.b_O[l * D + d];
       for (var h = 0; h < H; h++) {
-        var idx = l * H + h, woff = idx * D * dh, boff = idx * dh, inputs = [];
-        for (var k = 0; k < 3; k++) {
-          var cut = cuts[3 * idx + k];
-          if (!cut.length) { inputs.push(resid); continue; }
-          var x = Float64Array.from(resid);
-          cut.forEach(function (s) { var o = outputs[s]; for (var t = 0; t < o.length; t++) x[t] -= o[t]; });
-          inputs.push(x);
+        var idx = l * H + h;
+        for (var kind = 0; kind < 3; kind++) {
+          var cut = cuts[3 * idx + kind], x = resid;
+          if (cut.length) {
+            x = Float64Array.from(resid);
+            for (var ci = 0; ci < cut.length; ci++) {
+              var so = outputs[cut[ci]];
+              for (t = 0; t < n * D; t++) x[t] -= so[t];
+            }
+          }
+          qkv[kind] = project(x, n, D, projW[kind], idx * D * dh, dh, projB[kind], idx * dh);
         }
-        var q = project(inputs[0], n, D, W.W_Q, woff, dh, W.b_Q, boff);
-        var kk = project(inputs[1], n, D, W.W_K, woff, dh, W.b_K, boff);
-        var v = project(inputs[2], n, D, W.W_V, woff, dh, W.b_V, boff);
-        var A = [], z = new Float64Array(n * dh);
+        var q = qkv[0], kk = qkv[1], v = qkv[2], A = new Float64Array(n * n), z = new Float64Array(n * dh);
         for (i = 0; i < n; i++) {
-          var row = new Array(n).fill(0), max = -Infinity, sum = 0;
+          var max = -Infinity, sum = 0, qi = i * dh, ai = i * n;
           for (j = 0; j <= i; j++) {
-            var s = 0;
-            for (e = 0; e < dh; e++) s += q[i * dh + e] * kk[j * dh + e];
-            row[j] = s / M.scale;
-            if (row[j] > max) max = row[j];
+            var s = 0, kj = j * dh;
+            for (e = 0; e < dh; e++) s += q[qi + e] * kk[kj + e];
+            s /= scale;
+            row[j] = s;
+            if (s > max) max = s;
           }
           for (j = 0; j <= i; j++) { row[j] = Math.exp(row[j] - max); sum += row[j]; }
           for (j = 0; j <= i; j++) {
-            row[j] /= sum;
-            for (e = 0; e < dh; e++) z[i * dh + e] += row[j] * v[j * dh + e];
+            var a = row[j] / sum, vj = j * dh;
+            A[ai + j] = a;
+            for (e = 0; e < dh; e++) z[qi + e] += a * v[vj + e];
           }
-          A.push(row);
         }
         layerPat.push(A);
-        var o = off[idx] ? new Float64Array(n * D) : project(z, n, dh, W.W_O, idx * dh * D, D, null, 0);
-        outputs[idx] = o;
-        if (!off[idx]) for (i = 0; i < n * D; i++) layerOut[i] += o[i];
+        if (off[idx]) {
+          outputs[idx] = new Float64Array(n * D);
+        } else {
+          var o = project(z, n, dh, W.W_O, idx * dh * D, D, null, 0);
+          outputs[idx] = o;
+          for (t = 0; t < n * D; t++) layerOut[t] += o[t];
+        }
       }
-      for (i = 0; i < n * D; i++) resid[i] += layerOut[i];
+      for (t = 0; t < n * D; t++) resid[t] += layerOut[t];
       patterns.push(layerPat);
     }
-    var flat = project(resid, n, D, W.W_U, 0, V, W.b_U, 0), logits = [];
-    for (i = 0; i < n; i++) logits.push(Array.prototype.slice.call(flat, i * V, (i + 1) * V));
-    return {logits: logits, patterns: patterns};
+    return {n: n, V: V, logits: project(resid, n, D, W.W_U, 0, V, W.b_U, 0), patterns: patterns};
   }
 
-  function run(tokens, options) {
+  function rows(flat, n, cols) {  // a flat [n * cols] array as n plain arrays
+    var out = [];
+    for (var r = 0; r < n; r++) {
+      var row = new Array(cols);
+      for (var c = 0; c < cols; c++) row[c] = flat[r * cols + c];
+      out.push(row);
+    }
+    return out;
+  }
+
+  // validated options -> the raw result: logits [n * V] and patterns[l][h] [n * n], flat
+  function runRaw(tokens, options) {
     options = checkOptions(options);
     var name = options.model === undefined ? defaultModel() : options.model;
     if (typeof name !== "string") throw new Error("mechlibLive: options.model must be a model name string");
@@ -209,10 +225,19 @@
     return forward(M, Array.from(tokens), headsOff(M, options.heads_off), pathsOff(M, options.paths_off));
   }
 
+  function run(tokens, options) {
+    var raw = runRaw(tokens, options), n = raw.n;
+    return {logits: rows(raw.logits, n, raw.V),
+            patterns: raw.patterns.map(function (layer) { return layer.map(function (A) { return rows(A, n, n); }); })};
+  }
+
   // ------------------------------------------------------------------ readouts shared by the widgets
-  function logSoftmax(row) {
-    var max = Math.max.apply(null, row), s = 0;
-    for (var i = 0; i < row.length; i++) s += Math.exp(row[i] - max);
+  // log softmax of one row of logits: a plain array, or row q of a flat [n * V] array
+  function logSoftmax(logits, q, V) {
+    var row = V === undefined ? logits : Array.prototype.slice.call(logits, q * V, (q + 1) * V);
+    var max = -Infinity, s = 0, i;
+    for (i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+    for (i = 0; i < row.length; i++) s += Math.exp(row[i] - max);
     var lse = max + Math.log(s);
     return row.map(function (x) { return x - lse; });
   }
@@ -227,11 +252,228 @@
     return out;
   }
 
-  function repeatLoss(logits, tokens, positions) {
+  // mean -log p(tokens[q + 1]) over the positions q; logits [n][V], or flat [n * V] with V given
+  function repeatLoss(logits, tokens, positions, V) {
     if (!positions.length) return NaN;
     var s = 0;
-    positions.forEach(function (q) { s -= logSoftmax(logits[q])[tokens[q + 1]]; });
+    positions.forEach(function (q) { s -= (V === undefined ? logSoftmax(logits[q]) : logSoftmax(logits, q, V))[tokens[q + 1]]; });
     return s / positions.length;
+  }
+
+
+  // ------------------------------------------------------------------ widget: the head toggle (chapter 5)
+  // config: {model, tokens, prefix_len, half_len, pattern_head, attn_lut, prob_lut, seed}
+  function el(tag, attrs, parent, text) {
+    var e = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (text !== undefined) e.textContent = text;
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+
+  function colour(lut, v) {
+    v = Math.min(Math.max(v, 0), 1);
+    return lut[Math.min(Math.floor(v * lut.length), lut.length - 1)];
+  }
+
+  function headToggle(root, config) {
+    var api = window.mechlibLive, info = api.model(config.model), C = info.config;
+    var P = root.id.replace(/-root$/, ""), H = C.n_heads, heads = info.heads;
+    var state = {tokens: config.tokens.slice(), seed: config.seed >>> 0 || 1, cursor: null, refs: null};
+    var nojs = root.querySelector(".mll-nojs");
+    if (nojs) root.removeChild(nojs);  // keeps the widget's <style>
+    Array.prototype.forEach.call(root.querySelectorAll(".mll-built"), function (e) { root.removeChild(e); });
+    // the sequence
+    var seqBox = el("div", {"class": "mll-seq mll-built"}, root);
+    el("label", {"for": P + "-tokens"}, seqBox, "Tokens (integers 0 to " + (C.d_vocab - 1) + ", at most " + C.n_ctx + "): ");
+    var input = el("input", {id: P + "-tokens", type: "text", inputmode: "numeric", spellcheck: "false",
+                             autocomplete: "off", "class": "mll-tokens"}, seqBox);
+    var apply = el("button", {type: "button", id: P + "-apply"}, seqBox, "run on these tokens");
+    var draw = el("button", {type: "button", id: P + "-draw"}, seqBox, "new repeated sequence");
+    var msg = el("div", {id: P + "-msg", "class": "mlt-axis", role: "status", "aria-live": "polite"}, seqBox);
+    // the heads
+    var box = el("fieldset", {"class": "mlt-heads mll-built"}, root);
+    el("legend", {}, box, "Heads (ticked = on; untick to switch a head off)");
+    var boxes = heads.map(function (name, i) {
+      if (i % H === 0) el("div", {}, box, "layer " + Math.floor(i / H) + ": ");
+      var lab = el("label", {}, box.lastChild);
+      var cb = el("input", {type: "checkbox", id: P + "-cb-" + i, "data-head": name}, lab);
+      cb.checked = true;
+      lab.appendChild(document.createTextNode(" " + name));
+      return cb;
+    });
+    var btns = el("div", {style: "margin-top:0.3em"}, box);
+    var allOn = el("button", {type: "button", id: P + "-all-on"}, btns, "all on");
+    var allOff = el("button", {type: "button", id: P + "-all-off"}, btns, "all off");
+    // the loss
+    var lossBox = el("div", {"class": "mll-built", style: "margin:0.6em 0"}, root);
+    var lossLine = el("div", {}, lossBox);
+    lossLine.appendChild(document.createTextNode("Loss on the repeated tokens: "));
+    var lossValue = el("b", {id: P + "-loss"}, lossLine);
+    lossLine.appendChild(document.createTextNode(" nats "));
+    var bar = el("span", {"class": "mlt-lossbar"}, lossLine), barFill = el("div", {}, bar);
+    var lossRefs = el("div", {"class": "mlt-axis", id: P + "-loss-refs"}, lossBox);
+    // pattern and predictions
+    var row = el("div", {"class": "mlt-row mll-built"}, root);
+    var patBox = el("div", {"class": "mll-pattern"}, row);
+    var selLab = el("label", {}, patBox, "attention pattern of head ");
+    var select = el("select", {id: P + "-head"}, selLab);
+    heads.forEach(function (name) { el("option", {value: name}, select, name); });
+    select.value = heads.indexOf(config.pattern_head) >= 0 ? config.pattern_head : heads[H];
+    var patWrap = el("div", {"class": "mll-scroll"}, patBox);
+    var table = el("table", {"class": "mlt-attn mll-attn", id: P + "-attn", tabindex: "0",
+                             "aria-label": "attention pattern: arrow keys move between cells"}, patWrap);
+    el("div", {"class": "mlt-axis"}, patBox, "rows: query position, columns: key position (attended to); " +
+       "hover a cell, or focus the grid and use the arrow keys");
+    var readout = el("div", {id: P + "-readout", "class": "mll-readout", "aria-live": "polite"}, patBox, "\u00a0");
+    var legend = el("div", {"class": "mlt-axis"}, patBox, "attention weight: 0");
+    el("span", {"class": "mll-bar", style: "background:linear-gradient(to right," + config.attn_lut.join(",") + ")"}, legend);
+    legend.appendChild(document.createTextNode("1"));
+    var predBox = el("div", {"class": "mll-preds"}, row);
+    el("div", {}, predBox, "next-token predictions (top guess and the probability of the true next token)");
+    var predWrap = el("div", {"class": "mll-scroll"}, predBox);
+    var preds = el("table", {"class": "mll-predtable", id: P + "-preds"}, predWrap);
+    var plegend = el("div", {"class": "mlt-axis"}, predBox, "framed: the repeated tokens the loss is taken on; bold: the top guess is right; p(next): 0");
+    el("span", {"class": "mll-bar", style: "background:linear-gradient(to right," + config.prob_lut.join(",") + ")"}, plegend);
+    plegend.appendChild(document.createTextNode("1"));
+
+    var cells = [], predCells = [], out = null;
+
+    function enabledOff() {
+      return heads.filter(function (n, i) { return !boxes[i].checked; });
+    }
+
+    function build() {  // tables sized to the current sequence
+      var t = state.tokens, n = t.length, q, k;
+      input.value = t.join(" ");
+      table.innerHTML = ""; cells = [];
+      var head = el("tr", {}, table);
+      el("td", {"class": "mlt-tick"}, head);
+      for (k = 0; k < n; k++) el("th", {"class": "mlt-tick"}, head, k % 5 === 0 ? String(k) : "");
+      for (q = 0; q < n; q++) {
+        var tr = el("tr", {}, table), rowCells = [];
+        el("td", {"class": "mlt-tick"}, tr, q % 5 === 0 ? String(q) : "");
+        for (k = 0; k < n; k++) {
+          var td = el("td", {"data-q": q, "data-k": k}, tr);
+          rowCells.push(td);
+        }
+        cells.push(rowCells);
+      }
+      preds.innerHTML = ""; predCells = [];
+      var rows = ["position", "token", "top guess", "p(next)"].map(function (name) {
+        var tr = el("tr", {}, preds); el("th", {}, tr, name); return tr;
+      });
+      state.repeat = repeatPositions(t);
+      for (q = 0; q < n; q++) {
+        el("td", {}, rows[0], String(q));
+        el("td", {}, rows[1], String(t[q]));
+        var guess = el("td", {}, rows[2]), p = el("td", {}, rows[3]);
+        if (state.repeat.indexOf(q) >= 0) { guess.className = "mll-rep"; p.className = "mll-rep"; }
+        predCells.push([guess, p]);
+      }
+      var clean = repeatLoss(runRaw(t, {model: info.name}).logits, t, state.repeat, C.d_vocab);
+      var none = repeatLoss(runRaw(t, {model: info.name, heads_off: heads}).logits, t, state.repeat, C.d_vocab);
+      state.refs = {clean: clean, none: none, uniform: Math.log(C.d_vocab)};
+      lossRefs.textContent = state.repeat.length
+        ? state.repeat.length + " repeated tokens \u00b7 all heads on: " + clean.toFixed(3) + " \u00b7 all heads off: " +
+          none.toFixed(3) + " \u00b7 uniform guess: " + state.refs.uniform.toFixed(3) + " nats"
+        : "this sequence has no repeated pair of tokens, so there is nothing to copy and no loss to show";
+    }
+
+    function drawPattern() {
+      var name = select.value, i = heads.indexOf(name), A = out.patterns[Math.floor(i / H)][i % H], n = out.n;
+      for (var q = 0; q < n; q++) for (var k = 0; k < n; k++) {
+        var td = cells[q][k], v = A[q * n + k];
+        td.style.backgroundColor = k > q ? "transparent" : colour(config.attn_lut, v);
+        td.title = k > q ? "" : "query " + q + " (token " + state.tokens[q] + ") \u2192 key " + k + " (token " +
+                   state.tokens[k] + "): " + v.toFixed(3);
+      }
+      showCell();
+    }
+
+    function showCell() {
+      var c = state.cursor;
+      Array.prototype.forEach.call(table.querySelectorAll(".mll-cursor"), function (e) { e.classList.remove("mll-cursor"); });
+      if (!c || c[0] >= state.tokens.length) { readout.textContent = "\u00a0"; return; }
+      var td = cells[c[0]][c[1]];
+      td.classList.add("mll-cursor");
+      readout.textContent = "head " + select.value + ": " + td.title;
+    }
+
+    function update() {
+      var t = state.tokens;
+      out = runRaw(t, {model: info.name, heads_off: enabledOff()});
+      var loss = repeatLoss(out.logits, t, state.repeat, C.d_vocab);
+      lossValue.textContent = isNaN(loss) ? "n/a" : loss.toFixed(3);
+      var top = Math.max(state.refs.clean, state.refs.none, state.refs.uniform) * 1.1;
+      barFill.style.width = (isNaN(loss) ? 0 : Math.min(100, 100 * loss / top)).toFixed(1) + "%";
+      for (var q = 0; q < t.length; q++) {
+        var lp = logSoftmax(out.logits, q, C.d_vocab), best = 0;
+        for (var v = 1; v < lp.length; v++) if (lp[v] > lp[best]) best = v;
+        var c = predCells[q];
+        c[0].textContent = String(best);
+        if (q + 1 < t.length) {
+          var p = Math.exp(lp[t[q + 1]]);
+          c[1].textContent = p.toFixed(2);
+          c[1].style.backgroundColor = colour(config.prob_lut, p);
+          c[1].style.color = p < 0.55 ? "white" : "black";
+          c[0].style.fontWeight = best === t[q + 1] ? "bold" : "normal";
+        } else {
+          c[1].textContent = "";
+        }
+      }
+      drawPattern();
+      root.setAttribute("data-updates", String(+(root.getAttribute("data-updates") || 0) + 1));
+    }
+
+    function setTokens(t) { state.tokens = t; state.cursor = null; build(); update(); }
+
+    function parse() {
+      var parts = input.value.trim().split(/[\s,]+/).filter(function (s) { return s.length; });
+      if (!parts.length) throw new Error("type at least one token");
+      if (parts.length > C.n_ctx) throw new Error("at most " + C.n_ctx + " tokens (the model's context); got " + parts.length);
+      return parts.map(function (s) {
+        if (!/^\d+$/.test(s) || +s >= C.d_vocab) throw new Error("tokens are integers from 0 to " + (C.d_vocab - 1) + "; got " + JSON.stringify(s));
+        return +s;
+      });
+    }
+
+    function random(nMax) {  // a small LCG: the same draws on every page load
+      state.seed = (Math.imul(state.seed, 1664525) + 1013904223) >>> 0;
+      return Math.floor(state.seed / 4294967296 * nMax);
+    }
+
+    apply.addEventListener("click", function () {
+      try { setTokens(parse()); msg.textContent = ""; } catch (e) { msg.textContent = "Not run: " + e.message; }
+    });
+    input.addEventListener("keydown", function (e) { if (e.key === "Enter") { e.preventDefault(); apply.click(); } });
+    draw.addEventListener("click", function () {
+      var t = [], seg = [], i;
+      for (i = 0; i < config.prefix_len; i++) t.push(random(C.d_vocab));
+      for (i = 0; i < config.half_len; i++) seg.push(random(C.d_vocab));
+      msg.textContent = "";
+      setTokens(t.concat(seg, seg));
+    });
+    boxes.forEach(function (cb) { cb.addEventListener("change", update); });
+    allOn.addEventListener("click", function () { boxes.forEach(function (cb) { cb.checked = true; }); update(); });
+    allOff.addEventListener("click", function () { boxes.forEach(function (cb) { cb.checked = false; }); update(); });
+    select.addEventListener("change", drawPattern);
+    table.addEventListener("mouseover", function (e) {
+      var td = e.target.closest("td[data-q]");
+      if (!td || +td.getAttribute("data-k") > +td.getAttribute("data-q")) return;
+      state.cursor = [+td.getAttribute("data-q"), +td.getAttribute("data-k")]; showCell();
+    });
+    table.addEventListener("focus", function () { if (!state.cursor) { state.cursor = [0, 0]; showCell(); } });
+    table.addEventListener("keydown", function (e) {
+      var d = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1]}[e.key];
+      if (!d) return;
+      e.preventDefault();
+      var n = state.tokens.length, c = state.cursor || [0, 0];
+      var q = Math.min(Math.max(c[0] + d[0], 0), n - 1), k = Math.min(Math.max(c[1] + d[1], 0), q);
+      state.cursor = [q, k]; showCell();
+    });
+    build(); update();
+    root.setAttribute("data-ready", "1");
   }
 
   window.mechlibLive = {
@@ -240,6 +482,6 @@
     logSoftmax: logSoftmax,
     repeatPositions: repeatPositions,
     repeatLoss: repeatLoss,
-    widgets: {}
+    widgets: {headToggle: headToggle}
   };
 })();
