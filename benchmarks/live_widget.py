@@ -37,7 +37,7 @@ def page_folder(folder: Path, widget_html: str) -> Path:
     (folder / "chapters").mkdir()
     page = folder / "chapters" / "live.html"
     page.write_text('<!doctype html><html data-content_root="../"><head><meta charset="utf-8">'
-                    '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+                    '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"></head>'
                     f"<body style='margin:8px'>{widget_html}</body></html>")
     return page
 

@@ -31,7 +31,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def tab(tmp_path_factory):
+def browser():
+    """One headless Chromium for the module (Playwright allows one sync session at a time)."""
     if not Path(CHROMIUM).exists():
         message = f"Chromium not found at {CHROMIUM}: run `make browser` (Debian's chromium package)"
         if IN_CI:
@@ -39,22 +40,35 @@ def tab(tmp_path_factory):
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def watched_page(browser, allowed_prefix, **kwargs):
+    """A new tab that records page errors, console errors and requests outside ``allowed_prefix``."""
+    page = browser.new_page(**kwargs)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("request", lambda r: r.url.startswith(allowed_prefix) or errors.append(f"request {r.url}"))
+    page.errors = errors
+    return page
+
+
+@pytest.fixture(scope="module")
+def tab(browser, tmp_path_factory):
+    """The two assets alone, in a page opened from disk."""
     folder = tmp_path_factory.mktemp("live")
     for f in live.asset_files():
         shutil.copy(f, folder / f.name)
     scripts = "".join(f'<script src="{f.name}"></script>' for f in live.asset_files())
     (folder / "index.html").write_text(f"<!doctype html><html><head>{scripts}</head><body></body></html>")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("request", lambda r: r.url.startswith("file://") or errors.append(f"request {r.url}"))
-        page.goto((folder / "index.html").as_uri())
-        page.errors = errors
-        yield page
-        browser.close()
+    page = watched_page(browser, "file://")
+    page.goto((folder / "index.html").as_uri())
+    yield page
+    page.close()
 
 
 def js_run(tab, tokens, options):
@@ -199,3 +213,110 @@ def test_bad_input_throws_an_error_naming_it(tab, tokens, options, message):
 
 def test_the_page_logged_no_error_and_requested_nothing_else(tab):
     assert tab.errors == []
+
+
+# --------------------------------------------------------------------------- the head toggle
+
+
+@pytest.fixture(scope="module")
+def toggle(browser, tmp_path_factory, model):
+    """Chapter 5's live head toggle on a page laid out like the built book (the page in
+    chapters/, the assets in _static/live/, <html data-content_root="../">), served over
+    http and opened 390 px wide."""
+    import functools
+    import http.server
+    import threading
+
+    site = tmp_path_factory.mktemp("site")
+    (site / live.SITE_DIR).mkdir(parents=True)
+    for f in live.asset_files():
+        shutil.copy(f, site / live.SITE_DIR / f.name)
+    (site / "chapters").mkdir()
+    html = live.head_toggle(model, prefix="w").data
+    (site / "chapters" / "page.html").write_text(
+        '<!doctype html><html data-content_root="../"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
+        f"</head><body>{html}</body></html>")
+    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    page = watched_page(browser, base, viewport={"width": 390, "height": 800})
+    page.goto(base + "chapters/page.html")
+    page.wait_for_selector("#w-root[data-ready='1']", timeout=20_000)
+    yield page
+    page.close()
+    server.shutdown()
+
+
+def shown_loss(page):
+    return float(page.text_content("#w-loss"))
+
+
+def python_repeat_loss(model, tokens, heads_off):
+    """Mean next-token loss on the targets t[q + 1] whose token t[q] occurred before, followed by t[q + 1]."""
+    t = torch.tensor(tokens)
+    logits = mechlib.run_with_ablation(model, t[None], heads_off)
+    loss = mechlib.per_token_loss(logits, t[None])[0]
+    qs = [q for q in range(1, len(tokens) - 1)
+          if any(tokens[p] == tokens[q] and tokens[p + 1] == tokens[q + 1] for p in range(q))]
+    return loss[qs].mean().item()
+
+
+def tokens_shown(page):
+    return [int(x) for x in page.input_value("#w-tokens").split()]
+
+
+def test_toggle_starts_with_the_clean_loss_of_its_sequence(toggle, model):
+    assert shown_loss(toggle) == pytest.approx(python_repeat_loss(model, tokens_shown(toggle), []), abs=1e-3)
+
+
+def test_switching_heads_off_updates_the_loss_as_python_computes_it(toggle, model):
+    toggle.click("#w-cb-0")  # head 0.0 off
+    toggle.click("#w-cb-3")  # head 0.3 off
+    expected = python_repeat_loss(model, tokens_shown(toggle), [(0, 0), (0, 3)])
+    assert shown_loss(toggle) == pytest.approx(expected, abs=1e-3)
+    toggle.click("#w-all-on")
+    assert shown_loss(toggle) == pytest.approx(python_repeat_loss(model, tokens_shown(toggle), []), abs=1e-3)
+
+
+def test_a_typed_sequence_is_run(toggle, model):
+    tokens = [7, 1, 9, 4, 2, 7, 1, 9, 4, 2]
+    toggle.fill("#w-tokens", " ".join(map(str, tokens)))
+    toggle.press("#w-tokens", "Enter")
+    assert tokens_shown(toggle) == tokens
+    assert toggle.locator("#w-attn tr").count() == len(tokens) + 1
+    assert shown_loss(toggle) == pytest.approx(python_repeat_loss(model, tokens, []), abs=1e-3)
+
+
+def test_a_bad_sequence_is_refused_with_a_message(toggle):
+    before = tokens_shown(toggle)
+    toggle.fill("#w-tokens", "1 2 40")
+    toggle.click("#w-apply")
+    assert "from 0 to 31" in toggle.text_content("#w-msg") and '"40"' in toggle.text_content("#w-msg")
+    toggle.fill("#w-tokens", " ".join(map(str, before)))
+    toggle.click("#w-apply")
+    assert toggle.text_content("#w-msg") == ""
+
+
+def test_new_repeated_sequence_draws_a_repeat(toggle):
+    toggle.click("#w-draw")
+    t = tokens_shown(toggle)
+    assert len(t) == 25 and t[5:15] == t[15:]
+
+
+def test_the_pattern_shows_weights_on_hover_and_with_the_keyboard(toggle, model):
+    toggle.select_option("#w-head", "1.2")
+    toggle.hover("#w-attn td[data-q='12'][data-k='3']")
+    t = tokens_shown(toggle)
+    _, ref = hooked_run(model, torch.tensor(t), [])
+    text = toggle.text_content("#w-readout")
+    assert f"head 1.2: query 12 (token {t[12]}) \u2192 key 3 (token {t[3]}): {ref[1, 2, 12, 3]:.3f}" == text
+    toggle.focus("#w-attn")
+    toggle.keyboard.press("ArrowDown")
+    toggle.keyboard.press("ArrowLeft")
+    assert toggle.text_content("#w-readout").startswith(f"head 1.2: query 13 (token {t[13]}) \u2192 key 2 ")
+
+
+def test_the_toggle_fits_a_phone_and_logged_no_error(toggle):
+    assert toggle.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert toggle.errors == []

@@ -55,3 +55,52 @@ def test_export_refuses_a_model_with_layernorm(model):
         live.weights_js(Fake())
     with pytest.raises(ValueError, match="name must be"):
         live.weights_js(model, name="a/b")
+
+
+# --------------------------------------------------------------------------- the head toggle's HTML
+
+
+def test_head_toggle_starts_on_the_toggle_default_sequence(model):
+    from mechlib import toggle
+
+    config = live.head_toggle_config(model)
+    assert config["tokens"] == toggle.default_tokens(model)[0].tolist()
+    assert (config["prefix_len"], config["half_len"]) == (toggle.DEFAULT_PREFIX_LEN, toggle.DEFAULT_HALF_LEN)
+
+
+def test_head_toggle_shows_the_strongest_induction_head_first(model):
+    from mechlib import toggle
+
+    scores = mechlib.induction_scores(model, toggle.default_tokens(model))
+    assert live.head_toggle_config(model)["pattern_head"] == f"1.{int(scores[1].argmax())}"
+
+
+def test_site_assets_are_loaded_from_the_book_and_inline_assets_are_carried(model):
+    site = live.head_toggle(model, prefix="a").data
+    inline = live.head_toggle(model, prefix="a", assets="inline").data
+    weights = WEIGHTS.read_text()
+    assert weights not in site and '"_static/live"' in site
+    assert weights in inline and (live.asset_dir() / live.MODULE_FILE).read_text() in inline
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prefix": "1bad"}, "prefix must start with a letter"),
+    ({"assets": "cdn"}, "assets must be 'site'"),
+    ({"pattern_head": "2.0"}, "layer"),
+    ({"half_len": 14}, r"prefix_len \+ 2 \* half_len <= n_ctx = 32"),
+    ({"tokens": [[1, 2], [3, 4]]}, "one sequence"),
+])
+def test_head_toggle_refuses_bad_arguments(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        live.head_toggle(model, **kwargs)
+
+
+def test_the_book_extension_copies_the_assets_into_the_built_site(tmp_path):
+    from types import SimpleNamespace
+
+    from mechlib.views.live import book_ext
+
+    app = SimpleNamespace(outdir=str(tmp_path), builder=SimpleNamespace(format="html"))
+    book_ext.copy_assets(app, None)
+    for f in live.asset_files():
+        assert (tmp_path / live.SITE_DIR / f.name).read_bytes() == f.read_bytes()
