@@ -46,9 +46,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clicks", type=int, default=200)
     ap.add_argument("--screenshots", type=Path, help="also save screenshots (1280 and 390 px wide) here")
+    ap.add_argument("--widget", choices=["head_toggle", "path_ablation"], default="head_toggle",
+                    help="which widget (path_ablation: senders 0.0, 0.3 into every layer-1 head; clicks cut K)")
     args = ap.parse_args()
     print(f"load average (1, 5, 15 min): {os.getloadavg()}; cores: {os.cpu_count()}")
-    html = live.head_toggle(mechlib.load_model(), prefix="bench").data
+    model = mechlib.load_model()
+    if args.widget == "head_toggle":
+        html = live.head_toggle(model, prefix="bench").data
+        clicks = [f"bench-cb-{i}" for i in range(8)]
+    else:
+        html = live.path_ablation(model, senders=["0.0", "0.3"], receivers=mechlib.layer_heads(model, 1),
+                                  prefix="bench").data
+        clicks = ["bench-kind-K", "bench-kind-Q", "bench-kind-V"]
     sizes = {f.name: f.stat().st_size for f in live.asset_files()}
     sizes["widget HTML in the page"] = len(html.encode())
     for name, size in sizes.items():
@@ -72,25 +81,26 @@ def main() -> None:
                 raise SystemExit(f"errors in the page: {errors}")
             if args.screenshots:
                 args.screenshots.mkdir(parents=True, exist_ok=True)
-                tab.click("#bench-cb-0")
-                tab.click("#bench-cb-3")
+                # head toggle: heads 0.0 and 0.3 off; path ablation: the keys cut
+                for c in (["bench-cb-0", "bench-cb-3"] if args.widget == "head_toggle" else ["bench-kind-K"]):
+                    tab.click("#" + c)
                 tab.hover("#bench-attn tr:nth-child(20) td:nth-child(12)")
-                tab.screenshot(path=str(args.screenshots / f"live_head_toggle_{width}.png"), full_page=True)
-                print(f"  screenshot {args.screenshots / f'live_head_toggle_{width}.png'}")
+                tab.screenshot(path=str(args.screenshots / f"live_{args.widget}_{width}.png"), full_page=True)
+                print(f"  screenshot {args.screenshots / f'live_{args.widget}_{width}.png'}")
             if width != 1280:
                 wide = tab.evaluate("() => document.documentElement.scrollWidth")
                 print(f"  at {width} px the page is {wide} px wide")
                 continue
-            times = tab.evaluate("""(n) => {
+            times = tab.evaluate("""([n, ids]) => {
               const out = [];
               for (let i = 0; i < n; i++) {
-                const cb = document.getElementById("bench-cb-" + (i % 8));
+                const cb = document.getElementById(ids[i % ids.length]);
                 const t = performance.now(); cb.click();
                 void document.body.offsetHeight;
                 out.push(performance.now() - t);
               }
               return out;
-            }""", args.clicks)
+            }""", [args.clicks, clicks])
             run = tab.evaluate("""(n) => {
               const t = Array.from({length: 32}, (_, i) => (7 * i) % 32), out = [];
               for (let i = 0; i < n; i++) {
@@ -101,7 +111,7 @@ def main() -> None:
             }""", args.clicks)
             tab.close()
             q = statistics.quantiles(times, n=10)
-            print(f"click -> page updated (n={args.clicks}, sequence of {len(live.head_toggle_config(mechlib.load_model())['tokens'])} tokens): "
+            print(f"click -> page updated (n={args.clicks}, sequence of {len(live.head_toggle_config(model)['tokens'])} tokens): "
                   f"median {statistics.median(times):.2f} ms, p90 {q[-1]:.2f} ms, max {max(times):.2f} ms")
             print(f"mechlibLive.run, 32 tokens (n={args.clicks}): median {statistics.median(run):.2f} ms, max {max(run):.2f} ms")
         b.close()

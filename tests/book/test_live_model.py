@@ -218,44 +218,59 @@ def test_the_page_logged_no_error_and_requested_nothing_else(tab):
 # --------------------------------------------------------------------------- the head toggle
 
 
-@pytest.fixture(scope="module")
-def toggle(browser, tmp_path_factory, model):
-    """Chapter 5's live head toggle on a page laid out like the built book (the page in
-    chapters/, the assets in _static/live/, <html data-content_root="../">), served over
-    http and opened 390 px wide."""
+def book_like_page(browser, folder, widget_html):
+    """A page laid out like the built book (the page in chapters/, the assets in _static/live/,
+    <html data-content_root="../">), served over http and opened 390 px wide."""
     import functools
     import http.server
     import threading
 
-    site = tmp_path_factory.mktemp("site")
-    (site / live.SITE_DIR).mkdir(parents=True)
+    (folder / live.SITE_DIR).mkdir(parents=True)
     for f in live.asset_files():
-        shutil.copy(f, site / live.SITE_DIR / f.name)
-    (site / "chapters").mkdir()
-    html = live.head_toggle(model, prefix="w").data
-    (site / "chapters" / "page.html").write_text(
+        shutil.copy(f, folder / live.SITE_DIR / f.name)
+    (folder / "chapters").mkdir()
+    (folder / "chapters" / "page.html").write_text(
         '<!doctype html><html data-content_root="../"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
-        f"</head><body>{html}</body></html>")
+        f"</head><body>{widget_html}</body></html>")
     handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     page = watched_page(browser, base, viewport={"width": 390, "height": 800})
     page.goto(base + "chapters/page.html")
     page.wait_for_selector("#w-root[data-ready='1']", timeout=20_000)
+    page.server = server
+    return page
+
+
+@pytest.fixture(scope="module")
+def toggle(browser, tmp_path_factory, model):
+    """Chapter 5's live head toggle."""
+    page = book_like_page(browser, tmp_path_factory.mktemp("toggle"), live.head_toggle(model, prefix="w").data)
     yield page
     page.close()
-    server.shutdown()
+    page.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def paths(browser, tmp_path_factory, model):
+    """Chapters 3 and 4's live path ablation, with senders 0.0 and 0.3 and every layer-1 receiver ticked."""
+    html = live.path_ablation(model, senders=["0.0", "0.3"], receivers=mechlib.layer_heads(model, 1), prefix="w").data
+    page = book_like_page(browser, tmp_path_factory.mktemp("paths"), html)
+    yield page
+    page.close()
+    page.server.shutdown()
 
 
 def shown_loss(page):
     return float(page.text_content("#w-loss"))
 
 
-def python_repeat_loss(model, tokens, heads_off):
+def python_repeat_loss(model, tokens, heads_off, logits=None):
     """Mean next-token loss on the targets t[q + 1] whose token t[q] occurred before, followed by t[q + 1]."""
     t = torch.tensor(tokens)
-    logits = mechlib.run_with_ablation(model, t[None], heads_off)
+    if logits is None:
+        logits = mechlib.run_with_ablation(model, t[None], heads_off)
     loss = mechlib.per_token_loss(logits, t[None])[0]
     qs = [q for q in range(1, len(tokens) - 1)
           if any(tokens[p] == tokens[q] and tokens[p + 1] == tokens[q + 1] for p in range(q))]
@@ -320,3 +335,74 @@ def test_the_pattern_shows_weights_on_hover_and_with_the_keyboard(toggle, model)
 def test_the_toggle_fits_a_phone_and_logged_no_error(toggle):
     assert toggle.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert toggle.errors == []
+
+
+def test_cutting_paths_updates_the_loss_and_scores_as_path_ablation_computes_them(paths, model):
+    t = torch.tensor(tokens_shown(paths))
+    clean_loss = shown_loss(paths)
+    assert clean_loss == pytest.approx(python_repeat_loss(model, t.tolist(), []), abs=1e-3)
+    senders, receivers = [(0, 0), (0, 3)], mechlib.layer_heads(model, 1)
+    paths.click("#w-kind-K")
+    logits = mechlib.path_ablation(model, t[None], senders, receivers, "K")
+    assert shown_loss(paths) == pytest.approx(python_repeat_loss(model, t.tolist(), [], logits), abs=1e-3)
+    assert paths.text_content("#w-npaths") == "8 paths cut"
+    _, patterns = hooked_run(model, t, mechlib.path_ablation_hooks(model, t[None], senders, receivers, "K"))
+    A = torch.tensor(patterns)[:, None]  # [layer, batch, head, q, k]
+    expected = mechlib.induction_scores_from_patterns(A, t[None])
+    shown = [float(x) for x in paths.locator("#w-scores tr").first.locator("td").all_text_contents()]
+    assert shown == pytest.approx(expected.flatten().tolist(), abs=0.006)
+
+
+def test_cutting_values_instead_and_nothing(paths, model):
+    t = torch.tensor(tokens_shown(paths))
+    paths.click("#w-kind-K")  # K off again
+    paths.click("#w-kind-V")
+    logits = mechlib.path_ablation(model, t[None], [(0, 0), (0, 3)], mechlib.layer_heads(model, 1), "V")
+    assert shown_loss(paths) == pytest.approx(python_repeat_loss(model, t.tolist(), [], logits), abs=1e-3)
+    paths.click("#w-uncut")
+    assert paths.text_content("#w-npaths") == "0 paths cut"
+    assert shown_loss(paths) == pytest.approx(python_repeat_loss(model, t.tolist(), []), abs=1e-3)
+
+
+def test_the_path_widget_fits_a_phone_and_logged_no_error(paths):
+    assert paths.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert paths.errors == []
+
+
+# --------------------------------------------------------------------------- the virtual-head calculator
+
+
+@pytest.fixture(scope="module")
+def calc(browser, tmp_path_factory):
+    """Chapter 7's calculator (loads mechlib-live.js only, no weights)."""
+    page = book_like_page(browser, tmp_path_factory.mktemp("calc"), live.virtual_head_calculator(prefix="w").data)
+    yield page
+    page.close()
+    page.server.shutdown()
+
+
+def formatted(n):
+    s = str(n)
+    return f"{n:,}" if len(s) <= 15 else f"{s[0]}.{s[1:3]} \u00d7 10^{len(s) - 1}"
+
+
+@pytest.mark.parametrize("L, H, k", [(12, 12, 2), (2, 4, 2), (12, 12, 3), (48, 25, 2), (96, 96, 10), (3, 5, 4)])
+def test_calculator_counts_as_count_virtual_heads(calc, L, H, k):
+    calc.fill("#w-n_layers", str(L))
+    calc.fill("#w-n_heads", str(H))
+    calc.fill("#w-length", str(k))
+    assert calc.text_content("#w-count") == formatted(mechlib.count_virtual_heads(L, H, k) if k <= L else 0)
+    assert formatted((H + 1) ** L - 1) in calc.text_content("#w-result")
+    assert calc.locator("#w-root svg rect").count() == L
+
+
+def test_calculator_refuses_a_bad_number(calc):
+    calc.fill("#w-n_heads", "0")
+    assert "heads per layer H must be a whole number from 1 to 256" in calc.text_content("#w-result")
+    calc.fill("#w-n_heads", "12")
+
+
+def test_calculator_fits_a_phone_and_logged_no_error(calc):
+    assert calc.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert not any("weights" in u for u in calc.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)"))
+    assert calc.errors == []

@@ -104,3 +104,19 @@ def test_the_book_extension_copies_the_assets_into_the_built_site(tmp_path):
     book_ext.copy_assets(app, None)
     for f in live.asset_files():
         assert (tmp_path / live.SITE_DIR / f.name).read_bytes() == f.read_bytes()
+
+
+def test_path_ablation_ticks_what_it_is_given(model):
+    html = live.path_ablation(model, senders=(0, 3), receivers=["1.2", (1, 0)], kinds="KQ", prefix="p").data
+    assert '"cut":{"senders":["0.3"],"receivers":["1.0","1.2"],"kinds":["K","Q"]}' in html
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kinds": "X"}, "kinds must be a string of distinct 'Q', 'K', 'V'"),
+    ({"kinds": "KK"}, "kinds must be a string of distinct"),
+    ({"senders": ["0.7"]}, r"senders\[0\]=\(0, 7\): head 7 does not exist"),
+    ({"receivers": ["one"]}, r"receivers\[0\] must be a head name"),
+])
+def test_path_ablation_refuses_bad_arguments(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        live.path_ablation(model, **kwargs)

@@ -130,7 +130,8 @@ _LOADER = r"""
     try { window.mechlibLive.widgets[__WIDGET__](root, __CONFIG__); }
     catch (e) { root.querySelector(".mll-nojs").textContent = "This widget could not start: " + e.message; throw e; }
   }
-  if (window.mechlibLive && window.mechlibLiveWeights && window.mechlibLiveWeights[__MODEL__]) return mount();
+  var model = __MODEL__;
+  if (window.mechlibLive && (model === null || (window.mechlibLiveWeights && window.mechlibLiveWeights[model]))) return mount();
   var base = document.documentElement.getAttribute("data-content_root");
   if (base === null) {
     root.querySelector(".mll-nojs").textContent = "This widget runs on a page of the built book. In a notebook, " +
@@ -167,7 +168,25 @@ _CSS = """
 {r} table.mll-predtable td, {r} table.mll-predtable th {{ padding: 1px 3px; text-align: center; border: 1px solid #eee; }}
 {r} table.mll-predtable th {{ text-align: left; font-weight: normal; white-space: nowrap; }}
 {r} table.mll-predtable td.mll-rep {{ border: 2px solid #ff7f0e; }}
+{r} .mll-calc label {{ margin-right: 1em; white-space: nowrap; }}
+{r} .mll-calc input {{ width: 4.5em; }}
+{r} svg.mll-chart {{ width: 100%; max-width: 480px; height: auto; display: block; }}
 """
+
+
+def _head_labels(model: Any, heads: Any, name: str) -> list[str]:
+    """Validated head names ``"l.h"`` of heads given as names or ``(layer, head)`` pairs (one or a list)."""
+    from mechlib._validate import check_heads
+    from mechlib.heads import head_label, parse_head
+
+    if isinstance(heads, str) or (isinstance(heads, tuple) and len(heads) == 2 and all(isinstance(x, int) for x in heads)):
+        heads = [heads]
+    try:
+        items = list(heads)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of heads like '0.3' or (0, 3); got {heads!r}") from None
+    parsed = [parse_head(h, f"{name}[{i}]") if isinstance(h, str) else h for i, h in enumerate(items)]
+    return sorted({head_label(h) for h in check_heads(model, parsed, name)})
 
 
 def _check_prefix(prefix: str | None, default: str) -> str:
@@ -186,21 +205,23 @@ def _script_text(path: Path) -> str:
 
 
 def live_widget_html(widget: str, config: dict[str, Any], prefix: str, assets: str = "site",
-                     model_name: str = "induction-2l") -> str:
+                     model_name: str | None = "induction-2l") -> str:
     """The HTML of one live widget: its root element, scoped CSS, and the script that loads
     the assets (``assets="site"``: from the built book's ``_static/live/``; ``"inline"``: the
     two scripts inlined, about 210 kB, for a notebook) and mounts
-    ``window.mechlibLive.widgets[widget]`` with ``config``."""
+    ``window.mechlibLive.widgets[widget]`` with ``config``. ``model_name=None``: a widget that
+    needs no weights (only ``mechlib-live.js`` is loaded)."""
     from mechlib.views.html import style_block
 
     if assets not in ("site", "inline"):
         raise ValueError(f"assets must be 'site' (the built book) or 'inline' (a notebook); got {assets!r}")
-    files = [f.name for f in asset_files(model_name)]
+    paths = asset_files(model_name) if model_name is not None else [asset_dir() / MODULE_FILE]
+    files = [f.name for f in paths]
     js = lambda v: json.dumps(v, separators=(",", ":")).replace("</", "<\\/")  # noqa: E731
     loader = (_LOADER.replace("__ROOT__", js(prefix + "-root")).replace("__FILES__", js(files))
               .replace("__WIDGET__", js(widget)).replace("__CONFIG__", js(config))
               .replace("__MODEL__", js(model_name)).replace("__SITE_DIR__", js(SITE_DIR)))
-    inline = "".join(f"<script>{_script_text(f)}</script>" for f in asset_files(model_name)) if assets == "inline" else ""
+    inline = "".join(f"<script>{_script_text(f)}</script>" for f in paths) if assets == "inline" else ""
     css = style_block(prefix + "-root").replace("</style>", _CSS.format(r="#" + prefix + "-root") + "</style>")
     return (f'<div id="{prefix}-root" class="mll-widget">{css}'
             f'<div class="mll-nojs mlt-axis">(This interactive view needs JavaScript.)</div></div>'
@@ -216,7 +237,7 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
     tokens twice) and the colour tables."""
     import torch
 
-    from mechlib.heads import head_label, parse_head, top_head
+    from mechlib.heads import head_label, top_head
     from mechlib.scores import induction_scores
     from mechlib.toggle import default_tokens
     from mechlib.views.html import colour_table
@@ -239,7 +260,7 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
     if pattern_head is None:
         pattern_head = head_label(top_head(induction_scores(model, batch), layer=model.cfg.n_layers - 1))
     else:
-        pattern_head = head_label(parse_head(model, pattern_head))
+        (pattern_head,) = _head_labels(model, pattern_head, "pattern_head")
     return {"model": BUNDLED_MODEL, "tokens": [int(t) for t in tokens], "pattern_head": pattern_head,
             "half_len": half_len, "prefix_len": prefix_len, "seed": seed + 1,
             "attn_lut": colour_table(ATTENTION_CMAP), "prob_lut": colour_table(SCORE_CMAP)}
@@ -265,3 +286,56 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
         model = load_model()
     config = head_toggle_config(model, tokens, pattern_head, **kwargs)
     return HTML(live_widget_html("headToggle", config, _check_prefix(prefix, "mllht"), assets))
+
+
+def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kinds: str = "",
+                  tokens: Any = None, pattern_head: str | None = None, prefix: str | None = None,
+                  assets: str = "site", **kwargs: Any):
+    """Path ablation computed live by the model in the page (``IPython.display.HTML``).
+
+    The reader ticks senders, receivers and inputs (``Q``, ``K``, ``V``): every ticked sender's
+    output is removed from the ticked inputs of every ticked receiver in a later layer, as in
+    :func:`mechlib.path_ablation`, and the loss on the repeated tokens, each head's induction
+    score on the sequence, the predictions and any head's attention pattern update at once.
+    ``senders``, ``receivers`` (heads) and ``kinds`` (e.g. ``"K"``) are ticked at the start.
+    The other arguments are those of :func:`head_toggle`.
+
+    Shown in Chapter 3, K-Composition, and Chapter 4, Q-Composition.
+    """
+    from IPython.display import HTML
+
+    if model is None:
+        from mechlib.models import load_model
+
+        model = load_model()
+    if not isinstance(kinds, str) or any(k not in "QKV" for k in kinds) or len(set(kinds)) != len(kinds):
+        raise ValueError(f"kinds must be a string of distinct 'Q', 'K', 'V' (e.g. 'K', or '' for none); got {kinds!r}")
+
+    config = head_toggle_config(model, tokens, pattern_head, **kwargs)
+    config["cut"] = {"senders": _head_labels(model, senders, "senders"),
+                     "receivers": _head_labels(model, receivers, "receivers"),
+                     "kinds": list(kinds)}
+    return HTML(live_widget_html("pathAblation", config, _check_prefix(prefix, "mllpa"), assets))
+
+
+def virtual_head_calculator(n_layers: int = 12, n_heads: int = 12, length: int = 2,
+                            prefix: str | None = None, assets: str = "site"):
+    """How many virtual heads? A kernel-free calculator (``IPython.display.HTML``).
+
+    The reader sets the number of layers ``L``, heads per layer ``H`` and chain length ``k``
+    and reads ``H^k C(L, k)`` (:func:`mechlib.count_virtual_heads`, computed in the page in
+    exact integers), the total over every length, ``(H + 1)^L - 1``, and a bar chart of the
+    count against the chain length on a log scale. Needs no model weights.
+
+    Shown in Chapter 7, Combinatorial Richness.
+    """
+    from IPython.display import HTML
+
+    from mechlib._validate import check_positive_int
+
+    for v, n, top in ((n_layers, "n_layers", 96), (n_heads, "n_heads", 256), (length, "length", 96)):
+        check_positive_int(v, n)
+        if v > top:
+            raise ValueError(f"{n} must be at most {top} in the calculator; got {v}")
+    config = {"n_layers": n_layers, "n_heads": n_heads, "length": length}
+    return HTML(live_widget_html("virtualHeadCalculator", config, _check_prefix(prefix, "mllvc"), assets, model_name=None))

@@ -276,7 +276,83 @@
     return lut[Math.min(Math.floor(v * lut.length), lut.length - 1)];
   }
 
-  function headToggle(root, config) {
+  // Controls of the head toggle: a checkbox per head (ticked = on). Returns the run options.
+  function headControls(root, ctx) {
+    var P = ctx.P, H = ctx.H, heads = ctx.heads;
+    var box = el("fieldset", {"class": "mlt-heads mll-built"}, root);
+    el("legend", {}, box, "Heads (ticked = on; untick to switch a head off)");
+    var boxes = heads.map(function (name, i) {
+      if (i % H === 0) el("div", {}, box, "layer " + Math.floor(i / H) + ": ");
+      var lab = el("label", {}, box.lastChild);
+      var cb = el("input", {type: "checkbox", id: P + "-cb-" + i, "data-head": name}, lab);
+      cb.checked = (ctx.config.heads_off || []).indexOf(name) < 0;
+      lab.appendChild(document.createTextNode(" " + name));
+      cb.addEventListener("change", ctx.changed);
+      return cb;
+    });
+    var btns = el("div", {style: "margin-top:0.3em"}, box);
+    el("button", {type: "button", id: P + "-all-on"}, btns, "all on").addEventListener("click", function () {
+      boxes.forEach(function (cb) { cb.checked = true; }); ctx.changed(); });
+    el("button", {type: "button", id: P + "-all-off"}, btns, "all off").addEventListener("click", function () {
+      boxes.forEach(function (cb) { cb.checked = false; }); ctx.changed(); });
+    return function () {
+      return {heads_off: heads.filter(function (n, i) { return !boxes[i].checked; })};
+    };
+  }
+
+  // Controls of the path ablation: senders, receivers and inputs (Q, K, V); every sender is
+  // cut from the ticked inputs of every receiver in a later layer.
+  function pathControls(root, ctx) {
+    var P = ctx.P, H = ctx.H, heads = ctx.heads, L = heads.length / H, cut = ctx.config.cut || {};
+    var box = el("fieldset", {"class": "mlt-heads mll-built"}, root);
+    el("legend", {}, box, "Cut paths: remove the senders' output from these inputs of the receivers");
+    function group(label, names, ids, picked) {
+      var row = el("div", {}, box, label + ": ");
+      return names.map(function (name, i) {
+        var lab = el("label", {}, row);
+        var cb = el("input", {type: "checkbox", id: P + "-" + ids + "-" + name.replace(".", "-"), "data-name": name}, lab);
+        cb.checked = (picked || []).indexOf(name) >= 0;
+        lab.appendChild(document.createTextNode(" " + name));
+        cb.addEventListener("change", ctx.changed);
+        return cb;
+      });
+    }
+    var senders = group("senders", heads.slice(0, (L - 1) * H), "send", cut.senders);
+    var receivers = group("receivers", heads.slice(H), "recv", cut.receivers);
+    var kinds = group("inputs of the receivers", ["Q", "K", "V"], "kind", cut.kinds);
+    var btns = el("div", {style: "margin-top:0.3em"}, box);
+    el("button", {type: "button", id: P + "-uncut"}, btns, "cut nothing").addEventListener("click", function () {
+      kinds.forEach(function (cb) { cb.checked = false; }); ctx.changed(); });
+    var count = el("span", {"class": "mlt-axis", id: P + "-npaths"}, btns);
+    function picked(list) { return list.filter(function (cb) { return cb.checked; }).map(function (cb) { return cb.getAttribute("data-name"); }); }
+    return function () {
+      var paths = [];
+      picked(senders).forEach(function (s) {
+        picked(receivers).forEach(function (r) {
+          if (+s.split(".")[0] < +r.split(".")[0]) picked(kinds).forEach(function (k) { paths.push([s, r, k]); });
+        });
+      });
+      count.textContent = paths.length + " path" + (paths.length === 1 ? "" : "s") + " cut";
+      return {paths_off: paths};
+    };
+  }
+
+  function headToggle(root, config) { return mountLive(root, config, headControls); }
+  function pathAblation(root, config) { return mountLive(root, config, pathControls); }
+
+  // mean_q sum_{p < q, t_p = t_q} A[q, p + 1] over the queries q whose token occurred before
+  // (the induction score of mechlib.induction_scores_from_patterns); NaN when none did
+  function inductionScore(A, tokens) {
+    var n = tokens.length, total = 0, count = 0;
+    for (var q = 1; q < n; q++) {
+      var s = 0, any = false;
+      for (var p = 0; p < q; p++) if (tokens[p] === tokens[q]) { s += A[q * n + p + 1]; any = true; }
+      if (any) { total += s; count++; }
+    }
+    return count ? total / count : NaN;
+  }
+
+  function mountLive(root, config, controls) {
     var api = window.mechlibLive, info = api.model(config.model), C = info.config;
     var P = root.id.replace(/-root$/, ""), H = C.n_heads, heads = info.heads;
     var state = {tokens: config.tokens.slice(), seed: config.seed >>> 0 || 1, cursor: null, refs: null};
@@ -291,20 +367,8 @@
     var apply = el("button", {type: "button", id: P + "-apply"}, seqBox, "run on these tokens");
     var draw = el("button", {type: "button", id: P + "-draw"}, seqBox, "new repeated sequence");
     var msg = el("div", {id: P + "-msg", "class": "mlt-axis", role: "status", "aria-live": "polite"}, seqBox);
-    // the heads
-    var box = el("fieldset", {"class": "mlt-heads mll-built"}, root);
-    el("legend", {}, box, "Heads (ticked = on; untick to switch a head off)");
-    var boxes = heads.map(function (name, i) {
-      if (i % H === 0) el("div", {}, box, "layer " + Math.floor(i / H) + ": ");
-      var lab = el("label", {}, box.lastChild);
-      var cb = el("input", {type: "checkbox", id: P + "-cb-" + i, "data-head": name}, lab);
-      cb.checked = true;
-      lab.appendChild(document.createTextNode(" " + name));
-      return cb;
-    });
-    var btns = el("div", {style: "margin-top:0.3em"}, box);
-    var allOn = el("button", {type: "button", id: P + "-all-on"}, btns, "all on");
-    var allOff = el("button", {type: "button", id: P + "-all-off"}, btns, "all off");
+    var cells = [], predCells = [], out = null;
+    var options = controls(root, {P: P, H: H, heads: heads, config: config, changed: function () { update(); }});
     // the loss
     var lossBox = el("div", {"class": "mll-built", style: "margin:0.6em 0"}, root);
     var lossLine = el("div", {}, lossBox);
@@ -337,11 +401,18 @@
     el("span", {"class": "mll-bar", style: "background:linear-gradient(to right," + config.prob_lut.join(",") + ")"}, plegend);
     plegend.appendChild(document.createTextNode("1"));
 
-    var cells = [], predCells = [], out = null;
-
-    function enabledOff() {
-      return heads.filter(function (n, i) { return !boxes[i].checked; });
-    }
+    var scoreBox = el("div", {"class": "mll-built mll-scroll", style: "margin:0.4em 0"}, root);
+    var scores = el("table", {"class": "mll-predtable", id: P + "-scores"}, scoreBox);
+    var srow = el("tr", {}, scores), scells = [];
+    el("th", {}, srow, "induction score on this sequence");
+    heads.forEach(function (name) {
+      var td = el("td", {title: "head " + name}, srow);
+      scells.push(td);
+    });
+    root.insertBefore(scoreBox, row);
+    var hrow = el("tr", {}, scores);
+    el("th", {}, hrow, "head");
+    heads.forEach(function (name) { el("td", {}, hrow, name); });
 
     function build() {  // tables sized to the current sequence
       var t = state.tokens, n = t.length, q, k;
@@ -402,7 +473,9 @@
 
     function update() {
       var t = state.tokens;
-      out = runRaw(t, {model: info.name, heads_off: enabledOff()});
+      var o = options();
+      o.model = info.name;
+      out = runRaw(t, o);
       var loss = repeatLoss(out.logits, t, state.repeat, C.d_vocab);
       lossValue.textContent = isNaN(loss) ? "n/a" : loss.toFixed(3);
       var top = Math.max(state.refs.clean, state.refs.none, state.refs.uniform) * 1.1;
@@ -422,6 +495,12 @@
           c[1].textContent = "";
         }
       }
+      heads.forEach(function (name, i) {
+        var v = inductionScore(out.patterns[Math.floor(i / H)][i % H], t);
+        scells[i].textContent = isNaN(v) ? "n/a" : v.toFixed(2);
+        scells[i].style.backgroundColor = isNaN(v) ? "" : colour(config.prob_lut, v);
+        scells[i].style.color = isNaN(v) || v >= 0.55 ? "black" : "white";
+      });
       drawPattern();
       root.setAttribute("data-updates", String(+(root.getAttribute("data-updates") || 0) + 1));
     }
@@ -454,9 +533,6 @@
       msg.textContent = "";
       setTokens(t.concat(seg, seg));
     });
-    boxes.forEach(function (cb) { cb.addEventListener("change", update); });
-    allOn.addEventListener("click", function () { boxes.forEach(function (cb) { cb.checked = true; }); update(); });
-    allOff.addEventListener("click", function () { boxes.forEach(function (cb) { cb.checked = false; }); update(); });
     select.addEventListener("change", drawPattern);
     table.addEventListener("mouseover", function (e) {
       var td = e.target.closest("td[data-q]");
@@ -476,12 +552,110 @@
     root.setAttribute("data-ready", "1");
   }
 
+
+  // ------------------------------------------------------------------ widget: virtual-head calculator (chapter 7)
+  // config: {n_layers, n_heads, length}. Chains of `length` heads in strictly increasing layers:
+  // n_heads^length * C(n_layers, length) (mechlib.count_virtual_heads), in exact integers (BigInt).
+  function countVirtualHeads(L, H, k) {
+    if (k > L) return BigInt(0);
+    var c = BigInt(1), i;
+    for (i = 0; i < k; i++) c = c * BigInt(L - i) / BigInt(i + 1);
+    return c * BigInt(H) ** BigInt(k);
+  }
+
+  function bigText(b) {
+    var s = b.toString();
+    if (s.length <= 15) return s.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return s[0] + "." + s.slice(1, 3) + " \u00d7 10^" + (s.length - 1);
+  }
+
+  function log10Big(b) {
+    var s = b.toString();
+    return s.length - 1 + Math.log10(+("0." + s.slice(0, 15)) * 10);
+  }
+
+  function virtualHeadCalculator(root, config) {
+    var P = root.id.replace(/-root$/, ""), SVG = "http://www.w3.org/2000/svg";
+    var nojs = root.querySelector(".mll-nojs");
+    if (nojs) root.removeChild(nojs);
+    var form = el("div", {"class": "mll-built mll-calc"}, root), inputs = {};
+    [["n_layers", "layers L", 1, 96], ["n_heads", "heads per layer H", 1, 256], ["length", "chain length k", 1, 96]]
+      .forEach(function (f) {
+        var lab = el("label", {}, form, f[1] + " ");
+        inputs[f[0]] = el("input", {type: "number", id: P + "-" + f[0], min: String(f[2]), max: String(f[3]),
+                                    step: "1", value: String(config[f[0]])}, lab);
+        inputs[f[0]].addEventListener("input", update);
+      });
+    var result = el("div", {"class": "mll-built", id: P + "-result", "aria-live": "polite", style: "margin:0.5em 0"}, root);
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 360 190");
+    svg.setAttribute("class", "mll-built mll-chart");
+    svg.setAttribute("role", "img");
+    root.appendChild(svg);
+    el("div", {"class": "mll-built mlt-axis"}, root,
+       "bars: the number of virtual heads of each chain length for these L and H (log scale); the chosen length is red");
+
+    function svgEl(tag, attrs, text) {
+      var e = document.createElementNS(SVG, tag);
+      Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+      if (text !== undefined) e.textContent = text;
+      svg.appendChild(e);
+      return e;
+    }
+
+    function read(name) {
+      var i = inputs[name], v = +i.value;
+      if (!Number.isInteger(v) || v < +i.min || v > +i.max)
+        throw new Error(i.parentNode.textContent.trim() + " must be a whole number from " + i.min + " to " + i.max);
+      return v;
+    }
+
+    function update() {
+      var L, H, k;
+      try { L = read("n_layers"); H = read("n_heads"); k = read("length"); }
+      catch (e) { result.textContent = e.message; return; }
+      var n = countVirtualHeads(L, H, k), total = (BigInt(H) + BigInt(1)) ** BigInt(L) - BigInt(1);
+      result.innerHTML = "";
+      el("b", {id: P + "-count"}, result, bigText(n));
+      result.appendChild(document.createTextNode(
+        " virtual heads of length " + k + " (H^k \u00d7 C(L, k) = " + H + "^" + k + " \u00d7 C(" + L + ", " + k + "))" +
+        (k > L ? ": a chain needs a different layer for each head" : "") + "; all lengths together: " +
+        bigText(total) + " ((H + 1)^L \u2212 1)."));
+      svg.innerHTML = "";
+      var logs = [], maxLog = 1;
+      for (var j = 1; j <= L; j++) { var v = log10Big(countVirtualHeads(L, H, j)); logs.push(v); maxLog = Math.max(maxLog, v); }
+      var x0 = 40, y0 = 160, w = 310, h = 140, bw = w / L;
+      svgEl("line", {x1: x0, y1: y0, x2: x0 + w, y2: y0, stroke: "#555"});
+      svgEl("line", {x1: x0, y1: y0, x2: x0, y2: y0 - h, stroke: "#555"});
+      logs.forEach(function (v, j) {
+        var bh = h * v / maxLog;
+        svgEl("rect", {x: x0 + j * bw + bw * 0.1, y: y0 - bh, width: Math.max(bw * 0.8, 0.5), height: bh,
+                       fill: j + 1 === k ? "#d62728" : "#1f77b4"}).appendChild(
+          document.createElementNS(SVG, "title")).textContent = "length " + (j + 1) + ": 10^" + v.toFixed(1);
+      });
+      [0, maxLog / 2, maxLog].forEach(function (v) {
+        svgEl("text", {x: x0 - 4, y: y0 - h * v / maxLog + 4, "text-anchor": "end", "font-size": "10"}, "10^" + v.toFixed(0));
+      });
+      svgEl("text", {x: x0 + w / 2, y: y0 + 25, "text-anchor": "middle", "font-size": "11"}, "chain length k (1 to " + L + ")");
+      svgEl("text", {x: x0 + bw / 2, y: y0 + 12, "text-anchor": "middle", "font-size": "10"}, "1");
+      svgEl("text", {x: x0 + w - bw / 2, y: y0 + 12, "text-anchor": "middle", "font-size": "10"}, String(L));
+      svgEl("text", {x: 10, y: y0 - h / 2, "font-size": "11", "text-anchor": "middle",
+                     transform: "rotate(-90 10 " + (y0 - h / 2) + ")"}, "number of virtual heads");
+      svg.setAttribute("aria-label", "number of virtual heads by chain length, largest 10^" + maxLog.toFixed(0));
+      root.setAttribute("data-updates", String(+(root.getAttribute("data-updates") || 0) + 1));
+    }
+    update();
+    root.setAttribute("data-ready", "1");
+  }
+
   window.mechlibLive = {
     run: run,
     model: function (name) { var M = loadModel(name || defaultModel()); return {name: M.name, config: M.cfg, heads: M.heads.slice(), source: M.source}; },
     logSoftmax: logSoftmax,
     repeatPositions: repeatPositions,
     repeatLoss: repeatLoss,
-    widgets: {headToggle: headToggle}
+    inductionScore: inductionScore,
+    countVirtualHeads: countVirtualHeads,
+    widgets: {headToggle: headToggle, pathAblation: pathAblation, virtualHeadCalculator: virtualHeadCalculator}
   };
 })();
