@@ -406,3 +406,42 @@ def test_calculator_fits_a_phone_and_logged_no_error(calc):
     assert calc.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert not any("weights" in u for u in calc.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)"))
     assert calc.errors == []
+
+
+# --------------------------------------------------------------------------- the composition explorer
+
+
+@pytest.fixture(scope="module")
+def explorer(browser, tmp_path_factory, model):
+    """Chapter 2's composition explorer (numbers precomputed; loads mechlib-live.js only)."""
+    html = live.composition_explorer(model, kind="V", n_baseline=200, prefix="w").data
+    page = book_like_page(browser, tmp_path_factory.mktemp("explorer"), html)
+    yield page
+    page.close()
+    page.server.shutdown()
+
+
+def test_explorer_starts_on_the_strongest_pair_of_its_kind(explorer, model):
+    s, r = mechlib.top_pair(mechlib.composition_scores(model, "V"))
+    assert (explorer.input_value("#w-sender"), explorer.input_value("#w-receiver")) == (label(s), label(r))
+
+
+@pytest.mark.parametrize("sender, receiver, kind", [("0.3", "1.1", "K"), ("0.0", "1.2", "Q"), ("0.2", "1.3", "V")])
+def test_explorer_shows_the_score_of_the_chosen_pair(explorer, model, sender, receiver, kind):
+    explorer.select_option("#w-sender", sender)
+    explorer.select_option("#w-receiver", receiver)
+    explorer.check(f"#w-kind-{kind}")
+    s, r = tuple(map(int, sender.split("."))), tuple(map(int, receiver.split(".")))
+    score = mechlib.pair_composition_score(model, s, r, kind)
+    assert explorer.text_content("#w-score") == f"{score:.3f}"
+    base = mechlib.composition_baseline(model.cfg.d_model, model.cfg.d_head, 200, 0)
+    z = (score - base.mean().item()) / base.std().item()
+    assert f"{abs(z):.1f} standard deviations {'above' if z >= 0 else 'below'}" in explorer.text_content("#w-result")
+    assert explorer.locator("#w-root svg").nth(1).locator("rect").count() == model.cfg.d_head
+
+
+def test_explorer_offers_only_later_receivers_and_logged_no_error(explorer):
+    options = explorer.locator("#w-receiver option").all_text_contents()
+    assert options == ["1.0", "1.1", "1.2", "1.3"]
+    assert explorer.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert explorer.errors == []

@@ -1,6 +1,8 @@
 """The live widgets' assets (mechlib.views.live): the shipped weights are the checkpoint's."""
 import base64
 import hashlib
+import json
+import re
 
 import numpy as np
 import pytest
@@ -120,3 +122,29 @@ def test_path_ablation_ticks_what_it_is_given(model):
 def test_path_ablation_refuses_bad_arguments(model, kwargs, message):
     with pytest.raises(ValueError, match=message):
         live.path_ablation(model, **kwargs)
+
+
+def test_composition_explorer_carries_every_pair_and_kind(model):
+    html = live.composition_explorer(model, n_baseline=50, prefix="c").data
+    config = json.loads(re.search(r'widgets\["compositionExplorer"\]\(root, (.*)\);\n', html).group(1))
+    assert sorted(config["pairs"]) == [f"0.{s}>1.{r}" for s in range(4) for r in range(4)]
+    one = config["pairs"]["0.3>1.1"]["K"]
+    assert one["score"] == pytest.approx(mechlib.pair_composition_score(model, (0, 3), (1, 1), "K"), abs=1e-5)
+    assert len(one["sv"]) == model.cfg.d_head
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kind": "O"}, "kind must be 'Q', 'K' or 'V'"),
+    ({"sender": "0.1"}, "give both sender and receiver"),
+    ({"sender": "1.1", "receiver": "0.1"}, "must be in a later layer"),
+])
+def test_composition_explorer_refuses_bad_arguments(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        live.composition_explorer(model, n_baseline=20, **kwargs)
+
+
+def test_calculator_refuses_bad_sizes():
+    with pytest.raises(ValueError, match="n_layers must be at most 96"):
+        live.virtual_head_calculator(n_layers=97)
+    with pytest.raises(ValueError, match="n_heads"):
+        live.virtual_head_calculator(n_heads=0)

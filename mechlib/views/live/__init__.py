@@ -169,7 +169,7 @@ _CSS = """
 {r} table.mll-predtable th {{ text-align: left; font-weight: normal; white-space: nowrap; }}
 {r} table.mll-predtable td.mll-rep {{ border: 2px solid #ff7f0e; }}
 {r} .mll-calc label {{ margin-right: 1em; white-space: nowrap; }}
-{r} .mll-calc input {{ width: 4.5em; }}
+{r} .mll-calc input[type=number] {{ width: 4.5em; }}
 {r} svg.mll-chart {{ width: 100%; max-width: 480px; height: auto; display: block; }}
 """
 
@@ -339,3 +339,52 @@ def virtual_head_calculator(n_layers: int = 12, n_heads: int = 12, length: int =
             raise ValueError(f"{n} must be at most {top} in the calculator; got {v}")
     config = {"n_layers": n_layers, "n_heads": n_heads, "length": length}
     return HTML(live_widget_html("virtualHeadCalculator", config, _check_prefix(prefix, "mllvc"), assets, model_name=None))
+
+
+def composition_explorer(model: Any = None, sender: Any = None, receiver: Any = None, kind: str = "K",
+                         n_baseline: int = 1000, seed: int = 0, prefix: str | None = None, assets: str = "site"):
+    """The composition explorer for the static page (``IPython.display.HTML``), no kernel needed.
+
+    The reader picks a sender, a receiver in a later layer and a kind (Q, K, V) and reads the
+    composition score against the random baseline (in standard deviations) and sees the
+    baseline's histogram with the score marked and the composed circuit's first ``d_head``
+    singular values. The weights are fixed, so every pair is computed here once
+    (:class:`mechlib.CompositionExplorerState`) and the page only looks the numbers up.
+    ``sender``, ``receiver`` (default: the pair with the largest score of ``kind``) start selected.
+
+    Shown in Chapter 2, V-Composition.
+    """
+    from IPython.display import HTML
+
+    from mechlib.composition import composition_scores
+    from mechlib.explorers import CompositionExplorerState
+    from mechlib.heads import all_heads, head_label, top_pair
+
+    if model is None:
+        from mechlib.models import load_model
+
+        model = load_model()
+    if kind not in ("Q", "K", "V"):
+        raise ValueError(f"kind must be 'Q', 'K' or 'V'; got {kind!r}")
+    state = CompositionExplorerState(model, n_baseline, seed)
+    if sender is None and receiver is None:
+        sender, receiver = top_pair(composition_scores(model, kind))
+    elif sender is None or receiver is None:
+        raise ValueError("give both sender and receiver, or neither (then the pair with the largest score starts)")
+    (s_label,) = _head_labels(model, sender, "sender")
+    (r_label,) = _head_labels(model, receiver, "receiver")
+    pairs = {}
+    for s in state.senders:
+        for r in state.receivers_for(s):
+            pairs[f"{head_label(s)}>{head_label(r)}"] = {
+                k: (lambda u: {"score": round(u["score"], 5), "z": round(u["z"], 3),
+                               "sv": [round(float(v), 5) for v in u["singular_values"][: model.cfg.d_head]]})(state.update(s, r, k))
+                for k in "QKV"}
+    if f"{s_label}>{r_label}" not in pairs:
+        raise ValueError(f"receiver {r_label} must be in a later layer than sender {s_label}")
+    counts, edges = np.histogram(state.baseline.cpu().numpy(), bins=30)
+    config = {"pairs": pairs, "heads": [head_label(h) for h in all_heads(model)], "n_heads": model.cfg.n_heads,
+              "d_head": model.cfg.d_head, "sender": s_label, "receiver": r_label, "kind": kind,
+              "baseline": {"mean": round(state.baseline_mean, 5), "std": round(state.baseline_std, 6),
+                           "edges": [round(float(e), 5) for e in edges], "counts": [int(c) for c in counts]}}
+    return HTML(live_widget_html("compositionExplorer", config, _check_prefix(prefix, "mllce"), assets, model_name=None))

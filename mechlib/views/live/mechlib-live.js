@@ -648,6 +648,111 @@
     root.setAttribute("data-ready", "1");
   }
 
+
+  // ------------------------------------------------------------------ widget: composition explorer (chapters 2-4)
+  // config: {pairs: {"s>r": {Q|K|V: {score, z, sv}}}, heads, n_heads, d_head, baseline: {mean, std, edges, counts},
+  //          sender, receiver, kind}. The weights are fixed, so every number was computed in Python.
+  function compositionExplorer(root, config) {
+    var P = root.id.replace(/-root$/, ""), SVG = "http://www.w3.org/2000/svg", H = config.n_heads;
+    var nojs = root.querySelector(".mll-nojs");
+    if (nojs) root.removeChild(nojs);
+    var form = el("div", {"class": "mll-built mll-calc"}, root);
+    var sLab = el("label", {}, form, "sender "), sSel = el("select", {id: P + "-sender"}, sLab);
+    var rLab = el("label", {}, form, "receiver "), rSel = el("select", {id: P + "-receiver"}, rLab);
+    var kBox = el("span", {role: "radiogroup", "aria-label": "kind of composition"}, form), kinds = {};
+    ["Q", "K", "V"].forEach(function (k) {
+      var lab = el("label", {}, kBox);
+      kinds[k] = el("input", {type: "radio", name: P + "-kind", id: P + "-kind-" + k, value: k}, lab);
+      lab.appendChild(document.createTextNode(" " + k + "-composition"));
+      kinds[k].checked = k === config.kind;
+      kinds[k].addEventListener("change", update);
+    });
+    var senders = config.heads.filter(function (h) { return Object.keys(config.pairs).some(function (p) { return p.split(">")[0] === h; }); });
+    senders.forEach(function (h) { el("option", {value: h}, sSel, h); });
+    sSel.value = config.sender;
+    var result = el("div", {"class": "mll-built", id: P + "-result", "aria-live": "polite", style: "margin:0.5em 0"}, root);
+    var charts = el("div", {"class": "mll-built mlt-row"}, root);
+    function chart(label) {
+      var box = el("div", {style: "flex:1 1 300px; min-width:0"}, charts);
+      var svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("viewBox", "0 0 340 180");
+      svg.setAttribute("class", "mll-chart");
+      svg.setAttribute("role", "img");
+      box.appendChild(svg);
+      el("div", {"class": "mlt-axis"}, box, label);
+      return svg;
+    }
+    var hist = chart("grey: the scores of random pairs of rank-" + config.d_head + " matrices; red: this pair");
+    var spec = chart("singular values of the composed circuit (only " + config.d_head + " can be non-zero)");
+
+    function svgEl(svg, tag, attrs, text) {
+      var e = document.createElementNS(SVG, tag);
+      Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+      if (text !== undefined) e.textContent = text;
+      svg.appendChild(e);
+      return e;
+    }
+
+    function fillReceivers() {
+      var s = sSel.value, keep = rSel.value;
+      rSel.innerHTML = "";
+      config.heads.forEach(function (h) { if ((s + ">" + h) in config.pairs) el("option", {value: h}, rSel, h); });
+      if ((s + ">" + keep) in config.pairs) rSel.value = keep;
+    }
+
+    function axes(svg, x0, y0, w, h, xlabel, ylabel) {
+      svgEl(svg, "line", {x1: x0, y1: y0, x2: x0 + w, y2: y0, stroke: "#555"});
+      svgEl(svg, "line", {x1: x0, y1: y0, x2: x0, y2: y0 - h, stroke: "#555"});
+      svgEl(svg, "text", {x: x0 + w / 2, y: y0 + 28, "text-anchor": "middle", "font-size": "11"}, xlabel);
+      svgEl(svg, "text", {x: 10, y: y0 - h / 2, "font-size": "11", "text-anchor": "middle",
+                          transform: "rotate(-90 10 " + (y0 - h / 2) + ")"}, ylabel);
+    }
+
+    function update() {
+      var kind = ["Q", "K", "V"].filter(function (k) { return kinds[k].checked; })[0];
+      var key = sSel.value + ">" + rSel.value, d = config.pairs[key][kind], b = config.baseline;
+      result.innerHTML = "";
+      result.appendChild(document.createTextNode(kind + "-composition score of " + sSel.value + " \u2192 " + rSel.value + ": "));
+      el("b", {id: P + "-score"}, result, d.score.toFixed(3));
+      result.appendChild(document.createTextNode(", " + Math.abs(d.z).toFixed(1) + " standard deviations " +
+        (d.z >= 0 ? "above" : "below") + " the random baseline (mean " + b.mean.toFixed(3) + ", SD " + b.std.toFixed(4) + ")."));
+      // the baseline histogram and this pair's score
+      hist.innerHTML = "";
+      var x0 = 40, y0 = 150, w = 290, h = 130, lo = Math.min(b.edges[0], d.score), hi = Math.max(b.edges[b.edges.length - 1], d.score);
+      var pad = (hi - lo) * 0.05, X = function (v) { return x0 + w * (v - lo + pad) / (hi - lo + 2 * pad); };
+      var top = Math.max.apply(null, b.counts);
+      b.counts.forEach(function (c, i) {
+        svgEl(hist, "rect", {x: X(b.edges[i]), y: y0 - h * c / top, width: Math.max(X(b.edges[i + 1]) - X(b.edges[i]) - 0.5, 0.5),
+                             height: h * c / top, fill: "#aaa"});
+      });
+      svgEl(hist, "line", {x1: X(d.score), x2: X(d.score), y1: y0, y2: y0 - h, stroke: "#d62728", "stroke-width": 2});
+      [lo, hi].forEach(function (v, i) {
+        svgEl(hist, "text", {x: X(v), y: y0 + 12, "text-anchor": i ? "end" : "start", "font-size": "10"}, v.toFixed(3));
+      });
+      axes(hist, x0, y0, w, h, "composition score", "random pairs");
+      hist.setAttribute("aria-label", "histogram of random scores with this pair's score " + d.score.toFixed(3));
+      // the singular values
+      spec.innerHTML = "";
+      var n = d.sv.length, smax = d.sv[0] || 1, bw = w / n;
+      d.sv.forEach(function (v, i) {
+        var bh = h * v / smax;
+        svgEl(spec, "rect", {x: x0 + i * bw + bw * 0.1, y: y0 - bh, width: bw * 0.8, height: bh, fill: "#1f77b4"})
+          .appendChild(document.createElementNS(SVG, "title")).textContent = "singular value " + (i + 1) + ": " + v.toFixed(4);
+      });
+      svgEl(spec, "text", {x: x0 - 4, y: y0 - h + 4, "text-anchor": "end", "font-size": "10"}, smax.toFixed(2));
+      svgEl(spec, "text", {x: x0 - 4, y: y0 + 4, "text-anchor": "end", "font-size": "10"}, "0");
+      axes(spec, x0, y0, w, h, "index (1 to " + n + ")", "singular value");
+      spec.setAttribute("aria-label", "singular values, largest " + smax.toFixed(3));
+      root.setAttribute("data-updates", String(+(root.getAttribute("data-updates") || 0) + 1));
+    }
+    sSel.addEventListener("change", function () { fillReceivers(); update(); });
+    rSel.addEventListener("change", update);
+    fillReceivers();
+    rSel.value = config.receiver;
+    update();
+    root.setAttribute("data-ready", "1");
+  }
+
   window.mechlibLive = {
     run: run,
     model: function (name) { var M = loadModel(name || defaultModel()); return {name: M.name, config: M.cfg, heads: M.heads.slice(), source: M.source}; },
@@ -656,6 +761,7 @@
     repeatLoss: repeatLoss,
     inductionScore: inductionScore,
     countVirtualHeads: countVirtualHeads,
-    widgets: {headToggle: headToggle, pathAblation: pathAblation, virtualHeadCalculator: virtualHeadCalculator}
+    widgets: {headToggle: headToggle, pathAblation: pathAblation, virtualHeadCalculator: virtualHeadCalculator,
+               compositionExplorer: compositionExplorer}
   };
 })();
