@@ -126,7 +126,7 @@ def test_path_ablation_refuses_bad_arguments(model, kwargs, message):
 
 def test_composition_explorer_carries_every_pair_and_kind(model):
     html = live.composition_explorer(model, n_baseline=50, prefix="c").data
-    config = json.loads(re.search(r'widgets\["compositionExplorer"\]\(root, (.*)\);\n', html).group(1))
+    config = json.loads(re.search(r'widgets\["compositionExplorer"\]\(root, (\{.*\})\);', html).group(1))
     assert sorted(config["pairs"]) == [f"0.{s}>1.{r}" for s in range(4) for r in range(4)]
     one = config["pairs"]["0.3>1.1"]["K"]
     assert one["score"] == pytest.approx(mechlib.pair_composition_score(model, (0, 3), (1, 1), "K"), abs=1e-5)
