@@ -445,3 +445,48 @@ def test_explorer_offers_only_later_receivers_and_logged_no_error(explorer):
     assert options == ["1.0", "1.1", "1.2", "1.3"]
     assert explorer.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert explorer.errors == []
+
+
+# --------------------------------------------------------------------------- the path expansion and the term picker
+
+
+def test_expand_matches_path_expansion_term_by_term(tab, model):
+    for _, tokens in random_cases(4):
+        out = tab.evaluate("(t) => window.mechlibLive.expand(t)", tokens)
+        ref = mechlib.path_expansion(model, torch.tensor([tokens]))
+        assert out["names"] == list(ref.terms)
+        assert out["kinds"] == ref.kinds
+        for name, term in ref.terms.items():
+            assert_close(np.array(out["terms"][name]), term[0].numpy(), f"term {name} of {tokens}")
+
+
+def test_expand_refuses_interventions(tab):
+    got = tab.evaluate("""() => { try { window.mechlibLive.expand([1, 2], {heads_off: ["0.1"]}); }
+                                 catch (e) { return e.message; } }""")
+    assert "expand takes no heads_off" in got
+
+
+@pytest.fixture(scope="module")
+def terms(browser, tmp_path_factory, model):
+    """Chapter 6's term picker."""
+    page = book_like_page(browser, tmp_path_factory.mktemp("terms"), live.term_picker(model, prefix="w").data)
+    yield page
+    page.close()
+    page.server.shutdown()
+
+
+def test_term_picker_loss_follows_the_kept_terms(terms, model):
+    t = tokens_shown(terms)
+    ref = mechlib.path_expansion(model, torch.tensor([t]))
+    assert shown_loss(terms) == pytest.approx(python_repeat_loss(model, t, [], ref.total()), abs=1e-3)
+    terms.click("#w-virtual-none")
+    kept = [n for n, k in ref.kinds.items() if k != "virtual"]
+    assert shown_loss(terms) == pytest.approx(python_repeat_loss(model, t, [], ref.total(kept)), abs=1e-3)
+    terms.click("#w-term-direct")
+    kept.remove("direct")
+    assert shown_loss(terms) == pytest.approx(python_repeat_loss(model, t, [], ref.total(kept)), abs=1e-3)
+
+
+def test_term_picker_fits_a_phone_and_logged_no_error(terms):
+    assert terms.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert terms.errors == []

@@ -148,3 +148,9 @@ def test_calculator_refuses_bad_sizes():
         live.virtual_head_calculator(n_layers=97)
     with pytest.raises(ValueError, match="n_heads"):
         live.virtual_head_calculator(n_heads=0)
+
+
+def test_term_picker_refuses_unknown_terms(model):
+    with pytest.raises(ValueError, match=r"terms_off: unknown term\(s\) \['0.3->0.1'\]"):
+        live.term_picker(model, terms_off=["0.3->0.1"])
+    assert '"terms_off":["0.3->1.1"]' in live.term_picker(model, terms_off="0.3->1.1").data

@@ -388,3 +388,37 @@ def composition_explorer(model: Any = None, sender: Any = None, receiver: Any = 
               "baseline": {"mean": round(state.baseline_mean, 5), "std": round(state.baseline_std, 6),
                            "edges": [round(float(e), 5) for e in edges], "counts": [int(c) for c in counts]}}
     return HTML(live_widget_html("compositionExplorer", config, _check_prefix(prefix, "mllce"), assets, model_name=None))
+
+
+def term_picker(model: Any = None, tokens: Any = None, terms_off: Any = (), pattern_head: str | None = None,
+                prefix: str | None = None, assets: str = "site", **kwargs: Any):
+    """The path-expansion term picker, computed in the page (``IPython.display.HTML``).
+
+    The page splits the model's logits on the reader's sequence into the exact path
+    expansion of :func:`mechlib.path_expansion` (direct path, single heads, virtual heads,
+    bias terms, from the clean run's attention patterns) and the reader switches terms
+    off: the loss on the repeated tokens and the predictions follow the sum of the kept
+    terms. ``terms_off`` (term names such as ``"0.3->1.1"``) start unticked; the other
+    arguments are those of :func:`head_toggle`.
+
+    Shown in Chapter 6, The Two-Layer Expansion.
+    """
+    from IPython.display import HTML
+
+    import torch
+
+    from mechlib.expansion import path_expansion
+
+    if model is None:
+        from mechlib.models import load_model
+
+        model = load_model()
+    config = head_toggle_config(model, tokens, pattern_head, **kwargs)
+    names = list(path_expansion(model, torch.tensor([config["tokens"]])).terms)
+    if isinstance(terms_off, str):
+        terms_off = [terms_off]
+    unknown = [t for t in terms_off if t not in names]
+    if unknown:
+        raise ValueError(f"terms_off: unknown term(s) {unknown}; terms are {names}")
+    config["terms_off"] = list(terms_off)
+    return HTML(live_widget_html("termPicker", config, _check_prefix(prefix, "mlltp"), assets))

@@ -352,9 +352,108 @@
     return count ? total / count : NaN;
   }
 
+  // ------------------------------------------------------------------ the path expansion (chapter 6)
+  // Exact split of the logits into one term per path, from the clean run's attention patterns
+  // (as mechlib.path_expansion): "direct", head "l.h", chain "0.1->1.2", bias "bias l",
+  // "bias l->m.h" (layer l's bias read through a later head) and "bias unembed".
+  function expandRaw(M, tokens) {
+    var key = M.name + ":" + tokens.join(",");
+    if (M.expansion && M.expansion.key === key) return M.expansion.value;
+    var c = M.cfg, W = M.W, n = tokens.length, D = c.d_model, dh = c.d_head, H = c.n_heads, V = c.d_vocab, i, d, t;
+    var clean = forward(M, tokens, new Uint8Array(M.heads.length), pathsOff(M, undefined));
+    var x0 = new Float64Array(n * D);
+    for (i = 0; i < n; i++) for (d = 0; d < D; d++) x0[i * D + d] = W.W_E[tokens[i] * D + d] + W.W_pos[i * D + d];
+    var paths = [{name: "direct", kind: "direct", r: x0}];
+    for (var l = 0; l < c.n_layers; l++) {
+      var added = [];
+      paths.forEach(function (p) {
+        for (var h = 0; h < H; h++) {
+          var idx = l * H + h, label = l + "." + h;
+          var rows = p.kind === "bias" ? 1 : n;  // a bias is the same vector at every position
+          var v = project(p.r, rows, D, W.W_V, idx * D * dh, dh, null, 0);
+          var o = project(v, rows, dh, W.W_O, idx * dh * D, D, null, 0);
+          if (p.kind === "bias") { added.push({name: p.name + "->" + label, kind: "bias", r: o}); continue; }
+          var A = clean.patterns[l][h], moved = new Float64Array(n * D);
+          for (var q = 0; q < n; q++) for (var k = 0; k <= q; k++) {
+            var a = A[q * n + k];
+            if (a === 0) continue;
+            for (d = 0; d < D; d++) moved[q * D + d] += a * o[k * D + d];
+          }
+          added.push({name: p.kind === "direct" ? label : p.name + "->" + label, kind: p.kind === "direct" ? "single" : "virtual", r: moved});
+        }
+      });
+      paths = paths.concat(added);
+      var beta = new Float64Array(D);
+      for (d = 0; d < D; d++) beta[d] = W.b_O[l * D + d];
+      for (var hh = 0; hh < H; hh++) {
+        var bo = project(W.b_V.subarray((l * H + hh) * dh, (l * H + hh + 1) * dh), 1, dh, W.W_O, (l * H + hh) * dh * D, D, null, 0);
+        for (d = 0; d < D; d++) beta[d] += bo[d];
+      }
+      paths.push({name: "bias " + l, kind: "bias", r: beta});
+    }
+    var terms = {}, kinds = {}, names = [];
+    paths.forEach(function (p) {
+      var rows = p.kind === "bias" ? 1 : n, u = project(p.r, rows, D, W.W_U, 0, V, null, 0), full = new Float64Array(n * V);
+      for (i = 0; i < n; i++) for (t = 0; t < V; t++) full[i * V + t] = u[(rows === 1 ? 0 : i) * V + t];
+      terms[p.name] = full; kinds[p.name] = p.kind; names.push(p.name);
+    });
+    var bu = new Float64Array(n * V);
+    for (i = 0; i < n; i++) for (t = 0; t < V; t++) bu[i * V + t] = W.b_U[t];
+    terms["bias unembed"] = bu; kinds["bias unembed"] = "bias"; names.push("bias unembed");
+    var value = {names: names, kinds: kinds, terms: terms, patterns: clean.patterns};
+    M.expansion = {key: key, value: value};
+    return value;
+  }
+
+  // window.mechlibLive.expand(tokens, {model}) -> {names, kinds, terms: {name: logits [pos][token]}}
+  function expand(tokens, options) {
+    options = checkOptions(options);
+    ["heads_off", "paths_off"].forEach(function (k) {
+      if (options[k] !== undefined) throw new Error("mechlibLive: expand takes no " + k + " (it expands the clean run)");
+    });
+    var M = loadModel(options.model === undefined ? defaultModel() : options.model);
+    checkTokens(M, tokens);
+    var ex = expandRaw(M, Array.from(tokens)), out = {};
+    ex.names.forEach(function (name) { out[name] = rows(ex.terms[name], tokens.length, M.cfg.d_vocab); });
+    return {names: ex.names.slice(), kinds: Object.assign({}, ex.kinds), terms: out};
+  }
+
+  // Controls of the term picker: a checkbox per term of the expansion, grouped by kind.
+  function termControls(root, ctx) {
+    var P = ctx.P, M = loadModel(ctx.config.model), ex = expandRaw(M, ctx.config.tokens), boxes = [];
+    var box = el("fieldset", {"class": "mlt-heads mll-built"}, root);
+    el("legend", {}, box, "Terms of the path expansion (ticked = kept in the logits)");
+    var off = ctx.config.terms_off || [];
+    [["direct", "direct path"], ["single", "single-head terms"], ["virtual", "virtual-head terms"], ["bias", "bias terms"]]
+      .forEach(function (g) {
+        var names = ex.names.filter(function (n) { return ex.kinds[n] === g[0]; });
+        if (!names.length) return;
+        var row = el("div", {"class": "mll-group"}, box);
+        el("b", {}, row, g[1] + " ");
+        var group = names.map(function (name) {
+          var lab = el("label", {}, row);
+          var cb = el("input", {type: "checkbox", id: P + "-term-" + name.replace(/[^0-9a-z]+/g, "_"), "data-term": name}, lab);
+          cb.checked = off.indexOf(name) < 0;
+          lab.appendChild(document.createTextNode(" " + name));
+          cb.addEventListener("change", ctx.changed);
+          boxes.push(cb);
+          return cb;
+        });
+        [["all", true], ["none", false]].forEach(function (b) {
+          el("button", {type: "button", id: P + "-" + g[0] + "-" + b[0]}, row, b[0]).addEventListener("click", function () {
+            group.forEach(function (cb) { cb.checked = b[1]; }); ctx.changed(); });
+        });
+      });
+    return function () {
+      return {terms: boxes.filter(function (cb) { return cb.checked; }).map(function (cb) { return cb.getAttribute("data-term"); })};
+    };
+  }
+
+  function termPicker(root, config) { return mountLive(root, config, termControls); }
+
   function mountLive(root, config, controls) {
     var api = window.mechlibLive, info = api.model(config.model), C = info.config;
-    var P = root.id.replace(/-root$/, ""), H = C.n_heads, heads = info.heads;
+    var P = root.id.replace(/-root$/, ""), H = C.n_heads, heads = info.heads, M = loadModel(info.name);
     var state = {tokens: config.tokens.slice(), seed: config.seed >>> 0 || 1, cursor: null, refs: null};
     var nojs = root.querySelector(".mll-nojs");
     if (nojs) root.removeChild(nojs);  // keeps the widget's <style>
@@ -474,8 +573,14 @@
     function update() {
       var t = state.tokens;
       var o = options();
-      o.model = info.name;
-      out = runRaw(t, o);
+      if (o.terms) {  // the term picker: the sum of the kept terms of the clean run's path expansion
+        var ex = expandRaw(M, t), V = C.d_vocab, logits = new Float64Array(t.length * V);
+        o.terms.forEach(function (name) { var term = ex.terms[name]; for (var i = 0; i < logits.length; i++) logits[i] += term[i]; });
+        out = {n: t.length, V: V, logits: logits, patterns: ex.patterns};
+      } else {
+        o.model = info.name;
+        out = runRaw(t, o);
+      }
       var loss = repeatLoss(out.logits, t, state.repeat, C.d_vocab);
       lossValue.textContent = isNaN(loss) ? "n/a" : loss.toFixed(3);
       var top = Math.max(state.refs.clean, state.refs.none, state.refs.uniform) * 1.1;
@@ -761,7 +866,8 @@
     repeatLoss: repeatLoss,
     inductionScore: inductionScore,
     countVirtualHeads: countVirtualHeads,
-    widgets: {headToggle: headToggle, pathAblation: pathAblation, virtualHeadCalculator: virtualHeadCalculator,
+    expand: expand,
+    widgets: {termPicker: termPicker, headToggle: headToggle, pathAblation: pathAblation, virtualHeadCalculator: virtualHeadCalculator,
                compositionExplorer: compositionExplorer}
   };
 })();
