@@ -27,6 +27,15 @@
   var OPTIONS = ["heads_off", "paths_off", "model"];
   var decoded = {};
 
+  // Book themes style every legend and table; inside a widget, keep them plain.
+  if (typeof document !== "undefined" && document.head) {
+    var style = document.createElement("style");
+    style.textContent = ".mll-widget fieldset legend { font-size: 1em; font-weight: bold; float: none; width: auto;" +
+      " padding: 0 0.3em; margin: 0; line-height: 1.3; }\n" +
+      ".mll-widget table { margin: 0 !important; width: auto; }";
+    document.head.appendChild(style);
+  }
+
   // ------------------------------------------------------------------ weights
   function decodeB85(text) {
     var val = new Int16Array(128).fill(-1), i;
