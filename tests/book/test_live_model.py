@@ -490,3 +490,31 @@ def test_term_picker_loss_follows_the_kept_terms(terms, model):
 def test_term_picker_fits_a_phone_and_logged_no_error(terms):
     assert terms.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert terms.errors == []
+
+
+# --------------------------------------------------------------------------- outside the book
+
+
+def test_inline_assets_run_the_widget_in_a_page_without_the_book(browser, tmp_path, model):
+    # what a notebook output holds with assets="inline": no _static/live/ to load from
+    page_file = tmp_path / "notebook-output.html"
+    page_file.write_text('<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>'
+                         + live.head_toggle(model, prefix="w", assets="inline").data + "</body></html>")
+    page = watched_page(browser, "file://")
+    page.goto(page_file.as_uri())
+    page.wait_for_selector("#w-root[data-ready='1']", timeout=20_000)
+    page.click("#w-cb-0")
+    assert shown_loss(page) == pytest.approx(python_repeat_loss(model, tokens_shown(page), [(0, 0)]), abs=1e-3)
+    assert page.errors == []
+    page.close()
+
+
+def test_site_assets_outside_the_book_say_what_to_do(browser, tmp_path, model):
+    page_file = tmp_path / "no-book.html"
+    page_file.write_text('<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>'
+                         + live.head_toggle(model, prefix="w").data + "</body></html>")
+    page = watched_page(browser, "file://")
+    page.goto(page_file.as_uri())
+    assert 'assets="inline"' in page.text_content("#w-root .mll-nojs")
+    assert page.errors == []
+    page.close()
