@@ -174,7 +174,7 @@
         for (var kind = 0; kind < 3; kind++) {
           var cut = cuts[3 * idx + kind], x = resid;
           if (cut.length) {
-            x = Float64Array.from(resid);
+            x = new Float64Array(resid);  // a copy
             for (var ci = 0; ci < cut.length; ci++) {
               var so = outputs[cut[ci]];
               for (t = 0; t < n * D; t++) x[t] -= so[t];
@@ -561,13 +561,18 @@
 
     function drawPattern() {
       var name = select.value, i = heads.indexOf(name), A = out.patterns[Math.floor(i / H)][i % H], n = out.n;
-      for (var q = 0; q < n; q++) for (var k = 0; k < n; k++) {
-        var td = cells[q][k], v = A[q * n + k];
-        td.style.backgroundColor = k > q ? "transparent" : colour(config.attn_lut, v);
-        td.title = k > q ? "" : "query " + q + " (token " + state.tokens[q] + ") \u2192 key " + k + " (token " +
-                   state.tokens[k] + "): " + v.toFixed(3);
+      for (var q = 0; q < n; q++) for (var k = 0; k <= q; k++) {  // above the diagonal stays blank
+        var col = colour(config.attn_lut, A[q * n + k]), td = cells[q][k];
+        if (td.mllColour !== col) { td.style.backgroundColor = col; td.mllColour = col; }  // touch only what changed
       }
       showCell();
+    }
+
+    // "query 5 (token 2) -> key 2 (token 21): 0.377", written when a cell is hovered or reached
+    function cellText(q, k) {
+      var name = select.value, i = heads.indexOf(name), n = out.n;
+      return "query " + q + " (token " + state.tokens[q] + ") \u2192 key " + k + " (token " + state.tokens[k] + "): " +
+             out.patterns[Math.floor(i / H)][i % H][q * n + k].toFixed(3);
     }
 
     function showCell() {
@@ -576,6 +581,7 @@
       if (!c || c[0] >= state.tokens.length) { readout.textContent = "\u00a0"; return; }
       var td = cells[c[0]][c[1]];
       td.classList.add("mll-cursor");
+      td.title = cellText(c[0], c[1]);
       readout.textContent = "head " + select.value + ": " + td.title;
     }
 
