@@ -1,0 +1,156 @@
+"""The live widgets' assets (mechlib.views.live): the shipped weights are the checkpoint's."""
+import base64
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import mechlib
+from mechlib.views import live
+
+WEIGHTS = live.asset_dir() / live.weights_file(mechlib.BUNDLED_MODEL)
+SOURCE = f"mechlib/checkpoints/{mechlib.BUNDLED_MODEL}.pt"
+
+
+def test_shipped_weights_are_what_the_export_script_writes_today(model):
+    # fails when the checkpoint changes without `python scripts/export_live_weights.py`
+    assert WEIGHTS.read_text() == live.weights_js(model, mechlib.BUNDLED_MODEL, source=SOURCE)
+
+
+def test_shipped_weights_decode_to_the_checkpoint_tensors_exactly():
+    # decoded here with the standard library alone, compared with the raw state dict
+    state = torch.load(mechlib.models.bundled_checkpoint(), weights_only=True)
+    header, tensors = live.read_weights_js(WEIGHTS.read_text())
+    cfg = header["config"]
+    L, H, D, dh = cfg["n_layers"], cfg["n_heads"], cfg["d_model"], cfg["d_head"]
+    assert np.array_equal(tensors["W_E"], state["embed.weight"].numpy())
+    assert np.array_equal(tensors["W_pos"], state["pos_embed.weight"].numpy())
+    assert np.array_equal(tensors["W_U"], state["unembed.weight"].numpy().T)
+    for l in range(L):
+        for c in "qkv":
+            w = state[f"blocks.{l}.attn.{c}.weight"].numpy()  # nn.Linear: [out = head * d_head, in]
+            assert np.array_equal(tensors[f"W_{c.upper()}"][l], w.reshape(H, dh, D).transpose(0, 2, 1))
+            assert np.array_equal(tensors[f"b_{c.upper()}"][l], state[f"blocks.{l}.attn.{c}.bias"].numpy().reshape(H, dh))
+        w_o = state[f"blocks.{l}.attn.o.weight"].numpy()  # [d_model, head * d_head]
+        assert np.array_equal(tensors["W_O"][l], w_o.T.reshape(H, dh, D))
+
+
+def test_header_hash_is_the_hash_of_the_data():
+    text = WEIGHTS.read_text()
+    data = text[text.index('"data":"') + 8: text.rindex('"}')]
+    assert hashlib.sha256(base64.b85decode(data)).hexdigest() == live.read_weights_js(text)[0]["sha256"]
+
+
+def test_the_assets_stay_small():
+    assert WEIGHTS.stat().st_size <= 200_000
+    assert sum(f.stat().st_size for f in live.asset_files()) <= 500_000
+
+
+def test_export_refuses_a_model_with_layernorm(model):
+    class Fake:
+        cfg = type("cfg", (), {"attn_only": True, "normalization_type": "LN"})()
+
+    with pytest.raises(ValueError, match="without LayerNorm"):
+        live.weights_js(Fake())
+    with pytest.raises(ValueError, match="name must be"):
+        live.weights_js(model, name="a/b")
+
+
+# --------------------------------------------------------------------------- the head toggle's HTML
+
+
+def test_head_toggle_starts_on_the_toggle_default_sequence(model):
+    from mechlib import toggle
+
+    config = live.head_toggle_config(model)
+    assert config["tokens"] == toggle.default_tokens(model)[0].tolist()
+    assert (config["prefix_len"], config["half_len"]) == (toggle.DEFAULT_PREFIX_LEN, toggle.DEFAULT_HALF_LEN)
+
+
+def test_head_toggle_shows_the_strongest_induction_head_first(model):
+    from mechlib import toggle
+
+    scores = mechlib.induction_scores(model, toggle.default_tokens(model))
+    assert live.head_toggle_config(model)["pattern_head"] == f"1.{int(scores[1].argmax())}"
+
+
+def test_site_assets_are_loaded_from_the_book_and_inline_assets_are_carried(model):
+    site = live.head_toggle(model, prefix="a").data
+    inline = live.head_toggle(model, prefix="a", assets="inline").data
+    weights = WEIGHTS.read_text()
+    assert weights not in site and '"_static/live"' in site
+    assert weights in inline and (live.asset_dir() / live.MODULE_FILE).read_text() in inline
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prefix": "1bad"}, "prefix must start with a letter"),
+    ({"assets": "cdn"}, "assets must be 'site'"),
+    ({"pattern_head": "2.0"}, "layer"),
+    ({"half_len": 14}, r"prefix_len \+ 2 \* half_len <= n_ctx = 32"),
+    ({"tokens": [[1, 2], [3, 4]]}, "one sequence"),
+])
+def test_head_toggle_refuses_bad_arguments(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        live.head_toggle(model, **kwargs)
+
+
+def test_the_book_extension_copies_the_assets_into_the_built_site(tmp_path):
+    from types import SimpleNamespace
+
+    from mechlib.views.live import book_ext
+
+    app = SimpleNamespace(outdir=str(tmp_path), builder=SimpleNamespace(format="html"))
+    book_ext.copy_assets(app, None)
+    for f in live.asset_files():
+        assert (tmp_path / live.SITE_DIR / f.name).read_bytes() == f.read_bytes()
+
+
+def test_path_ablation_ticks_what_it_is_given(model):
+    html = live.path_ablation(model, senders=(0, 3), receivers=["1.2", (1, 0)], kinds="KQ", prefix="p").data
+    assert '"cut":{"senders":["0.3"],"receivers":["1.0","1.2"],"kinds":["K","Q"]}' in html
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kinds": "X"}, "kinds must be a string of distinct 'Q', 'K', 'V'"),
+    ({"kinds": "KK"}, "kinds must be a string of distinct"),
+    ({"senders": ["0.7"]}, r"senders\[0\]=\(0, 7\): head 7 does not exist"),
+    ({"receivers": ["one"]}, r"receivers\[0\] must be a head name"),
+])
+def test_path_ablation_refuses_bad_arguments(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        live.path_ablation(model, **kwargs)
+
+
+def test_composition_explorer_carries_every_pair_and_kind(model):
+    html = live.composition_explorer(model, n_baseline=50, prefix="c").data
+    config = json.loads(re.search(r'widgets\["compositionExplorer"\]\(root, (\{.*\})\);', html).group(1))
+    assert sorted(config["pairs"]) == [f"0.{s}>1.{r}" for s in range(4) for r in range(4)]
+    one = config["pairs"]["0.3>1.1"]["K"]
+    assert one["score"] == pytest.approx(mechlib.pair_composition_score(model, (0, 3), (1, 1), "K"), abs=1e-5)
+    assert len(one["sv"]) == model.cfg.d_head
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kind": "O"}, "kind must be 'Q', 'K' or 'V'"),
+    ({"sender": "0.1"}, "give both sender and receiver"),
+    ({"sender": "1.1", "receiver": "0.1"}, "must be in a later layer"),
+])
+def test_composition_explorer_refuses_bad_arguments(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        live.composition_explorer(model, n_baseline=20, **kwargs)
+
+
+def test_calculator_refuses_bad_sizes():
+    with pytest.raises(ValueError, match="n_layers must be at most 96"):
+        live.virtual_head_calculator(n_layers=97)
+    with pytest.raises(ValueError, match="n_heads"):
+        live.virtual_head_calculator(n_heads=0)
+
+
+def test_term_picker_refuses_unknown_terms(model):
+    with pytest.raises(ValueError, match=r"terms_off: unknown term\(s\) \['0.3->0.1'\]"):
+        live.term_picker(model, terms_off=["0.3->0.1"])
+    assert '"terms_off":["0.3->1.1"]' in live.term_picker(model, terms_off="0.3->1.1").data
