@@ -18,7 +18,7 @@ one and measures, on one evaluation batch (:func:`mechlib.repeated_batch`):
 :func:`halfway_step` turns one curve into one step: where it has gone half of the way
 from its first value to its last, for good.
 
-Taught in Chapter 5b, The Circuit Forms.
+Taught in The Circuit Forms, in chapter 5.
 """
 from __future__ import annotations
 
@@ -167,8 +167,8 @@ def halfway_step(steps: Sequence[int], values: Any) -> int:
     such that every ``j >= i`` is past half-way. It works for rising curves (scores) and
     falling ones (losses) alike; for a score that starts near 0 it is the step at which the
     score crosses half of its final value, and stays above it. Raises ``ValueError`` for a
-    flat curve (``v_end == v_0``) or when ``steps`` is not increasing. Chapter 5b, The Circuit
-    Forms.
+    flat curve (``v_end == v_0``) or when ``steps`` is not increasing. The Circuit Forms,
+    in chapter 5.
     """
     values = torch.as_tensor(values, dtype=torch.float64).flatten()
     steps = list(steps)

@@ -34,8 +34,8 @@ from mechlib.data import induction_training_batch
 
 BUNDLED_MODEL = "induction-2l"
 CHECKPOINT_DIR = "checkpoints"
-#: the training steps at which ``induction-2l`` ships a snapshot of its weights (Chapter 5b,
-#: The Circuit Forms): every 50 steps up to 300, every 20 steps through the phase change
+#: the training steps at which ``induction-2l`` ships a snapshot of its weights (The Circuit Forms,
+#: in chapter 5): every 50 steps up to 300, every 20 steps through the phase change
 #: (300 to 800), then sparser, and the final model (step 4000).
 CHECKPOINT_STEPS: tuple[int, ...] = (
     tuple(range(0, 300, 50))
@@ -168,7 +168,7 @@ def train_induction_model(
     ``model.snapshots`` (``{step: state_dict}``): step ``N`` is the model after
     ``N`` updates (``0`` is the initialisation, ``config.steps`` the final model).
     Copying the weights changes nothing in the training itself. The shipped
-    snapshots (Chapter 5b, The Circuit Forms) use :data:`CHECKPOINT_STEPS`.
+    snapshots (The Circuit Forms, in chapter 5) use :data:`CHECKPOINT_STEPS`.
     """
     config = dataclasses.replace(config or InductionConfig(), seed=seed)
     torch.manual_seed(seed)
@@ -264,8 +264,8 @@ def save_snapshots(model: TransformerBridge, path: str | os.PathLike, final_step
     The final step (``final_step``, default the config's ``steps``) is left out: it is the
     float32 checkpoint written by :func:`save_model`. The fixed positional table is left out
     too (it is not trained). Float16 keeps about three significant digits of every weight,
-    which leaves every number the book prints from the snapshots unchanged (Chapter 5b,
-    The Circuit Forms; checked by ``tests/core/test_models.py``).
+    which leaves every number the book prints from the snapshots unchanged (The Circuit Forms,
+    in chapter 5; checked by ``tests/core/test_models.py``).
     """
     config: InductionConfig = model.induction_config  # type: ignore[attr-defined]
     final_step = config.steps if final_step is None else final_step
@@ -321,7 +321,7 @@ def checkpoint_steps() -> list[int]:
 
     Step ``N`` is the model after ``N`` updates: ``0`` is the initialisation and the last
     one is the final model, the one ``load_model("induction-2l")`` returns. Each of them
-    loads with ``load_model("induction-2l", step=N)``. Chapter 5b, The Circuit Forms.
+    loads with ``load_model("induction-2l", step=N)``. The Circuit Forms, in chapter 5.
     """
     data = _snapshot_file()
     return [int(s) for s in data["steps"]] + [int(data["final_step"])]
@@ -508,7 +508,7 @@ def load_model(
     from any device. See the README ("Devices") for where results come back.
 
     ``step`` (``"induction-2l"`` only) loads the model as it was after that many training
-    steps, one of :func:`checkpoint_steps` (section 5.1, The Circuit Forms); the last step
+    steps, one of :func:`checkpoint_steps` (The Circuit Forms, in chapter 5); the last step
     is the final model itself. Snapshots before the last are stored in float16.
 
     Local folders and MiniLM: the appendix, Composition in a Real Transformer.

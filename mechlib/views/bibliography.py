@@ -3,7 +3,7 @@
 The chapters cite author-year ("Elhage et al. (2021)", ``bibtex_reference_style:
 author_year`` in ``_config.yml``); with pybtex's stock styles the list at the back would
 still label its entries [1], [2] ... This style labels each entry as it is cited:
-"Elhage et al., 2021", entries sorted by author and year. ``_config.yml`` loads it (and
+"Elhage et al., 2021", entries sorted by first author, then year. ``_config.yml`` loads it (and
 sets ``bibtex_default_style: authoryear``).
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Iterator
 from pybtex.plugin import register_plugin
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.labels import BaseLabelStyle
+from pybtex.style.sorting import BaseSortingStyle
 
 
 def author_year(entry: Any) -> str:
@@ -35,12 +36,22 @@ class AuthorYearLabels(BaseLabelStyle):
             yield author_year(entry)
 
 
+class FirstAuthorYearSorting(BaseSortingStyle):
+    """By first author's last name, then year (oldest first), then title: the order of the labels."""
+
+    def sorting_key(self, entry: Any) -> tuple:
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        first = " ".join(people[0].last_names) if people else entry.fields.get("title", "")
+        return first.lower(), entry.fields.get("year", ""), entry.fields.get("title", "").lower()
+
+
 class AuthorYearStyle(UnsrtStyle):
     default_label_style = "authoryear"
-    default_sorting_style = "author_year_title"
+    default_sorting_style = "firstauthoryear"
 
 
 def setup(app: Any) -> dict:
     register_plugin("pybtex.style.labels", "authoryear", AuthorYearLabels)
+    register_plugin("pybtex.style.sorting", "firstauthoryear", FirstAuthorYearSorting)
     register_plugin("pybtex.style.formatting", "authoryear", AuthorYearStyle)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

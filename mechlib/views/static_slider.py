@@ -8,7 +8,7 @@ dragging the slider (or pressing the arrow keys on it) redraws the patterns and 
 of that step. Patterns travel as one byte per entry of their lower triangle
 (``round(255 * a)``, within 1/510 of the truth), so the payload stays near 150 kB.
 
-Shown in Chapter 5b, The Circuit Forms. (When the book's live in-page model is there, the
+Shown in The Circuit Forms, in chapter 5. (When the book's live in-page model is there, the
 same view can run it instead of looking numbers up.)
 """
 from __future__ import annotations

@@ -32,3 +32,6 @@ def test_the_book_style_labels_every_reference_by_author_and_year():
     labels = [e.label for e in style.format_entries(db.entries.values())]
     assert sorted(labels) == sorted(author_year(e) for e in db.entries.values())
     assert len(set(labels)) == len(labels)  # no two references share a label
+    # listed by first author, then year: Elhage 2021 before Elhage 2022
+    keys = [(e.label.split(" ")[0].rstrip(","), e.label.rsplit(", ", 1)[1]) for e in style.format_entries(db.entries.values())]
+    assert keys == sorted(keys, key=lambda k: (k[0].lower(), k[1]))

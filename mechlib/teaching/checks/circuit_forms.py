@@ -1,4 +1,4 @@
-"""Checks of the exercises of Chapter 5b, The Circuit Forms (``05b_circuit_forms.ipynb``).
+"""Checks of the exercises of The Circuit Forms, in chapter 5 (``05b_circuit_forms.ipynb``).
 
 The learner chooses the criterion, so the checks do not compare with one right step. They
 run the learner's function on synthetic training curves whose transition is known (a
