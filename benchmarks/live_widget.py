@@ -52,11 +52,11 @@ def main() -> None:
     print(f"load average (1, 5, 15 min): {os.getloadavg()}; cores: {os.cpu_count()}")
     model = mechlib.load_model()
     if args.widget == "head_toggle":
-        html = live.head_toggle(model, prefix="bench").data
+        html = live.head_toggle(model, prefix="bench", assets="site").data
         clicks = [f"bench-cb-{i}" for i in range(8)]
     else:
         html = live.path_ablation(model, senders=["0.0", "0.3"], receivers=mechlib.layer_heads(model, 1),
-                                  prefix="bench").data
+                                  prefix="bench", assets="site").data
         clicks = ["bench-kind-K", "bench-kind-Q", "bench-kind-V"]
     sizes = {f.name: f.stat().st_size for f in live.asset_files()}
     sizes["widget HTML in the page"] = len(html.encode())

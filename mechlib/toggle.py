@@ -1,7 +1,7 @@
 """Switching heads off: the model's behaviour for any set of enabled heads.
 
-This is the computation behind the head toggle (:mod:`mechlib.views.widgets` shows it live,
-:mod:`mechlib.views.static_toggle` in the static HTML book). For a set ``E`` of enabled heads,
+This is the computation behind the ipywidgets head toggle (:mod:`mechlib.views.widgets`);
+the page's toggle (:func:`mechlib.views.live.head_toggle`) does the same in the browser. For a set ``E`` of enabled heads,
 every head outside ``E`` is zero-ablated (its output ``z^{l.h} W_O^{l.h}`` is removed,
 as in :func:`mechlib.run_with_ablation`) and we read off
 

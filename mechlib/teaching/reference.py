@@ -161,6 +161,17 @@ def forward(model: Any, tokens: torch.Tensor, zero_heads=(), remove=None, return
     return logits
 
 
+def repeat_loss_brute_force(model: Any, tokens: list[int], zero_heads=()) -> float:
+    """Mean next-token loss (nats, float64) on the repeated tokens of one sequence: the targets
+    ``t[q + 1]`` whose current token ``t[q]`` occurred at an earlier ``p`` followed by the same
+    token (``t[p + 1] == t[q + 1]``), heads ``zero_heads`` dropped (the live widgets' loss)."""
+    t = torch.tensor([list(tokens)])
+    logp = forward(model, t, zero_heads=zero_heads)[0].log_softmax(-1)
+    qs = [q for q in range(1, len(tokens) - 1)
+          if any(tokens[p] == tokens[q] and tokens[p + 1] == tokens[q + 1] for p in range(q))]
+    return float(-torch.stack([logp[q, tokens[q + 1]] for q in qs]).mean())
+
+
 def halfway_step_brute_force(steps: list[int], values: list[float]) -> int:
     """The first step from which every later value is at least half of the way from the first
     value to the last, by checking each candidate step against every later value."""

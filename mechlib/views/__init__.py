@@ -4,9 +4,8 @@ Imports the core (:mod:`mechlib`) and nothing from :mod:`mechlib.teaching`:
 
 * :mod:`~mechlib.views.plots` -- matplotlib figures, one colour scale per kind of quantity;
 * :mod:`~mechlib.views.html` -- HTML pieces shared by every widget (colours, tables, heatmaps);
-* :mod:`~mechlib.views.static_toggle` -- the kernel-free head toggle of the HTML book;
 * :mod:`~mechlib.views.live` -- the model in the page: a JavaScript forward pass of the bundled
-  model and the kernel-free widgets of the HTML book built on it;
+  model and the kernel-free widgets built on it (the book's pages and running notebooks);
 * :mod:`~mechlib.views.widgets` -- ipywidgets views for Jupyter and Colab;
 * :mod:`~mechlib.views.book` -- the book's bookkeeping: numbers recorded for the prose.
 

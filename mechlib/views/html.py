@@ -1,7 +1,7 @@
 """HTML helpers shared by every widget the book shows: colour tables, a per-head score
 table, an attention heatmap, a loss line, and the CSS they share.
 
-The kernel-free page widgets (:mod:`mechlib.views.static_toggle`) and the ipywidgets
+The live page widgets (:mod:`mechlib.views.live`) and the ipywidgets
 views (:mod:`mechlib.views.widgets`) both draw with these, so a reader sees the same
 colours and layout with or without a kernel. Colour scales are those of
 :mod:`mechlib.views.plots`.

@@ -14,7 +14,7 @@ ipywidgets container here that shows them. The views are:
 
 Their logic lives in the core (:class:`mechlib.HeadToggleState`,
 :class:`mechlib.CompositionExplorerState`, :class:`mechlib.ExpansionExplorerState`).
-For the static HTML book (no kernel) use :func:`mechlib.views.static_toggle.static_head_toggle`.
+Without a kernel (the HTML book) use the live widgets of :mod:`mechlib.views.live`.
 
 Shown in the "Play" sections of the exercise notebooks (Chapters 2-6).
 """

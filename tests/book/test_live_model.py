@@ -246,7 +246,7 @@ def book_like_page(browser, folder, widget_html):
 @pytest.fixture(scope="module")
 def toggle(browser, tmp_path_factory, model):
     """Chapter 5's live head toggle."""
-    page = book_like_page(browser, tmp_path_factory.mktemp("toggle"), live.head_toggle(model, prefix="w").data)
+    page = book_like_page(browser, tmp_path_factory.mktemp("toggle"), live.head_toggle(model, prefix="w", assets="site").data)
     yield page
     page.close()
     page.server.shutdown()
@@ -255,7 +255,7 @@ def toggle(browser, tmp_path_factory, model):
 @pytest.fixture(scope="module")
 def paths(browser, tmp_path_factory, model):
     """Chapters 3 and 4's live path ablation, with senders 0.0 and 0.3 and every layer-1 receiver ticked."""
-    html = live.path_ablation(model, senders=["0.0", "0.3"], receivers=mechlib.layer_heads(model, 1), prefix="w").data
+    html = live.path_ablation(model, senders=["0.0", "0.3"], receivers=mechlib.layer_heads(model, 1), prefix="w", assets="site").data
     page = book_like_page(browser, tmp_path_factory.mktemp("paths"), html)
     yield page
     page.close()
@@ -375,7 +375,7 @@ def test_the_path_widget_fits_a_phone_and_logged_no_error(paths):
 @pytest.fixture(scope="module")
 def calc(browser, tmp_path_factory):
     """Chapter 7's calculator (loads mechlib-live.js only, no weights)."""
-    page = book_like_page(browser, tmp_path_factory.mktemp("calc"), live.virtual_head_calculator(prefix="w").data)
+    page = book_like_page(browser, tmp_path_factory.mktemp("calc"), live.virtual_head_calculator(prefix="w", assets="site").data)
     yield page
     page.close()
     page.server.shutdown()
@@ -414,7 +414,7 @@ def test_calculator_fits_a_phone_and_logged_no_error(calc):
 @pytest.fixture(scope="module")
 def explorer(browser, tmp_path_factory, model):
     """Chapter 2's composition explorer (numbers precomputed; loads mechlib-live.js only)."""
-    html = live.composition_explorer(model, kind="V", n_baseline=200, prefix="w").data
+    html = live.composition_explorer(model, kind="V", n_baseline=200, prefix="w", assets="site").data
     page = book_like_page(browser, tmp_path_factory.mktemp("explorer"), html)
     yield page
     page.close()
@@ -469,7 +469,7 @@ def test_expand_refuses_interventions(tab):
 @pytest.fixture(scope="module")
 def terms(browser, tmp_path_factory, model):
     """Chapter 6's term picker."""
-    page = book_like_page(browser, tmp_path_factory.mktemp("terms"), live.term_picker(model, prefix="w").data)
+    page = book_like_page(browser, tmp_path_factory.mktemp("terms"), live.term_picker(model, prefix="w", assets="site").data)
     yield page
     page.close()
     page.server.shutdown()
@@ -510,11 +510,12 @@ def test_inline_assets_run_the_widget_in_a_page_without_the_book(browser, tmp_pa
 
 
 def test_site_assets_outside_the_book_say_what_to_do(browser, tmp_path, model):
+    # a chapter's stored output (the book's) seen in a notebook before its cell has run
     page_file = tmp_path / "no-book.html"
     page_file.write_text('<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>'
-                         + live.head_toggle(model, prefix="w").data + "</body></html>")
+                         + live.head_toggle(model, prefix="w", assets="site").data + "</body></html>")
     page = watched_page(browser, "file://")
     page.goto(page_file.as_uri())
-    assert 'assets="inline"' in page.text_content("#w-root .mll-nojs")
+    assert page.text_content("#w-root .mll-nojs").startswith("Run this cell to start the widget")
     assert page.errors == []
     page.close()

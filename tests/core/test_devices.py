@@ -272,8 +272,8 @@ def test_expansion_sums_to_the_logits_on_the_device(random_on):
 
 
 def test_the_widgets_take_a_model_on_the_device(bundled_on, batch):
-    """The page widgets and the ipywidgets views, built from a model on the device."""
-    from mechlib.views import static_toggle, widgets
+    """The live page widgets and the ipywidgets views, built from a model on the device."""
+    from mechlib.views import live, widgets
 
     t = batch.tokens
     toggle = widgets.head_toggle(bundled_on, t, batch.half_len, batch.prefix_len)
@@ -283,8 +283,8 @@ def test_the_widgets_take_a_model_on_the_device(bundled_on, batch):
     assert explorer is not None
     expl = widgets.expansion_explorer(bundled_on, t, batch.half_len, batch.prefix_len)
     assert expl is not None
-    html = static_toggle.static_head_toggle(bundled_on, t, batch.half_len, batch.prefix_len)
-    assert "<" in str(getattr(html, "data", html))
+    html = live.head_toggle(bundled_on, t[0], half_len=batch.half_len, prefix_len=batch.prefix_len, assets="site")
+    assert "headToggle" in html.data
 
 
 def test_head_helpers_take_tables_from_any_device(cases, device):

@@ -78,7 +78,7 @@ def test_head_toggle_shows_the_strongest_induction_head_first(model):
 
 
 def test_site_assets_are_loaded_from_the_book_and_inline_assets_are_carried(model):
-    site = live.head_toggle(model, prefix="a").data
+    site = live.head_toggle(model, prefix="a", assets="site").data
     inline = live.head_toggle(model, prefix="a", assets="inline").data
     weights = WEIGHTS.read_text()
     assert weights not in site and '"_static/live"' in site
@@ -87,7 +87,7 @@ def test_site_assets_are_loaded_from_the_book_and_inline_assets_are_carried(mode
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"prefix": "1bad"}, "prefix must start with a letter"),
-    ({"assets": "cdn"}, "assets must be 'site'"),
+    ({"assets": "cdn"}, "assets must be 'auto', 'site'"),
     ({"pattern_head": "2.0"}, "layer"),
     ({"half_len": 14}, r"prefix_len \+ 2 \* half_len <= n_ctx = 32"),
     ({"tokens": [[1, 2], [3, 4]]}, "one sequence"),
@@ -95,6 +95,32 @@ def test_site_assets_are_loaded_from_the_book_and_inline_assets_are_carried(mode
 def test_head_toggle_refuses_bad_arguments(model, kwargs, message):
     with pytest.raises(ValueError, match=message):
         live.head_toggle(model, **kwargs)
+
+
+@pytest.mark.parametrize("env, expected", [(None, "inline"), ("site", "site"), ("inline", "inline")])
+def test_auto_assets_are_inline_in_a_notebook_and_from_the_site_in_the_book(monkeypatch, env, expected):
+    if env is None:
+        monkeypatch.delenv(live.ASSETS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(live.ASSETS_ENV, env)
+    assert live.resolve_assets("auto") == expected
+    assert live.resolve_assets("site") == "site" and live.resolve_assets("inline") == "inline"
+
+
+def test_a_bad_assets_environment_variable_is_named(monkeypatch):
+    monkeypatch.setenv(live.ASSETS_ENV, "cdn")
+    with pytest.raises(ValueError, match="MECHLIB_LIVE_ASSETS must be 'site' or 'inline'"):
+        live.resolve_assets("auto")
+
+
+def test_the_book_build_makes_the_executed_notebooks_load_the_site_assets(monkeypatch):
+    from types import SimpleNamespace
+
+    from mechlib.views.live import book_ext
+
+    monkeypatch.delenv(live.ASSETS_ENV, raising=False)
+    book_ext.setup(SimpleNamespace(connect=lambda *a: None))
+    assert live.resolve_assets("auto") == "site"
 
 
 def test_the_book_extension_copies_the_assets_into_the_built_site(tmp_path):

@@ -30,6 +30,7 @@ import base64
 import hashlib
 import itertools
 import json
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -47,6 +48,8 @@ SITE_DIR = "_static/live"
 TENSORS = ("W_E", "W_pos", "W_Q", "b_Q", "W_K", "b_K", "W_V", "b_V", "W_O", "b_O", "W_U", "b_U")
 #: the config fields the forward pass needs
 CONFIG_FIELDS = ("n_layers", "n_heads", "d_model", "d_head", "d_vocab", "n_ctx")
+#: environment variable naming how ``assets="auto"`` ships the scripts: ``site`` or ``inline``
+ASSETS_ENV = "MECHLIB_LIVE_ASSETS"
 
 
 def asset_dir() -> Path:
@@ -134,8 +137,8 @@ _LOADER = r"""
   if (window.mechlibLive && (model === null || (window.mechlibLiveWeights && window.mechlibLiveWeights[model]))) return mount();
   var base = document.documentElement.getAttribute("data-content_root");
   if (base === null) {
-    root.querySelector(".mll-nojs").textContent = "This widget runs on a page of the built book. In a notebook, " +
-      "call it with assets=\"inline\".";
+    root.querySelector(".mll-nojs").textContent = "Run this cell to start the widget: in a running notebook " +
+      "it carries the model in its output.";
     return;
   }
   var loading = window.mechlibLiveLoading = window.mechlibLiveLoading || {};
@@ -204,17 +207,35 @@ def _script_text(path: Path) -> str:
     return text
 
 
-def live_widget_html(widget: str, config: dict[str, Any], prefix: str, assets: str = "site",
+def resolve_assets(assets: str = "auto") -> str:
+    """How a live widget ships its scripts: ``"site"`` or ``"inline"``.
+
+    ``"auto"`` (every widget's default) reads the environment variable :data:`ASSETS_ENV`
+    (``MECHLIB_LIVE_ASSETS``): the book's build sets it to ``"site"``
+    (:mod:`mechlib.views.live.book_ext`), and so does the repository's ``conftest.py`` when
+    nbval compares the stored outputs (they are the book's). Anywhere else -- Jupyter,
+    Colab, VS Code -- it is unset and the widget carries its scripts inline, so running the
+    cell shows the same widget as the book's page.
+    """
+    if assets == "auto":
+        assets = os.environ.get(ASSETS_ENV, "inline") or "inline"
+        if assets not in ("site", "inline"):
+            raise ValueError(f"environment variable {ASSETS_ENV} must be 'site' or 'inline'; got {assets!r}")
+    elif assets not in ("site", "inline"):
+        raise ValueError(f"assets must be 'auto', 'site' (the built book) or 'inline' (a notebook); got {assets!r}")
+    return assets
+
+
+def live_widget_html(widget: str, config: dict[str, Any], prefix: str, assets: str = "auto",
                      model_name: str | None = "induction-2l") -> str:
     """The HTML of one live widget: its root element, scoped CSS, and the script that loads
     the assets (``assets="site"``: from the built book's ``_static/live/``; ``"inline"``: the
-    two scripts inlined, about 210 kB, for a notebook) and mounts
-    ``window.mechlibLive.widgets[widget]`` with ``config``. ``model_name=None``: a widget that
-    needs no weights (only ``mechlib-live.js`` is loaded)."""
+    two scripts inlined, about 250 kB, for a running notebook; ``"auto"``: see
+    :func:`resolve_assets`) and mounts ``window.mechlibLive.widgets[widget]`` with ``config``.
+    ``model_name=None``: a widget that needs no weights (only ``mechlib-live.js`` is loaded)."""
     from mechlib.views.html import style_block
 
-    if assets not in ("site", "inline"):
-        raise ValueError(f"assets must be 'site' (the built book) or 'inline' (a notebook); got {assets!r}")
+    assets = resolve_assets(assets)
     paths = asset_files(model_name) if model_name is not None else [asset_dir() / MODULE_FILE]
     files = [f.name for f in paths]
     js = lambda v: json.dumps(v, separators=(",", ":")).replace("</", "<\\/")  # noqa: E731
@@ -267,16 +288,16 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
 
 
 def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None = None,
-                prefix: str | None = None, assets: str = "site", **kwargs: Any):
+                prefix: str | None = None, assets: str = "auto", **kwargs: Any):
     """The head toggle, computed live by the model in the page (``IPython.display.HTML``).
 
     The reader switches heads off (zero ablation), types a sequence or draws a new repeated
     one, and sees the attention pattern of any head (hover a cell: which tokens, what weight),
     the next-token predictions and the loss on the repeated tokens (targets ``t[q + 1]`` whose
     current token ``t[q]`` occurred earlier followed by the same token) update at once. No
-    kernel: every update is one forward pass of ``mechlib-live.js``. ``assets="inline"``
-    carries the model in the output, for a notebook (see :func:`live_widget_html`);
-    ``kwargs`` go to :func:`head_toggle_config`.
+    kernel: every update is one forward pass of ``mechlib-live.js``, in the built book and
+    in a running notebook alike (``assets``: see :func:`resolve_assets`); ``kwargs`` go to
+    :func:`head_toggle_config`.
     """
     from IPython.display import HTML
 
@@ -290,7 +311,7 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
 
 def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kinds: str = "",
                   tokens: Any = None, pattern_head: str | None = None, prefix: str | None = None,
-                  assets: str = "site", **kwargs: Any):
+                  assets: str = "auto", **kwargs: Any):
     """Path ablation computed live by the model in the page (``IPython.display.HTML``).
 
     The reader ticks senders, receivers and inputs (``Q``, ``K``, ``V``): every ticked sender's
@@ -319,7 +340,7 @@ def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kin
 
 
 def virtual_head_calculator(n_layers: int = 12, n_heads: int = 12, length: int = 2,
-                            prefix: str | None = None, assets: str = "site"):
+                            prefix: str | None = None, assets: str = "auto"):
     """How many virtual heads? A kernel-free calculator (``IPython.display.HTML``).
 
     The reader sets the number of layers ``L``, heads per layer ``H`` and chain length ``k``
@@ -342,7 +363,7 @@ def virtual_head_calculator(n_layers: int = 12, n_heads: int = 12, length: int =
 
 
 def composition_explorer(model: Any = None, sender: Any = None, receiver: Any = None, kind: str = "K",
-                         n_baseline: int = 1000, seed: int = 0, prefix: str | None = None, assets: str = "site"):
+                         n_baseline: int = 1000, seed: int = 0, prefix: str | None = None, assets: str = "auto"):
     """The composition explorer for the static page (``IPython.display.HTML``), no kernel needed.
 
     The reader picks a sender, a receiver in a later layer and a kind (Q, K, V) and reads the
@@ -391,7 +412,7 @@ def composition_explorer(model: Any = None, sender: Any = None, receiver: Any = 
 
 
 def term_picker(model: Any = None, tokens: Any = None, terms_off: Any = (), pattern_head: str | None = None,
-                prefix: str | None = None, assets: str = "site", **kwargs: Any):
+                prefix: str | None = None, assets: str = "auto", **kwargs: Any):
     """The path-expansion term picker, computed in the page (``IPython.display.HTML``).
 
     The page splits the model's logits on the reader's sequence into the exact path

@@ -1,0 +1,155 @@
+"""The live widgets in a kernel: the chapters' calls, run in JupyterLab, show the same widgets
+as the book's pages, computed in the notebook's page by the same module.
+
+A JupyterLab server (this environment's) runs a notebook holding each chapter's widget call,
+with the environment a learner has (no ``MECHLIB_LIVE_ASSETS``: the widgets carry their
+scripts inline); headless Chromium opens it and runs every cell, as a learner would. Colab
+and VS Code render the same HTML output but cannot be driven here.
+"""
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mechlib.teaching.reference import repeat_loss_brute_force
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TOKEN = "mechlib-test"
+
+pytestmark = pytest.mark.browser
+
+# one cell per widget, as the chapters call them (prefixes fixed so the test can find them)
+CELLS = {
+    "ht": "from mechlib.views import live\nimport mechlib\nmodel = mechlib.load_model()\n"
+          "live.head_toggle(model, prefix='ht')",
+    "pa": "live.path_ablation(model, senders=['0.0', '0.3'], receivers=mechlib.layer_heads(model, 1), prefix='pa')",
+    "ce": "live.composition_explorer(model, kind='V', n_baseline=200, prefix='ce')",
+    "tp": "live.term_picker(model, prefix='tp')",
+    "vc": "live.virtual_head_calculator(n_layers=12, n_heads=12, length=2, prefix='vc')",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a folder holding the notebook; yields its URL."""
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}: run `make browser` (Debian's chromium package)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("lab")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS.values()]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "live.ipynb")
+    env = {k: v for k, v in os.environ.items() if k != "MECHLIB_LIVE_ASSETS"}
+    env.update(OMP_NUM_THREADS="1", JUPYTER_RUNTIME_DIR=str(root / ".runtime"),
+               JUPYTERLAB_WORKSPACES_DIR=str(root / ".workspaces"), JUPYTERLAB_SETTINGS_DIR=str(root / ".settings"))
+    port = free_port()
+    log = open(root / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}",
+         "--ServerApp.port_retries=0"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"JupyterLab exited: {(root / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"JupyterLab did not answer: {(root / 'server.log').read_text()[-2000:]}")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def notebook(lab):
+    """The notebook open in JupyterLab with every cell run (Run > Run All Cells)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors, off_site = [], []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("request", lambda r: r.url.startswith(lab) or r.url.startswith("data:") or off_site.append(r.url))
+        page.errors, page.off_site = errors, off_site
+        page.goto(f"{lab}/lab/tree/live.ipynb?token={TOKEN}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        page.click(".jp-Notebook .jp-Cell >> nth=0")
+        page.keyboard.press("Escape")
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        for prefix in CELLS:
+            page.wait_for_selector(f"#{prefix}-root", timeout=180_000)
+        yield page
+        browser.close()
+
+
+def shown_loss(page, prefix):
+    return float(page.text_content(f"#{prefix}-loss"))
+
+
+def tokens_shown(page, prefix):
+    return [int(x) for x in page.input_value(f"#{prefix}-tokens").split()]
+
+
+@pytest.mark.parametrize("prefix", list(CELLS))
+def test_every_widget_starts_in_the_notebook(notebook, prefix):
+    root = notebook.locator(f"#{prefix}-root")
+    if prefix in ("ht", "pa", "tp"):  # the widgets that run the model say when they are ready
+        notebook.wait_for_selector(f"#{prefix}-root[data-ready='1']", timeout=60_000)
+    assert root.locator(".mll-nojs").count() == 0, root.inner_text()[:300]
+
+
+def test_the_head_toggle_in_a_kernel_computes_as_python(notebook, model):
+    notebook.wait_for_selector("#ht-root[data-ready='1']", timeout=60_000)
+    tokens = tokens_shown(notebook, "ht")
+    assert shown_loss(notebook, "ht") == pytest.approx(repeat_loss_brute_force(model, tokens), abs=1e-3)
+    notebook.click("#ht-cb-5")  # head 1.1 off
+    assert shown_loss(notebook, "ht") == pytest.approx(repeat_loss_brute_force(model, tokens, [(1, 1)]), abs=1e-3)
+
+
+def test_a_path_cut_in_a_kernel_changes_the_loss(notebook):
+    notebook.wait_for_selector("#pa-root[data-ready='1']", timeout=60_000)
+    before = shown_loss(notebook, "pa")
+    notebook.click("#pa-kind-K")
+    assert shown_loss(notebook, "pa") != before
+
+
+def test_the_calculator_in_a_kernel_counts(notebook):
+    notebook.fill("#vc-length", "3")
+    shown = "".join(c for c in notebook.text_content("#vc-count") if c.isdigit())
+    assert shown == str(12 ** 3 * math.comb(12, 3))  # H^k C(L, k) chains of 3 heads in 12 layers of 12
+
+
+def test_the_notebook_logged_no_error_and_requested_nothing_off_the_server(notebook):
+    assert notebook.errors == []
+    assert notebook.off_site == []
