@@ -1,10 +1,12 @@
 """The live widgets in a kernel: the chapters' calls, run in JupyterLab, show the same widgets
 as the book's pages, computed in the notebook's page by the same module.
 
-A JupyterLab server (this environment's) runs a notebook holding each chapter's widget call,
-with the environment a learner has (no ``MECHLIB_LIVE_ASSETS``: the widgets carry their
-scripts inline); headless Chromium opens it and runs every cell, as a learner would. Colab
-and VS Code render the same HTML output but cannot be driven here.
+A JupyterLab server (this environment's) runs a notebook holding each chapter's widget call
+in the learner's install (the kernel ``mechlib-learner`` that ``make learner`` registers:
+no dev extra, Colab's ipywidgets; this environment's kernel where it is missing), with the
+environment a learner has (no ``MECHLIB_LIVE_ASSETS``: the widgets carry their scripts
+inline); headless Chromium opens it and runs every cell, as a learner would. Colab and
+VS Code render the same HTML output but cannot be driven here.
 """
 import math
 import os
@@ -39,6 +41,12 @@ CELLS = {
 }
 
 
+def kernel_name():
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return "mechlib-learner" if "mechlib-learner" in KernelSpecManager().find_kernel_specs() else "python3"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,7 +64,7 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS.values()]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": kernel_name(), "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "live.ipynb")
     env = {k: v for k, v in os.environ.items() if k != "MECHLIB_LIVE_ASSETS"}
     env.update(OMP_NUM_THREADS="1", JUPYTER_RUNTIME_DIR=str(root / ".runtime"),
@@ -108,7 +116,11 @@ def notebook(lab):
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run All Cells", exact=True).click()
         for prefix in CELLS:
-            page.wait_for_selector(f"#{prefix}-root", timeout=180_000)
+            try:
+                page.wait_for_selector(f"#{prefix}-root", timeout=180_000)
+            except Exception:  # say what the notebook shows instead (a traceback, a stale install)
+                pytest.fail(f"widget {prefix} did not appear; the outputs read:\n"
+                            + "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())[-3000:])
         yield page
         browser.close()
 
