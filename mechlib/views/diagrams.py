@@ -301,7 +301,7 @@ def draw_induction_circuit(model: Any, tokens: Any, query: int | None = None, pr
             fontsize=_FONT, fontweight="bold", color=PATH_COLOURS["V"] if hit else "tab:purple")
     ax.text(xp + size / 2, yrow + size / 2 + 0.22, "prediction", ha="center", va="bottom", fontsize=_SMALL,
             color="0.3")
-    ax.text(xp + size / 2, yrow - size / 2 - 0.05, f"p = {probs[pred]:.2f}", ha="center", va="top",
+    ax.text(xp + size / 2, yrow - size / 2 - 0.05, f"p = {probs[pred]:.3f}", ha="center", va="top",
             fontsize=_SMALL, color="0.3")
 
     # above: the previous-token head moves A into B's position
