@@ -33,7 +33,7 @@ from mechlib._validate import check_head, check_sender_receiver, check_tokens
 from mechlib.heads import Head, head_label, layer_heads
 from mechlib.views.plots import PATH_COLOURS
 
-__all__ = ["SENDER_COLOUR", "draw_residual_stream", "draw_induction_circuit", "induction_positions"]
+__all__ = ["SENDER_COLOUR", "draw_induction_circuit", "draw_residual_stream", "induction_positions"]
 
 #: the colour of a sender's output (and of the previous-token head's move) in both diagrams
 SENDER_COLOUR = "tab:orange"
