@@ -70,6 +70,7 @@ def test_reference_computations_import_nothing_from_mechlib():
     ("mechlib", ("mechlib.views", "mechlib.teaching") + DISPLAY_LIBRARIES),
     ("mechlib.teaching.registry", ("mechlib.views",) + DISPLAY_LIBRARIES),
     ("mechlib.views.plots", ("mechlib.teaching", "ipywidgets")),
+    ("mechlib.views.diagrams", ("mechlib.teaching", "ipywidgets")),
 ])
 def test_importing_a_floor_loads_nothing_above_it(module, must_not_load):
     code = (

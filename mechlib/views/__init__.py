@@ -3,6 +3,8 @@
 Imports the core (:mod:`mechlib`) and nothing from :mod:`mechlib.teaching`:
 
 * :mod:`~mechlib.views.plots` -- matplotlib figures, one colour scale per kind of quantity;
+* :mod:`~mechlib.views.diagrams` -- schematic figures labelled by the model: the residual stream
+  with a receiver's Q/K/V inputs, and the induction circuit on a real sequence;
 * :mod:`~mechlib.views.html` -- HTML pieces shared by every widget (colours, tables, heatmaps);
 * :mod:`~mechlib.views.live` -- the model in the page: a JavaScript forward pass of the bundled
   model and the kernel-free widgets built on it (the book's pages and running notebooks);

@@ -287,6 +287,22 @@ def test_the_widgets_take_a_model_on_the_device(bundled_on, batch):
     assert "headToggle" in html.data
 
 
+def test_the_diagrams_take_a_model_on_the_device(bundled_on, batch):
+    """The diagrams compute their labels, weights and prediction on the model's device."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mechlib.views import diagrams
+
+    ax = diagrams.draw_residual_stream(bundled_on, (0, 3), (1, 1))
+    plt.close(ax.figure)
+    ax = diagrams.draw_induction_circuit(bundled_on, batch.tokens[0], query=batch.boundaries[1])
+    assert any(t.get_gid() == "prediction" for t in ax.texts)
+    plt.close(ax.figure)
+
+
 def test_head_helpers_take_tables_from_any_device(cases, device):
     scores = cases["induction_scores"][0].to(device)
     ref = cases["induction_scores"][0]
