@@ -104,7 +104,7 @@ _SCRIPT = r"""
       bars[p].style.height = (100 * Math.min(row[p] / top, 1)).toFixed(1) + "%";
       bars[p].title = "predicting position " + (p + 1) + " (token " + D.tokens[p + 1] + "): " + row[p].toFixed(2) + " nats";
     }
-    var mark = el("mark"); mark.setAttribute("cx", i); mark.setAttribute("cy", D.loss[i]);
+    var mark = el("mark"); mark.setAttribute("cx", step); mark.setAttribute("cy", D.loss[i]);
   }
   el("range").addEventListener("input", render);
   el("prev").addEventListener("click", function () { el("range").stepDown(); render(); });
@@ -122,24 +122,25 @@ def static_checkpoint_slider_html(payload: dict[str, Any], prefix: str, start_st
     start = len(steps) - 1 if start_step is None else steps.index(start_step)
     n, b = payload["seq_len"], payload["boundaries"]
     lut = payload["attn_lut"]
+    H = payload["n_heads"]
     canvases = "".join(
         f'<figure class="mlt-head"><canvas id="{p}-c{i}" width="{4 * n}" height="{4 * n}" role="img" '
         f'aria-label="attention pattern of head {name}"></canvas><figcaption>{name}</figcaption></figure>'
-        for i, name in enumerate(payload["heads"]))
+        for i, name in enumerate(payload["heads"]))  # one row per layer: a grid of n_heads columns
     bars = "".join(
         f'<div style="background:{"#d62728" if t + 1 > b[1] else "#9e9e9e"}"></div>' for t in range(n - 1))
-    # the repeat loss of every checkpoint, as a line in checkpoint-index coordinates
+    # the repeat loss of every checkpoint against its training step (checkpoints are denser early)
     top = max(max(payload["loss"]), payload["uniform"]) * 1.05
-    pts = " ".join(f"{i},{v}" for i, v in enumerate(payload["loss"]))
-    S = len(steps)
+    pts = " ".join(f"{t},{v}" for t, v in zip(steps, payload["loss"]))
+    S, last = len(steps), steps[-1]
     # one entry per line: the page does not care, and line-based tools (nbval sanitizers) stay fast
     data = json.dumps(payload, indent=0, separators=(",", ":")).replace("</", "<\\/")
     return f"""<div id="{p}-root" class="mlt-toggle mlt-slider">
 {style_block(p + "-root")}
 <style>
-#{p}-root .mlt-heads-grid {{ display: flex; flex-wrap: wrap; gap: 6px 10px; }}
-#{p}-root figure.mlt-head {{ margin: 0; text-align: center; position: relative; }}
-#{p}-root figure.mlt-head canvas {{ width: 80px; height: 80px; border: 1px solid #ccc; }}
+#{p}-root .mlt-heads-grid {{ display: grid; grid-template-columns: repeat({H}, minmax(0, 80px)); gap: 6px 10px; }}
+#{p}-root figure.mlt-head {{ margin: 0; text-align: center; position: relative; min-width: 0; }}
+#{p}-root figure.mlt-head canvas {{ width: 100%; height: auto; aspect-ratio: 1; border: 1px solid #ccc; box-sizing: border-box; }}
 #{p}-root figure.mlt-head figcaption {{ font-size: 0.85em; }}
 #{p}-root input[type=range] {{ flex: 1 1 150px; min-width: 0; max-width: 420px; }}
 #{p}-root .mlt-bars {{ display: flex; align-items: flex-end; gap: 1px; height: 70px; width: 100%; max-width: 360px;
@@ -158,13 +159,14 @@ def static_checkpoint_slider_html(payload: dict[str, Any], prefix: str, start_st
 <span class="mlt-lossbar"><div id="{p}-lossbar"></div></span>
 <span class="mlt-axis">(uniform guess: {payload["uniform"]:.3f} nats)</span></div>
 <div class="mlt-row">
-<div><div class="mlt-axis">repeat loss at every checkpoint (dot: this one)</div>
-<svg viewBox="-0.5 0 {S} {top:.3f}" preserveAspectRatio="none" aria-hidden="true">
+<div><div class="mlt-axis">repeat loss during training (dot: this checkpoint; dashed: uniform guess)</div>
+<svg viewBox="{-last / 80:.2f} 0 {last * 1.025:.2f} {top:.3f}" preserveAspectRatio="none" aria-hidden="true">
 <g transform="translate(0,{top:.3f}) scale(1,-1)">
-<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-width="0.06" vector-effect="non-scaling-stroke"
- style="stroke-width:1.5px"/>
-<ellipse id="{p}-mark" cx="{start}" cy="0" rx="0.5" ry="{top / 25:.3f}" fill="#d62728"/></g></svg>
-<div class="mlt-axis">checkpoints, step 0 (left) to {steps[-1]} (right)</div></div>
+<line x1="0" x2="{last}" y1="{payload["uniform"]}" y2="{payload["uniform"]}" stroke="#888" vector-effect="non-scaling-stroke"
+ style="stroke-width:1px;stroke-dasharray:4 3"/>
+<polyline points="{pts}" fill="none" stroke="#1f77b4" vector-effect="non-scaling-stroke" style="stroke-width:1.5px"/>
+<ellipse id="{p}-mark" cx="{steps[start]}" cy="0" rx="{last / 80:.2f}" ry="{top / 25:.3f}" fill="#d62728"/></g></svg>
+<div class="mlt-axis">training step, 0 (left) to {last} (right); height 0 to {top:.1f} nats</div></div>
 <div><div class="mlt-axis">loss at each position of sequence 0 (red: second copy, predictable)</div>
 <div class="mlt-bars" id="{p}-bars">{bars}</div>
 <div class="mlt-axis">position of the predicted token, 1 to {n - 1}; a full-height bar is {payload["bar_top"]} nats</div></div>

@@ -519,3 +519,37 @@ def test_site_assets_outside_the_book_say_what_to_do(browser, tmp_path, model):
     assert page.text_content("#w-root .mll-nojs").startswith("Run this cell to start the widget")
     assert page.errors == []
     page.close()
+
+
+# --------------------------------------------------------------------------- the checkpoint slider
+
+
+@pytest.fixture(scope="module")
+def slider(browser, tmp_path_factory, model):
+    from mechlib.views import static_slider
+
+    batch = mechlib.repeated_batch(model, batch=8)
+    dynamics = mechlib.training_dynamics(batch, steps=[0, 460, 4000])
+    html = static_slider.static_checkpoint_slider(dynamics, batch, prefix="w", start_step=0).data
+    page = book_like_page(browser, tmp_path_factory.mktemp("slider"), html)
+    page.wait_for_selector("#w-root[data-ready='1']")
+    yield page
+    page.close()
+
+
+def test_the_slider_marks_the_checkpoint_at_its_training_step(slider):
+    # the loss curve's x axis is the training step, not the checkpoint's index
+    assert slider.get_attribute("#w-mark", "cx") == "0"
+    slider.focus("#w-range")
+    slider.keyboard.press("End")
+    assert slider.text_content("#w-step") == "4000"
+    assert slider.get_attribute("#w-mark", "cx") == "4000"
+    slider.click("#w-prev")
+    assert slider.get_attribute("#w-mark", "cx") == "460"
+
+
+def test_the_slider_shows_each_layer_on_one_row_at_phone_width(slider):
+    tops = slider.evaluate("() => [...document.querySelectorAll('#w-root canvas')].map(c => c.getBoundingClientRect().top)")
+    assert len(set(tops[:4])) == 1 and len(set(tops[4:])) == 1 and tops[4] > tops[0]
+    assert slider.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert slider.errors == []
