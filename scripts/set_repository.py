@@ -87,7 +87,8 @@ def disagreements(url: str, ref: str) -> list[str]:
     for path in notebooks():
         nb = nbformat.read(path, as_version=4)
         first = next(c for c in nb.cells if c.cell_type == "code")
-        if first.source != wanted:
+        links_differ = any(readme_text(c.source, url, ref) != c.source for c in nb.cells if c.cell_type == "markdown")
+        if first.source != wanted or links_differ:
             out.append(str(path.relative_to(ROOT)))
     text = README.read_text()
     if readme_text(text, url, ref) != text or not README_COLAB.search(text):
@@ -96,7 +97,8 @@ def disagreements(url: str, ref: str) -> list[str]:
 
 
 def rewrite(url: str, ref: str) -> list[str]:
-    """Write the setup cell into every notebook and the Colab links into the README.
+    """Write the setup cell into every notebook, and the Colab links into the README and into
+    the notebooks' markdown (an exercise page's "open this notebook in Colab").
 
     A notebook whose first code cell is not a setup cell (a new one) gets the setup
     cell inserted before it; nothing of the notebook's own code is replaced.
@@ -105,9 +107,14 @@ def rewrite(url: str, ref: str) -> list[str]:
     wanted = setup_cell(url, ref)
     for path in notebooks():
         nb = nbformat.read(path, as_version=4)
+        links = 0
+        for c in nb.cells:
+            if c.cell_type == "markdown" and readme_text(c.source, url, ref) != c.source:
+                c.source = readme_text(c.source, url, ref)
+                links += 1
         first = next((c for c in nb.cells if c.cell_type == "code"), None)
         if first is not None and first.source.startswith(SETUP_CELL.splitlines()[0]):
-            if first.source == wanted:
+            if first.source == wanted and not links:
                 continue
             first.source = wanted
         else:  # a new notebook: put the setup cell in front of its first code cell

@@ -60,6 +60,10 @@ def test_set_repository_rewrites_every_home_from_the_config(tmp_path):
     first = next(c for c in nbformat.read(copy / "chapters" / NOTEBOOKS[0].name, as_version=4).cells
                  if c.cell_type == "code")
     assert 'REPO = "https://github.com/someone/fork"' in first.source and 'REF = "v2.0"' in first.source
+    # an exercise page's "open this notebook in Colab" link follows too
+    page = nbformat.read(copy / "exercises" / "03_k_composition.ipynb", as_version=4)
+    links = [c.source for c in page.cells if c.cell_type == "markdown" and "colab.research.google.com" in c.source]
+    assert links and all("colab.research.google.com/github/someone/fork/blob/v2.0/" in t for t in links)
 
 
 def test_set_repository_inserts_the_setup_cell_into_a_new_notebook(tmp_path):
