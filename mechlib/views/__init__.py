@@ -13,3 +13,33 @@ Imports the core (:mod:`mechlib`) and nothing from :mod:`mechlib.teaching`:
 Import each by its own name (``from mechlib.views import plots``); importing this
 package imports none of them, so the core stays free of plotting and widget libraries.
 """
+import sys as _sys
+
+#: the inline backend's figure format in the book and in Jupyter: PNG at twice the
+#: figure's dpi, with width and height metadata so it shows at the usual size (sharp on a
+#: high-density screen). Set here, once, because every page that draws imports a view.
+INLINE_FIGURE_FORMAT = "retina"
+
+
+def _sharp_inline_figures() -> None:
+    """Ask IPython's inline matplotlib backend for ``INLINE_FIGURE_FORMAT`` figures.
+
+    Only inside IPython (a notebook kernel); a plain Python process (tests, scripts) is left
+    alone, and neither IPython nor matplotlib is imported by this.
+    """
+    if "IPython" not in _sys.modules:
+        return
+    from IPython import get_ipython
+
+    if get_ipython() is None:
+        return
+    try:
+        from matplotlib_inline.config import InlineBackend
+    except ImportError:  # IPython without the inline backend: nothing to configure
+        return
+    # a trait: applied to the shell's formatters now if the backend is active, and kept
+    # for when `import matplotlib.pyplot` activates it later
+    InlineBackend.instance().figure_formats = {INLINE_FIGURE_FORMAT}
+
+
+_sharp_inline_figures()
