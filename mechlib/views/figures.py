@@ -5,7 +5,8 @@ the italics a markdown paragraph starts with (``*Loss over training ...*``), whi
 caption in Jupyter and Colab too; plain text after them in the same paragraph stays prose. In the book this extension turns each such pair into
 one figure: the image and the caption (italics dropped, glued numbers kept) in a
 ``figure`` node, which Sphinx numbers ("Figure 3.2", with ``numfig: true``), and the caption's
-plain text as the image's alt text (otherwise the image's file name, a hash). Hidden
+plain text as the image's alt text (otherwise the image's file name, a hash). Figures on pages outside the
+numbered chapters (the appendix, the exercises) count from 1 on each page. Hidden
 ``remove-cell`` cells between the two are not in the document, so they do not separate them.
 
 An image without such a caption is a build warning (an error under ``-W``): every figure the
@@ -168,6 +169,27 @@ class CellFigures(Transform):
         figures_from_cells(self.document, warn)
 
 
+def number_figures_per_page(app: Any, env: Any) -> list[str]:
+    """Figures of a page outside the numbered chapters (appendix, exercises) count from 1 on that page.
+
+    Sphinx numbers such figures with one running count across all of them ("Figure 6" as
+    the first figure of an exercise page); a chapter's figures stay "Figure 3.2". Connected
+    to ``env-get-updated`` after Sphinx's own numbering; returns the pages to write again.
+    """
+    changed = []
+    for docname, by_type in env.toc_fignumbers.items():
+        figures = by_type.get("figure", {})
+        if not figures or any(len(number) != 1 for number in figures.values()):
+            continue
+        in_order = sorted(figures, key=figures.get)
+        renumbered = {figure_id: (i,) for i, figure_id in enumerate(in_order, start=1)}
+        if renumbered != figures:
+            by_type["figure"] = renumbered
+            changed.append(docname)
+    return changed
+
+
 def setup(app: Any) -> dict:
     app.add_transform(CellFigures)
+    app.connect("env-get-updated", number_figures_per_page, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

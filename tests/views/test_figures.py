@@ -6,6 +6,7 @@ display, with one container per MIME type; a markdown cell's paragraphs follow i
 The last test builds a real two-cell notebook with Sphinx and myst-nb.
 """
 import base64
+import re
 import struct
 import zlib
 
@@ -197,3 +198,38 @@ def test_sphinx_numbers_the_figures_of_a_notebook_and_writes_the_alt_text(tmp_pa
     assert 'alt="Loss over \u2018training\u2019."' in html, "alt text with the caption's typographic quotes"
     assert 'style="width: 20px;"' in html, "shown at the width IPython recorded, half its pixels"
     assert "<p>More prose.</p>" in html
+
+
+def test_pages_outside_the_numbered_chapters_count_their_figures_from_1(tmp_path):
+    pytest.importorskip("myst_nb")
+    nbformat = pytest.importorskip("nbformat")
+    from sphinx.application import Sphinx
+
+    def page(name, n_figures):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}")]
+        for i in range(n_figures):
+            nb.cells += [nbformat.v4.new_code_cell("plt.show()", outputs=[nbformat.v4.new_output(
+                "display_data", data={"image/png": base64.b64encode(_png(4, 2)).decode(), "text/plain": "x"})]),
+                nbformat.v4.new_markdown_cell(f"*{name}, figure {i + 1}.*")]
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+
+    page("chapter", 2)
+    page("exercise_a", 2)
+    page("exercise_b", 1)
+    (tmp_path / "index.md").write_text(
+        "# Book\n\n```{toctree}\n:numbered:\nchapter\n```\n\n```{toctree}\nexercise_a\nexercise_b\n```\n")
+    (tmp_path / "conf.py").write_text(
+        "extensions = ['myst_nb', 'mechlib.views.figures']\nnb_execution_mode = 'off'\n"
+        "numfig = True\nnumfig_format = {'figure': 'Figure %s'}\n")
+    app = Sphinx(tmp_path, tmp_path, tmp_path / "_build", tmp_path / "_doctrees", "html",
+                 status=None, warning=None, freshenv=True)
+    app.build()
+
+    def numbers(name):
+        html = (tmp_path / "_build" / f"{name}.html").read_text()
+        return re.findall(r'<span class="caption-number">Figure ([\d.]+) </span>', html)
+
+    assert numbers("chapter") == ["1.1", "1.2"]
+    assert numbers("exercise_a") == ["1", "2"]
+    assert numbers("exercise_b") == ["1"]
