@@ -8,10 +8,14 @@ Imports the core (:mod:`mechlib`) and nothing from :mod:`mechlib.teaching`:
 * :mod:`~mechlib.views.live` -- the model in the page: a JavaScript forward pass of the bundled
   model and the kernel-free widgets of the HTML book built on it;
 * :mod:`~mechlib.views.widgets` -- ipywidgets views for Jupyter and Colab;
-* :mod:`~mechlib.views.book` -- the book's bookkeeping: numbers recorded for the prose.
+* :mod:`~mechlib.views.book` -- the book's bookkeeping: numbers recorded for the prose;
+* :mod:`~mechlib.views.figures` -- the book's numbered figures: a cell's image and the italic
+  caption below it (a Sphinx extension; the caption is also the image's alt text).
 
 Import each by its own name (``from mechlib.views import plots``); importing this
 package imports none of them, so the core stays free of plotting and widget libraries.
+Inside IPython it asks the inline backend for figures at twice the resolution, shown at
+their usual size (``INLINE_FIGURE_FORMAT``); that imports neither IPython nor matplotlib.
 """
 import sys as _sys
 
