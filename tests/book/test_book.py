@@ -162,6 +162,49 @@ def test_no_page_loads_from_another_host(site):
     assert not found, f"pages that load from other hosts: {found}"
 
 
+class _Figures(html.parser.HTMLParser):
+    """Each <figure>'s image alt text (None: no image) and caption text (inline math: its TeX, in \\( \\))."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []          # [{"id", "alt", "caption"}]
+        self._caption_depth = 0  # >0 inside span.caption-text (counting nested spans)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "figure":
+            self.found.append({"id": attrs.get("id"), "alt": None, "caption": ""})
+        elif tag == "img" and self.found and self.found[-1]["alt"] is None:
+            self.found[-1]["alt"] = attrs.get("alt") or ""
+        elif tag == "span" and self._caption_depth:
+            self._caption_depth += 1
+        elif tag == "span" and self.found and "caption-text" in (attrs.get("class") or "").split():
+            self._caption_depth = 1
+
+    def handle_endtag(self, tag):
+        if tag == "span" and self._caption_depth:
+            self._caption_depth -= 1
+
+    def handle_data(self, data):
+        if self._caption_depth:
+            self.found[-1]["caption"] += data
+
+
+def _one_line(text):
+    return re.sub(r"\s+", " ", re.sub(r"\\\(|\\\)", "", text)).strip()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_figure_alt_text_is_its_caption(site, page):
+    """A figure's image reads, to a screen reader or where it fails to load, as its caption."""
+    parser = _Figures()
+    parser.feed((site / page).read_text(encoding="utf8"))
+    wrong = [(f["id"], f["alt"], _one_line(f["caption"])) for f in parser.found
+             if f["alt"] is not None and (not f["alt"] or _one_line(f["alt"]) != _one_line(f["caption"]))]
+    assert not wrong, f"{page}: figures whose alt text is not their caption (id, alt, caption): {wrong}"
+
+
 @pytest.mark.slow
 def test_widget_javascript_is_vendored(site):
     """The files that _config.yml's nb_ipywidgets_js names are in the built site."""
@@ -203,7 +246,19 @@ PAGE_FACTS_JS = """() => {
     math_unrendered: math.filter(e => !e.querySelector("mjx-container")).length,
     math_errors: article.querySelectorAll("mjx-merror").length,
     images: Array.from(article.querySelectorAll("img")).map(
-      i => ({src: i.getAttribute("src"), ok: i.complete && i.naturalWidth > 0})),
+      i => ({src: i.getAttribute("src"), alt: i.getAttribute("alt"), ok: i.complete && i.naturalWidth > 0,
+             widget: !!i.closest(".jupyter-widgets, .widget-subarea")})),
+    // the book's figures: those with an image (a widget's own <figure> panels hold canvases);
+    // the width one is shown at: as laid out, or (in a closed toggle) as styled
+    figures: Array.from(article.querySelectorAll("figure")).filter(f => f.querySelector("img")).map(f => {
+      const img = f.querySelector("img"), number = f.querySelector("figcaption .caption-number");
+      const laid = img.getBoundingClientRect().width;
+      return {
+        id: f.id, number: number ? number.textContent.trim() : "",
+        src: img.getAttribute("src"), alt: img.getAttribute("alt"), natural: img.naturalWidth,
+        shown: laid || parseFloat(getComputedStyle(img).width) || img.naturalWidth,
+      };
+    }),
     widget_views: views.length,
     widgets_rendered: views.filter(%s).length,
     widget_state: document.querySelectorAll(
@@ -352,6 +407,45 @@ def test_display_math_fits_a_phone_screen(visits, page):
 def test_images_load(visits, page):
     broken = [img["src"] for img in visits[page].facts["images"] if not img["ok"]]
     assert not broken, f"{page}: images that did not load: {broken}"
+
+
+def _meaningless_alt(alt, src):
+    """An image's alt text that tells a reader nothing: none, blank, or its file name (a hash)."""
+    name = (src or "").rsplit("/", 1)[-1]
+    return (not alt or not alt.strip() or alt.strip() in (src, name, name.rsplit(".", 1)[0])
+            or re.fullmatch(r"\S*[0-9a-f]{16,}\S*", alt.strip()) is not None)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_images_have_alt_text(visits, page):
+    """Every image says what it shows to a reader who cannot see it (a figure: its caption).
+
+    Except an image a widget draws (ipywidgets' Image has no alt text); the widget's
+    controls and text say what it shows."""
+    bad = [img["src"] for img in visits[page].facts["images"]
+           if not img["widget"] and _meaningless_alt(img["alt"], img["src"])]
+    assert not bad, f"{page}: images without a meaningful alt text: {bad}"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_figures_are_numbered(visits, page):
+    unnumbered = [f["id"] for f in visits[page].facts["figures"]
+                  if not re.fullmatch(r"Figure \d+(\.\d+)*", f["number"])]
+    assert not unnumbered, f"{page}: figures without a number: {unnumbered}"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_figures_are_sharp_on_a_high_density_screen(visits, page):
+    """At least 1.5 image pixels per CSS pixel shown (150 dpi where a CSS pixel is 1/96 inch), or SVG."""
+    blurry = [(f["src"], f["natural"], round(f["shown"])) for f in visits[page].facts["figures"]
+              if not (f["src"] or "").lower().endswith(".svg") and f["natural"] < 1.5 * f["shown"]]
+    assert not blurry, f"{page}: figures with fewer than 1.5 pixels per displayed pixel (src, pixels, shown): {blurry}"
 
 
 @pytest.mark.slow
