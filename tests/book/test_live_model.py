@@ -313,10 +313,12 @@ def test_a_bad_sequence_is_refused_with_a_message(toggle):
     assert toggle.text_content("#w-msg") == ""
 
 
-def test_new_repeated_sequence_draws_a_repeat(toggle):
+def test_new_repeated_sequence_draws_a_repeat(toggle, model):
+    book = mechlib.repeated_batch(model)  # the draws have the shape of the book's sequences
+    p, h = book.prefix_len, book.half_len
     toggle.click("#w-draw")
     t = tokens_shown(toggle)
-    assert len(t) == 25 and t[5:15] == t[15:]
+    assert len(t) == p + 2 * h and t[p:p + h] == t[p + h:]
 
 
 def test_the_pattern_shows_weights_on_hover_and_with_the_keyboard(toggle, model):

@@ -62,18 +62,21 @@ def test_export_refuses_a_model_with_layernorm(model):
 # --------------------------------------------------------------------------- the head toggle's HTML
 
 
-def test_head_toggle_starts_on_the_toggle_default_sequence(model):
-    from mechlib import toggle
-
+def test_head_toggle_starts_on_the_first_evaluation_sequence_whose_segment_has_no_repeat(model):
+    book = mechlib.repeated_batch(model)
     config = live.head_toggle_config(model)
-    assert config["tokens"] == toggle.default_tokens(model)[0].tolist()
-    assert (config["prefix_len"], config["half_len"]) == (toggle.DEFAULT_PREFIX_LEN, toggle.DEFAULT_HALF_LEN)
+    first = None
+    for row in book.tokens.tolist():  # brute force: the first row whose segment tokens are distinct
+        segment = row[book.prefix_len:book.prefix_len + book.half_len]
+        if all(segment.count(t) == 1 for t in segment):
+            first = row
+            break
+    assert config["tokens"] == first
+    assert (config["prefix_len"], config["half_len"]) == (book.prefix_len, book.half_len)
 
 
 def test_head_toggle_shows_the_strongest_induction_head_first(model):
-    from mechlib import toggle
-
-    scores = mechlib.induction_scores(model, toggle.default_tokens(model))
+    scores = mechlib.induction_scores(model, mechlib.repeated_batch(model).tokens)
     assert live.head_toggle_config(model)["pattern_head"] == f"1.{int(scores[1].argmax())}"
 
 
@@ -89,7 +92,7 @@ def test_site_assets_are_loaded_from_the_book_and_inline_assets_are_carried(mode
     ({"prefix": "1bad"}, "prefix must start with a letter"),
     ({"assets": "cdn"}, "assets must be 'auto', 'site'"),
     ({"pattern_head": "2.0"}, "layer"),
-    ({"half_len": 14}, r"prefix_len \+ 2 \* half_len <= n_ctx = 32"),
+    ({"half_len": 15}, r"prefix_len \+ 2 \* half_len <= n_ctx = 32"),
     ({"tokens": [[1, 2], [3, 4]]}, "one sequence"),
 ])
 def test_head_toggle_refuses_bad_arguments(model, kwargs, message):

@@ -250,20 +250,25 @@ def live_widget_html(widget: str, config: dict[str, Any], prefix: str, assets: s
 
 
 def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None = None,
-                       half_len: int = 10, prefix_len: int = 5, seed: int = 0) -> dict[str, Any]:
-    """What the live head toggle starts with: ``tokens`` (one sequence; default: row 0 of
-    :func:`mechlib.toggle.default_tokens`), the head whose pattern shows first (default: the
-    layer-1 head with the highest induction score on those tokens), the shape of the sequences
-    its "new repeated sequence" button draws (``prefix_len`` random tokens, then ``half_len``
-    tokens twice) and the colour tables."""
+                       half_len: int | None = None, prefix_len: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """What the live head toggle starts with: ``tokens`` (one sequence; default: the first
+    sequence of the book's evaluation batch, :func:`mechlib.repeated_batch`, whose repeated
+    segment holds no token twice, so that its induction stripe is unambiguous), the head whose
+    pattern shows first (default: the layer-1 head with the highest induction score on the
+    evaluation batch, or on ``tokens`` when given), the shape of the sequences its "new
+    repeated sequence" button draws (``prefix_len`` random tokens, then ``half_len`` tokens
+    twice; default: the evaluation batch's) and the colour tables."""
     import torch
 
+    from mechlib.data import repeated_batch
     from mechlib.heads import head_label, top_head
     from mechlib.scores import induction_scores
-    from mechlib.toggle import default_tokens
     from mechlib.views.html import colour_table
     from mechlib.views.plots import ATTENTION_CMAP, SCORE_CMAP
 
+    book = repeated_batch(model)
+    half_len = book.half_len if half_len is None else half_len
+    prefix_len = book.prefix_len if prefix_len is None else prefix_len
     for v, n in ((half_len, "half_len"), (prefix_len, "prefix_len"), (seed, "seed")):
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ValueError(f"{n} must be a non-negative int; got {v!r}")
@@ -271,8 +276,12 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
         raise ValueError(f"need half_len >= 1 and prefix_len + 2 * half_len <= n_ctx = {model.cfg.n_ctx}; "
                          f"got half_len={half_len}, prefix_len={prefix_len}")
     if tokens is None:
-        batch = default_tokens(model, half_len=half_len, prefix_len=prefix_len)
-        tokens = batch[0]
+        batch = book.tokens
+        if (half_len, prefix_len) != (book.half_len, book.prefix_len):
+            batch = repeated_batch(model, half_len=half_len, prefix_len=prefix_len).tokens
+        segments = batch[:, prefix_len:prefix_len + half_len].tolist()
+        row = next((i for i, seg in enumerate(segments) if len(set(seg)) == half_len), 0)
+        tokens = batch[row]
     else:
         tokens = torch.as_tensor(tokens)
         batch = tokens[None]
