@@ -555,3 +555,25 @@ def test_the_slider_shows_each_layer_on_one_row_at_phone_width(slider):
     assert len(set(tops[:4])) == 1 and len(set(tops[4:])) == 1 and tops[4] > tops[0]
     assert slider.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert slider.errors == []
+
+
+def test_the_pattern_marks_where_the_segment_and_its_copy_begin(toggle, model):
+    ORANGE = "rgb(255, 127, 14)"  # #ff7f0e, as the browser writes it
+    book = mechlib.repeated_batch(model)
+    toggle.fill("#w-tokens", " ".join(map(str, live.head_toggle_config(model)["tokens"])))
+    toggle.click("#w-apply")
+    p, h = book.prefix_len, book.half_len
+    # the first cell of the copy's row and the cell below the diagonal of the copy's column
+    assert ORANGE in toggle.get_attribute(f"#w-attn td[data-q='{p + h}'][data-k='0']", "style")
+    assert ORANGE in toggle.get_attribute(f"#w-attn td[data-q='{p + h + 1}'][data-k='{p}']", "style")
+    assert ORANGE not in (toggle.get_attribute("#w-attn td[data-q='2'][data-k='1']", "style") or "")
+    toggle.fill("#w-tokens", "1 2 3 4 5 6")  # no repeat: no lines
+    toggle.click("#w-apply")
+    assert ORANGE not in (toggle.get_attribute("#w-attn td[data-q='3'][data-k='3']", "style") or "")
+
+
+def test_a_table_too_wide_for_a_phone_says_it_scrolls(toggle, model):
+    # the toggle page is 390 px wide: the predictions table of a full sequence overflows
+    toggle.fill("#w-tokens", " ".join(map(str, live.head_toggle_config(model)["tokens"])))
+    toggle.click("#w-apply")
+    assert "scroll the table sideways" in toggle.text_content("#w-preds-more")

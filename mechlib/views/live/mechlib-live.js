@@ -496,7 +496,7 @@
     var table = el("table", {"class": "mlt-attn mll-attn", id: P + "-attn", tabindex: "0",
                              "aria-label": "attention pattern: arrow keys move between cells"}, patWrap);
     el("div", {"class": "mlt-axis"}, patBox, "rows: query position, columns: key position (attended to); " +
-       "hover a cell, or focus the grid and use the arrow keys");
+       "orange lines: where a repeated segment and its copy begin; hover a cell, or focus the grid and use the arrow keys");
     var readout = el("div", {id: P + "-readout", "class": "mll-readout", "aria-live": "polite"}, patBox, "\u00a0");
     var legend = el("div", {"class": "mlt-axis"}, patBox, "attention weight: 0");
     el("span", {"class": "mll-bar", style: "background:linear-gradient(to right," + config.attn_lut.join(",") + ")"}, legend);
@@ -505,6 +505,7 @@
     el("div", {}, predBox, "next-token predictions (top guess and the probability of the true next token)");
     var predWrap = el("div", {"class": "mll-scroll"}, predBox);
     var preds = el("table", {"class": "mll-predtable", id: P + "-preds"}, predWrap);
+    var predMore = el("div", {"class": "mlt-axis", id: P + "-preds-more"}, predBox, "");
     var plegend = el("div", {"class": "mlt-axis"}, predBox, "framed: the repeated tokens the loss is taken on; bold: the top guess is right; p(next): 0");
     el("span", {"class": "mll-bar", style: "background:linear-gradient(to right," + config.prob_lut.join(",") + ")"}, plegend);
     plegend.appendChild(document.createTextNode("1"));
@@ -522,8 +523,19 @@
     el("th", {}, hrow, "head");
     heads.forEach(function (name) { el("td", {}, hrow, name); });
 
+    // [p, p + h] when the sequence is p tokens, then a segment of h tokens twice (the longest such
+    // segment), else []: where the pattern's orange lines go, as in the book's static figures
+    function repeatBounds(t) {
+      for (var h = Math.floor(t.length / 2); h >= 2; h--) {
+        var p = t.length - 2 * h, same = true;
+        for (var i = 0; i < h && same; i++) same = t[p + i] === t[p + h + i];
+        if (same) return p > 0 ? [p, p + h] : [p + h];
+      }
+      return [];
+    }
+
     function build() {  // tables sized to the current sequence
-      var t = state.tokens, n = t.length, q, k;
+      var t = state.tokens, n = t.length, q, k, bounds = repeatBounds(t);
       input.value = t.join(" ");
       table.innerHTML = ""; cells = [];
       var head = el("tr", {}, table);
@@ -534,6 +546,8 @@
         el("td", {"class": "mlt-tick"}, tr, q % 5 === 0 ? String(q) : "");
         for (k = 0; k < n; k++) {
           var td = el("td", {"data-q": q, "data-k": k}, tr);
+          var top = k <= q && bounds.indexOf(q) >= 0, left = k <= q && bounds.indexOf(k) >= 0;
+          if (top || left) td.style.boxShadow = "inset " + (left ? "1px " : "0 ") + (top ? "1px " : "0 ") + "0 #ff7f0e";
           rowCells.push(td);
         }
         cells.push(rowCells);
@@ -625,7 +639,11 @@
       root.setAttribute("data-updates", String(+(root.getAttribute("data-updates") || 0) + 1));
     }
 
-    function setTokens(t) { state.tokens = t; state.cursor = null; build(); update(); }
+    function setTokens(t) {
+      state.tokens = t; state.cursor = null; build(); update();
+      predMore.textContent = predWrap.scrollWidth > predWrap.clientWidth + 1
+        ? "\u2194 scroll the table sideways for the later positions" : "";
+    }
 
     function parse() {
       var parts = input.value.trim().split(/[\s,]+/).filter(function (s) { return s.length; });
