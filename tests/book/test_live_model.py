@@ -572,8 +572,12 @@ def test_the_pattern_marks_where_the_segment_and_its_copy_begin(toggle, model):
     assert ORANGE not in (toggle.get_attribute("#w-attn td[data-q='3'][data-k='3']", "style") or "")
 
 
-def test_a_table_too_wide_for_a_phone_says_it_scrolls(toggle, model):
-    # the toggle page is 390 px wide: the predictions table of a full sequence overflows
-    toggle.fill("#w-tokens", " ".join(map(str, live.head_toggle_config(model)["tokens"])))
+def test_a_table_too_wide_for_a_phone_says_it_scrolls(browser, tmp_path, model, toggle):
+    # 390 px wide: the predictions table of a full sequence overflows, from the start
+    page = book_like_page(browser, tmp_path, live.head_toggle(model, prefix="w", assets="site").data)
+    assert "scroll the table sideways" in page.text_content("#w-preds-more")
+    page.close()
+    page.server.shutdown()
+    toggle.fill("#w-tokens", "1 2 3 1 2 3")  # a short sequence fits: no cue
     toggle.click("#w-apply")
-    assert "scroll the table sideways" in toggle.text_content("#w-preds-more")
+    assert toggle.text_content("#w-preds-more") == ""

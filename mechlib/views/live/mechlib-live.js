@@ -639,11 +639,12 @@
       root.setAttribute("data-updates", String(+(root.getAttribute("data-updates") || 0) + 1));
     }
 
-    function setTokens(t) {
-      state.tokens = t; state.cursor = null; build(); update();
+    function scrollCue() {  // after the tables are filled: does the predictions table overflow?
       predMore.textContent = predWrap.scrollWidth > predWrap.clientWidth + 1
         ? "\u2194 scroll the table sideways for the later positions" : "";
     }
+
+    function setTokens(t) { state.tokens = t; state.cursor = null; build(); update(); scrollCue(); }
 
     function parse() {
       var parts = input.value.trim().split(/[\s,]+/).filter(function (s) { return s.length; });
@@ -686,7 +687,7 @@
       var q = Math.min(Math.max(c[0] + d[0], 0), n - 1), k = Math.min(Math.max(c[1] + d[1], 0), q);
       state.cursor = [q, k]; showCell();
     });
-    build(); update();
+    build(); update(); scrollCue();
     root.setAttribute("data-ready", "1");
   }
 
