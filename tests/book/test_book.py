@@ -10,9 +10,7 @@ In CI (CI=true) a missing Chromium is a failure, elsewhere the browser tests ski
 
 import html.parser
 import importlib.util
-import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -26,13 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
 
-# $CHROMIUM overrides, for a browser installed somewhere else.
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Console errors that a page may log. None: the stock Jupyter Book build logs
 # "THEBE_JS_URL has already been declared" (sphinx-thebe injects its config twice) and
@@ -305,13 +296,8 @@ def _visit(context, base, page):
 
 
 @pytest.fixture(scope="session")
-def visits(site):
+def visits(site, chromium):
     """Open every page once, each in a fresh browser profile, as a first-time reader."""
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium not found at {CHROMIUM}: run `make browser` (Debian's chromium package)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     server = _serve(site)
@@ -319,7 +305,7 @@ def visits(site):
     results = {}
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(**chromium)
             for page in PAGES:
                 context = browser.new_context(viewport={"width": 1280, "height": 900})
                 # Never let a page's request reach another host; it is still recorded

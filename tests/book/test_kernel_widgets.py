@@ -10,22 +10,17 @@ VS Code render the same HTML output but cannot be driven here.
 """
 import math
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from mechlib.teaching.reference import repeat_loss_brute_force
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TOKEN = "mechlib-test"
 
 pytestmark = pytest.mark.browser
@@ -54,13 +49,8 @@ def free_port():
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, chromium):
     """A JupyterLab server on a folder holding the notebook; yields its URL."""
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium not found at {CHROMIUM}: run `make browser` (Debian's chromium package)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
     root = tmp_path_factory.mktemp("lab")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS.values()]
@@ -96,12 +86,12 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def notebook(lab):
+def notebook(lab, chromium):
     """The notebook open in JupyterLab with every cell run (Run > Run All Cells)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(**chromium)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         errors, off_site = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -8,11 +8,10 @@ random paths, `window.mechlibLive.run` must agree with `mechlib.run_with_ablatio
 interventions are checked against a dense float64 forward pass written here from the
 weights. Bad options must throw an Error that names what is wrong.
 """
+import contextlib
 import itertools
-import os
 import random
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +20,6 @@ import torch
 import mechlib
 from mechlib.views import live
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TOL = 1e-4
 N_CASES = 12
 
@@ -31,17 +27,12 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(chromium):
     """One headless Chromium for the module (Playwright allows one sync session at a time)."""
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium not found at {CHROMIUM}: run `make browser` (Debian's chromium package)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = pw.chromium.launch(**chromium)
         yield b
         b.close()
 
@@ -218,9 +209,11 @@ def test_the_page_logged_no_error_and_requested_nothing_else(tab):
 # --------------------------------------------------------------------------- the head toggle
 
 
+@contextlib.contextmanager
 def book_like_page(browser, folder, widget_html):
     """A page laid out like the built book (the page in chapters/, the assets in _static/live/,
-    <html data-content_root="../">), served over http and opened 390 px wide."""
+    <html data-content_root="../">), served over http and opened 390 px wide; closed, and its
+    server stopped, when the ``with`` block ends."""
     import functools
     import http.server
     import threading
@@ -238,28 +231,27 @@ def book_like_page(browser, folder, widget_html):
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     page = watched_page(browser, base, viewport={"width": 390, "height": 800})
     page.goto(base + "chapters/page.html")
-    page.wait_for_selector("#w-root[data-ready='1']", timeout=20_000)
-    page.server = server
-    return page
+    try:
+        page.wait_for_selector("#w-root[data-ready='1']", timeout=20_000)
+        yield page
+    finally:
+        page.close()
+        server.shutdown()
 
 
 @pytest.fixture(scope="module")
 def toggle(browser, tmp_path_factory, model):
     """Chapter 5's live head toggle."""
-    page = book_like_page(browser, tmp_path_factory.mktemp("toggle"), live.head_toggle(model, prefix="w", assets="site").data)
-    yield page
-    page.close()
-    page.server.shutdown()
+    with book_like_page(browser, tmp_path_factory.mktemp("toggle"), live.head_toggle(model, prefix="w", assets="site").data) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")
 def paths(browser, tmp_path_factory, model):
     """Chapters 3 and 4's live path ablation, with senders 0.0 and 0.3 and every layer-1 receiver ticked."""
     html = live.path_ablation(model, senders=["0.0", "0.3"], receivers=mechlib.layer_heads(model, 1), prefix="w", assets="site").data
-    page = book_like_page(browser, tmp_path_factory.mktemp("paths"), html)
-    yield page
-    page.close()
-    page.server.shutdown()
+    with book_like_page(browser, tmp_path_factory.mktemp("paths"), html) as page:
+        yield page
 
 
 def shown_loss(page):
@@ -377,10 +369,8 @@ def test_the_path_widget_fits_a_phone_and_logged_no_error(paths):
 @pytest.fixture(scope="module")
 def calc(browser, tmp_path_factory):
     """Chapter 7's calculator (loads mechlib-live.js only, no weights)."""
-    page = book_like_page(browser, tmp_path_factory.mktemp("calc"), live.virtual_head_calculator(prefix="w", assets="site").data)
-    yield page
-    page.close()
-    page.server.shutdown()
+    with book_like_page(browser, tmp_path_factory.mktemp("calc"), live.virtual_head_calculator(prefix="w", assets="site").data) as page:
+        yield page
 
 
 def formatted(n):
@@ -417,10 +407,8 @@ def test_calculator_fits_a_phone_and_logged_no_error(calc):
 def explorer(browser, tmp_path_factory, model):
     """Chapter 2's composition explorer (numbers precomputed; loads mechlib-live.js only)."""
     html = live.composition_explorer(model, kind="V", n_baseline=200, prefix="w", assets="site").data
-    page = book_like_page(browser, tmp_path_factory.mktemp("explorer"), html)
-    yield page
-    page.close()
-    page.server.shutdown()
+    with book_like_page(browser, tmp_path_factory.mktemp("explorer"), html) as page:
+        yield page
 
 
 def test_explorer_starts_on_the_strongest_pair_of_its_kind(explorer, model):
@@ -471,10 +459,8 @@ def test_expand_refuses_interventions(tab):
 @pytest.fixture(scope="module")
 def terms(browser, tmp_path_factory, model):
     """Chapter 6's term picker."""
-    page = book_like_page(browser, tmp_path_factory.mktemp("terms"), live.term_picker(model, prefix="w", assets="site").data)
-    yield page
-    page.close()
-    page.server.shutdown()
+    with book_like_page(browser, tmp_path_factory.mktemp("terms"), live.term_picker(model, prefix="w", assets="site").data) as page:
+        yield page
 
 
 def test_term_picker_loss_follows_the_kept_terms(terms, model):
@@ -533,10 +519,8 @@ def slider(browser, tmp_path_factory, model):
     batch = mechlib.repeated_batch(model, batch=8)
     dynamics = mechlib.training_dynamics(batch, steps=[0, 460, 4000])
     html = static_slider.static_checkpoint_slider(dynamics, batch, prefix="w", start_step=0).data
-    page = book_like_page(browser, tmp_path_factory.mktemp("slider"), html)
-    page.wait_for_selector("#w-root[data-ready='1']")
-    yield page
-    page.close()
+    with book_like_page(browser, tmp_path_factory.mktemp("slider"), html) as page:
+        yield page
 
 
 def test_the_slider_marks_the_checkpoint_at_its_training_step(slider):
@@ -574,10 +558,8 @@ def test_the_pattern_marks_where_the_segment_and_its_copy_begin(toggle, model):
 
 def test_a_table_too_wide_for_a_phone_says_it_scrolls(browser, tmp_path, model, toggle):
     # 390 px wide: the predictions table of a full sequence overflows, from the start
-    page = book_like_page(browser, tmp_path, live.head_toggle(model, prefix="w", assets="site").data)
-    assert "scroll the table sideways" in page.text_content("#w-preds-more")
-    page.close()
-    page.server.shutdown()
+    with book_like_page(browser, tmp_path, live.head_toggle(model, prefix="w", assets="site").data) as page:
+        assert "scroll the table sideways" in page.text_content("#w-preds-more")
     toggle.fill("#w-tokens", "1 2 3 1 2 3")  # a short sequence fits: no cue
     toggle.click("#w-apply")
     assert toggle.text_content("#w-preds-more") == ""

@@ -175,24 +175,34 @@ def _png(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def _plot_cell(nbformat, png, metadata=None):
+    """A code cell whose stored output is one PNG, as a matplotlib cell leaves it."""
+    data = {"image/png": base64.b64encode(png).decode(), "text/plain": "<Figure>"}
+    return nbformat.v4.new_code_cell("plt.show()", outputs=[nbformat.v4.new_output(
+        "display_data", data=data, metadata=metadata or {})])
+
+
+def _build(tmp_path, conf=""):
+    """Build the folder's pages with myst-nb (no execution) and the figures extension, numfig on."""
+    from sphinx.application import Sphinx
+
+    (tmp_path / "conf.py").write_text(
+        "extensions = ['myst_nb', 'mechlib.views.figures']\nnb_execution_mode = 'off'\n"
+        "numfig = True\nnumfig_format = {'figure': 'Figure %s'}\n" + conf)
+    Sphinx(tmp_path, tmp_path, tmp_path / "_build", tmp_path / "_doctrees", "html",
+           status=None, warning=None, freshenv=True).build()
+
+
 def test_sphinx_numbers_the_figures_of_a_notebook_and_writes_the_alt_text(tmp_path):
     pytest.importorskip("myst_nb")
     nbformat = pytest.importorskip("nbformat")
-    from sphinx.application import Sphinx
 
     nb = nbformat.v4.new_notebook()
-    plot = nbformat.v4.new_code_cell("plt.show()", outputs=[nbformat.v4.new_output(
-        "display_data", data={"image/png": base64.b64encode(_png(40, 20)).decode(), "text/plain": "<Figure>"},
-        metadata={"image/png": {"width": 20, "height": 10}})])
+    plot = _plot_cell(nbformat, _png(40, 20), metadata={"image/png": {"width": 20, "height": 10}})
     nb.cells = [nbformat.v4.new_markdown_cell("# A chapter"), plot,
                 nbformat.v4.new_markdown_cell("*Loss over 'training'.*\n\nMore prose.")]
     nbformat.write(nb, tmp_path / "page.ipynb")
-    (tmp_path / "conf.py").write_text(
-        "extensions = ['myst_nb', 'mechlib.views.figures']\nnb_execution_mode = 'off'\n"
-        "numfig = True\nnumfig_format = {'figure': 'Figure %s'}\nroot_doc = 'page'\n")
-    app = Sphinx(tmp_path, tmp_path, tmp_path / "_build", tmp_path / "_doctrees", "html",
-                 status=None, warning=None, freshenv=True)
-    app.build()
+    _build(tmp_path, "root_doc = 'page'\n")
     html = (tmp_path / "_build" / "page.html").read_text()
     assert '<span class="caption-number">Figure 1 </span>' in html
     assert 'alt="Loss over \u2018training\u2019."' in html, "alt text with the caption's typographic quotes"
@@ -203,15 +213,12 @@ def test_sphinx_numbers_the_figures_of_a_notebook_and_writes_the_alt_text(tmp_pa
 def test_pages_outside_the_numbered_chapters_count_their_figures_from_1(tmp_path):
     pytest.importorskip("myst_nb")
     nbformat = pytest.importorskip("nbformat")
-    from sphinx.application import Sphinx
 
     def page(name, n_figures):
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}")]
         for i in range(n_figures):
-            nb.cells += [nbformat.v4.new_code_cell("plt.show()", outputs=[nbformat.v4.new_output(
-                "display_data", data={"image/png": base64.b64encode(_png(4, 2)).decode(), "text/plain": "x"})]),
-                nbformat.v4.new_markdown_cell(f"*{name}, figure {i + 1}.*")]
+            nb.cells += [_plot_cell(nbformat, _png(4, 2)), nbformat.v4.new_markdown_cell(f"*{name}, figure {i + 1}.*")]
         nbformat.write(nb, tmp_path / f"{name}.ipynb")
 
     page("chapter", 2)
@@ -219,12 +226,7 @@ def test_pages_outside_the_numbered_chapters_count_their_figures_from_1(tmp_path
     page("exercise_b", 1)
     (tmp_path / "index.md").write_text(
         "# Book\n\n```{toctree}\n:numbered:\nchapter\n```\n\n```{toctree}\nexercise_a\nexercise_b\n```\n")
-    (tmp_path / "conf.py").write_text(
-        "extensions = ['myst_nb', 'mechlib.views.figures']\nnb_execution_mode = 'off'\n"
-        "numfig = True\nnumfig_format = {'figure': 'Figure %s'}\n")
-    app = Sphinx(tmp_path, tmp_path, tmp_path / "_build", tmp_path / "_doctrees", "html",
-                 status=None, warning=None, freshenv=True)
-    app.build()
+    _build(tmp_path)
 
     def numbers(name):
         html = (tmp_path / "_build" / f"{name}.html").read_text()

@@ -1,0 +1,25 @@
+"""What the browser tests share: the headless Chromium they launch."""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# $CHROMIUM overrides, for a browser installed somewhere else.
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Keyword arguments for Playwright's ``chromium.launch``; skips (fails in CI) without Chromium."""
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}: run `make browser` (Debian's chromium package)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
