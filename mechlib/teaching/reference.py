@@ -161,12 +161,15 @@ def forward(model: Any, tokens: torch.Tensor, zero_heads=(), remove=None, return
     return logits
 
 
-def repeat_loss_brute_force(model: Any, tokens: list[int], zero_heads=()) -> float:
+def repeat_loss_brute_force(model: Any, tokens: list[int], zero_heads=(), logits=None) -> float:
     """Mean next-token loss (nats, float64) on the repeated tokens of one sequence: the targets
     ``t[q + 1]`` whose current token ``t[q]`` occurred at an earlier ``p`` followed by the same
-    token (``t[p + 1] == t[q + 1]``), heads ``zero_heads`` dropped (the live widgets' loss)."""
+    token (``t[p + 1] == t[q + 1]``), heads ``zero_heads`` dropped (the live widgets' loss).
+    ``logits`` (``[pos, vocab]`` or ``[1, pos, vocab]``): score these instead of the model's."""
     t = torch.tensor([list(tokens)])
-    logp = forward(model, t, zero_heads=zero_heads)[0].log_softmax(-1)
+    if logits is None:
+        logits = forward(model, t, zero_heads=zero_heads)
+    logp = torch.as_tensor(logits).double().reshape(len(tokens), -1).log_softmax(-1)
     qs = [q for q in range(1, len(tokens) - 1)
           if any(tokens[p] == tokens[q] and tokens[p + 1] == tokens[q + 1] for p in range(q))]
     return float(-torch.stack([logp[q, tokens[q + 1]] for q in qs]).mean())

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import mechlib
+from mechlib.teaching.reference import repeat_loss_brute_force
 from mechlib.views import live
 
 TOL = 1e-4
@@ -258,32 +259,21 @@ def shown_loss(page):
     return float(page.text_content("#w-loss"))
 
 
-def python_repeat_loss(model, tokens, heads_off, logits=None):
-    """Mean next-token loss on the targets t[q + 1] whose token t[q] occurred before, followed by t[q + 1]."""
-    t = torch.tensor(tokens)
-    if logits is None:
-        logits = mechlib.run_with_ablation(model, t[None], heads_off)
-    loss = mechlib.per_token_loss(logits, t[None])[0]
-    qs = [q for q in range(1, len(tokens) - 1)
-          if any(tokens[p] == tokens[q] and tokens[p + 1] == tokens[q + 1] for p in range(q))]
-    return loss[qs].mean().item()
-
-
 def tokens_shown(page):
     return [int(x) for x in page.input_value("#w-tokens").split()]
 
 
 def test_toggle_starts_with_the_clean_loss_of_its_sequence(toggle, model):
-    assert shown_loss(toggle) == pytest.approx(python_repeat_loss(model, tokens_shown(toggle), []), abs=1e-3)
+    assert shown_loss(toggle) == pytest.approx(repeat_loss_brute_force(model, tokens_shown(toggle), []), abs=1e-3)
 
 
 def test_switching_heads_off_updates_the_loss_as_python_computes_it(toggle, model):
     toggle.click("#w-cb-0")  # head 0.0 off
     toggle.click("#w-cb-3")  # head 0.3 off
-    expected = python_repeat_loss(model, tokens_shown(toggle), [(0, 0), (0, 3)])
+    expected = repeat_loss_brute_force(model, tokens_shown(toggle), [(0, 0), (0, 3)])
     assert shown_loss(toggle) == pytest.approx(expected, abs=1e-3)
     toggle.click("#w-all-on")
-    assert shown_loss(toggle) == pytest.approx(python_repeat_loss(model, tokens_shown(toggle), []), abs=1e-3)
+    assert shown_loss(toggle) == pytest.approx(repeat_loss_brute_force(model, tokens_shown(toggle), []), abs=1e-3)
 
 
 def test_a_typed_sequence_is_run(toggle, model):
@@ -292,7 +282,7 @@ def test_a_typed_sequence_is_run(toggle, model):
     toggle.press("#w-tokens", "Enter")
     assert tokens_shown(toggle) == tokens
     assert toggle.locator("#w-attn tr").count() == len(tokens) + 1
-    assert shown_loss(toggle) == pytest.approx(python_repeat_loss(model, tokens, []), abs=1e-3)
+    assert shown_loss(toggle) == pytest.approx(repeat_loss_brute_force(model, tokens, []), abs=1e-3)
 
 
 def test_a_bad_sequence_is_refused_with_a_message(toggle):
@@ -334,11 +324,11 @@ def test_the_toggle_fits_a_phone_and_logged_no_error(toggle):
 def test_cutting_paths_updates_the_loss_and_scores_as_path_ablation_computes_them(paths, model):
     t = torch.tensor(tokens_shown(paths))
     clean_loss = shown_loss(paths)
-    assert clean_loss == pytest.approx(python_repeat_loss(model, t.tolist(), []), abs=1e-3)
+    assert clean_loss == pytest.approx(repeat_loss_brute_force(model, t.tolist(), []), abs=1e-3)
     senders, receivers = [(0, 0), (0, 3)], mechlib.layer_heads(model, 1)
     paths.click("#w-kind-K")
     logits = mechlib.path_ablation(model, t[None], senders, receivers, "K")
-    assert shown_loss(paths) == pytest.approx(python_repeat_loss(model, t.tolist(), [], logits), abs=1e-3)
+    assert shown_loss(paths) == pytest.approx(repeat_loss_brute_force(model, t.tolist(), logits=logits), abs=1e-3)
     assert paths.text_content("#w-npaths") == "8 paths cut"
     _, patterns = hooked_run(model, t, mechlib.path_ablation_hooks(model, t[None], senders, receivers, "K"))
     A = torch.tensor(patterns)[:, None]  # [layer, batch, head, q, k]
@@ -352,10 +342,10 @@ def test_cutting_values_instead_and_nothing(paths, model):
     paths.click("#w-kind-K")  # K off again
     paths.click("#w-kind-V")
     logits = mechlib.path_ablation(model, t[None], [(0, 0), (0, 3)], mechlib.layer_heads(model, 1), "V")
-    assert shown_loss(paths) == pytest.approx(python_repeat_loss(model, t.tolist(), [], logits), abs=1e-3)
+    assert shown_loss(paths) == pytest.approx(repeat_loss_brute_force(model, t.tolist(), logits=logits), abs=1e-3)
     paths.click("#w-uncut")
     assert paths.text_content("#w-npaths") == "0 paths cut"
-    assert shown_loss(paths) == pytest.approx(python_repeat_loss(model, t.tolist(), []), abs=1e-3)
+    assert shown_loss(paths) == pytest.approx(repeat_loss_brute_force(model, t.tolist(), []), abs=1e-3)
 
 
 def test_the_path_widget_fits_a_phone_and_logged_no_error(paths):
@@ -466,13 +456,13 @@ def terms(browser, tmp_path_factory, model):
 def test_term_picker_loss_follows_the_kept_terms(terms, model):
     t = tokens_shown(terms)
     ref = mechlib.path_expansion(model, torch.tensor([t]))
-    assert shown_loss(terms) == pytest.approx(python_repeat_loss(model, t, [], ref.total()), abs=1e-3)
+    assert shown_loss(terms) == pytest.approx(repeat_loss_brute_force(model, t, logits=ref.total()), abs=1e-3)
     terms.click("#w-virtual-none")
     kept = [n for n, k in ref.kinds.items() if k != "virtual"]
-    assert shown_loss(terms) == pytest.approx(python_repeat_loss(model, t, [], ref.total(kept)), abs=1e-3)
+    assert shown_loss(terms) == pytest.approx(repeat_loss_brute_force(model, t, logits=ref.total(kept)), abs=1e-3)
     terms.click("#w-term-direct")
     kept.remove("direct")
-    assert shown_loss(terms) == pytest.approx(python_repeat_loss(model, t, [], ref.total(kept)), abs=1e-3)
+    assert shown_loss(terms) == pytest.approx(repeat_loss_brute_force(model, t, logits=ref.total(kept)), abs=1e-3)
 
 
 def test_term_picker_fits_a_phone_and_logged_no_error(terms):
@@ -492,7 +482,7 @@ def test_inline_assets_run_the_widget_in_a_page_without_the_book(browser, tmp_pa
     page.goto(page_file.as_uri())
     page.wait_for_selector("#w-root[data-ready='1']", timeout=20_000)
     page.click("#w-cb-0")
-    assert shown_loss(page) == pytest.approx(python_repeat_loss(model, tokens_shown(page), [(0, 0)]), abs=1e-3)
+    assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(model, tokens_shown(page), [(0, 0)]), abs=1e-3)
     assert page.errors == []
     page.close()
 
