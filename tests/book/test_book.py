@@ -10,6 +10,7 @@ In CI (CI=true) a missing Chromium is a failure, elsewhere the browser tests ski
 
 import html.parser
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -81,14 +82,57 @@ class Build:
         return "\n".join(self.log.splitlines()[-n:])
 
 
+# Folders and files of the repository that are not book sources (skipped when staging).
+NOT_SOURCES = (".git", ".venv", ".venv-learner", "_build", "__pycache__", ".pytest_cache",
+               "*.egg-info", ".ipynb_checkpoints", "tests", "benchmarks")
+
+
+def stage_executed_sources(executed: Path, stage: Path) -> Path:
+    """A copy of the book's sources whose notebooks carry the outputs nbval has just computed.
+
+    `make test` runs nbval first, with ``MECHLIB_EXECUTED_DIR`` set: every notebook runs once,
+    its outputs are compared with the stored ones, and the notebook as executed is written
+    under that folder (the root conftest.py). The book is then built from those notebooks with
+    execution off, so no notebook runs twice, and the pages show what the code computes today
+    (nbval does not compare images). A notebook of the table of contents that nbval did not
+    pass is missing there, and the build fails.
+    """
+    import shutil
+
+    shutil.copytree(REPO, stage, ignore=shutil.ignore_patterns(*NOT_SOURCES), symlinks=True)
+    missing = []
+    for name in TOC_FILES:
+        source = executed / (name + ".ipynb")
+        if (REPO / (name + ".ipynb")).exists():
+            if not source.exists():
+                missing.append(name + ".ipynb")
+            else:
+                shutil.copyfile(source, stage / (name + ".ipynb"))
+    if missing:
+        pytest.fail(f"nbval did not execute (or did not pass) these notebooks, so the book cannot be "
+                    f"built from its outputs: {missing} (folder {executed})")
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"
+    (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return stage
+
+
 @pytest.fixture(scope="session")
 def book(tmp_path_factory):
-    """`jupyter-book build . -W -n --keep-going` (as `make book`), output in a temp dir."""
+    """`jupyter-book build . -W -n --keep-going` (as `make book`), output in a temp dir.
+
+    With ``MECHLIB_EXECUTED_DIR`` set (`make test`), the notebooks are not executed again: the
+    build takes the outputs nbval computed (:func:`stage_executed_sources`).
+    """
     out = tmp_path_factory.mktemp("book")
+    source = REPO
+    executed = os.environ.get("MECHLIB_EXECUTED_DIR")
+    if executed:
+        source = stage_executed_sources(Path(executed).resolve(), out / "source")
     exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe if exe.exists() else "jupyter-book"), "build", str(REPO),
+    cmd = [str(exe if exe.exists() else "jupyter-book"), "build", str(source),
            "--path-output", str(out), "-W", "-n", "--keep-going"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(cmd, cwd=source, capture_output=True, text=True, timeout=3600)
     log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # Sphinx colours its output
     (out / "build.log").write_text(log)
     return Build(proc.returncode, log, out / "_build" / "html")
