@@ -31,53 +31,6 @@ from mechlib.heads import Head, head_label
 
 KINDS = ("Q", "K", "V")
 
-#: the attribute :func:`mechlib.load_model` sets on every model it returns (read it with :func:`lm_head_trained`)
-LM_HEAD_FLAG = "mechlib_lm_head_trained"
-
-
-def lm_head_trained(model: Any) -> bool:
-    """Whether ``model``'s logits mean anything: False when its unembedding was never trained.
-
-    :func:`mechlib.load_model` records this on every model it returns (the attribute
-    ``mechlib_lm_head_trained``). A model mechlib built or trained itself, or one it did not
-    load, counts as trained. A Hugging Face folder that holds only the base model (MiniLM-L6
-    holds a BERT encoder without its masked-LM head) gets a head that TransformerLens fills
-    with random weights: its logits are noise, and every mechlib function that reads logits
-    refuses such a model. Shown in the appendix, Composition in a Real Transformer.
-    """
-    return bool(getattr(model, LM_HEAD_FLAG, True))
-
-
-def is_causal(model: Any) -> bool:
-    """Whether each position attends only to itself and earlier positions (a left-to-right model).
-
-    False for an encoder such as BERT or MiniLM (``cfg.attention_dir == "bidirectional"``),
-    whose heads also attend to later positions, so that a next-token loss does not apply.
-    """
-    return getattr(model.cfg, "attention_dir", "causal") != "bidirectional"
-
-
-def check_next_token_model(model: Any, what: str) -> None:
-    """Raise unless ``model``'s logits are next-token predictions: a trained unembedding, causal attention.
-
-    ``what`` names the caller's result in the message (e.g. "path_ablation_losses").
-    """
-    if not lm_head_trained(model):
-        raise ValueError(
-            f"{what} reads the model's logits, but this model's unembedding is not trained "
-            "(its folder holds no language-model head, so TransformerLens filled one with random "
-            "weights): its logits are noise. Use what does not read logits -- weights "
-            "(composition_scores, qk_circuit, ov_circuit) and attention (attention_patterns, "
-            "prev_token_scores, path_ablation_hooks with attention_patterns)"
-        )
-    if not is_causal(model):
-        raise ValueError(
-            f"{what} measures next-token predictions, which assume a left-to-right (causal) model; "
-            "this model's attention is bidirectional (every position sees the whole sequence, "
-            "the next token included), so a next-token loss does not measure anything"
-        )
-
-
 def check_head(model: Any, head: Any, name: str = "head") -> Head:
     """Return ``head`` as a ``(layer, head)`` tuple of ints, or raise."""
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads

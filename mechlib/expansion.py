@@ -26,8 +26,9 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import check_next_token_model, check_tokens, model_device
+from mechlib._validate import check_tokens, model_device
 from mechlib.heads import head_label
+from mechlib.models.info import check_next_token_model
 
 TERM_KINDS = ("direct", "single", "virtual", "bias")
 
