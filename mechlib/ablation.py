@@ -15,9 +15,9 @@ from typing import Any, Callable
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import check_heads, check_kind, check_sender_receiver, check_tokens
 from mechlib.heads import Head
 from mechlib.models.info import check_next_token_model
+from mechlib.validate import check_heads, check_kind, check_sender_receiver, check_tokens
 
 ABLATION_MODES = ("zero", "mean")
 

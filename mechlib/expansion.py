@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import check_tokens, model_device
 from mechlib.heads import head_label
 from mechlib.models.info import check_next_token_model
+from mechlib.validate import check_tokens, model_device
 
 TERM_KINDS = ("direct", "single", "virtual", "bias")
 

@@ -82,6 +82,12 @@ def test_importing_a_floor_loads_nothing_above_it(module, must_not_load):
     assert out.stdout.strip() == "", f"importing {module} loaded {out.stdout.strip()}"
 
 
+def test_the_core_exports_from_public_modules_only():
+    """Everything ``import mechlib`` offers comes from a module a reader may import too."""
+    names = imported_modules(PACKAGE / "__init__.py")
+    assert sorted(m for m in names if m.split(".")[1:2] and m.split(".")[1].startswith("_")) == []
+
+
 def test_core_exports_its_public_names():
     import mechlib
 

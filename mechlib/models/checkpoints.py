@@ -19,7 +19,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mechlib.models.bundled import BUNDLED_MODEL, InductionConfig, build_model
 from mechlib.models.info import model_info
-from mechlib._validate import check_device
+from mechlib.validate import check_device
 
 CHECKPOINT_DIR = "checkpoints"
 #: the training steps at which ``induction-2l`` ships a snapshot of its weights (The Circuit Forms,

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from mechlib._validate import check_device, model_device
 from mechlib.models.bundled import BUNDLED_MODEL
 from mechlib.models.checkpoints import bundled_checkpoint, check_step, checkpoint_steps, load_checkpoint, load_snapshot
 from mechlib.models.hub import boot_folder, boot_hub, head_is_trained, local_folder
 from mechlib.models.info import lm_head_trained as recorded_lm_head_trained
 from mechlib.models.info import model_info
+from mechlib.validate import check_device, model_device
 
 
 def _ready(model: TransformerBridge, device: torch.device, head_trained: bool) -> TransformerBridge:

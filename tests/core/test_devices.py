@@ -1,6 +1,6 @@
 """Every public function on every device: the CPU always, CUDA and MPS where present.
 
-The rule (README, "Devices"; :mod:`mechlib._validate`): tokens may come from any device
+The rule (README, "Devices"; :mod:`mechlib.validate`): tokens may come from any device
 (``repeated_tokens`` makes them on the CPU); activations (logits, patterns, expansion
 terms) stay on the model's device; summaries (score tables, losses, attributions, the
 widgets' state) come back on the CPU; functions of tensors alone answer on their input's

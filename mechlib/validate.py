@@ -1,8 +1,11 @@
-"""Argument checks shared by the core modules, and where tensors live.
+"""Argument checks, and where tensors live: public, for every floor.
 
-Every public function validates its input here, so a learner's mistake meets a
-message that names the argument and what is allowed, instead of an IndexError
-from deep inside torch.
+Every public function of mechlib validates its input with these checks, so a learner's
+mistake meets a message that names the argument and what is allowed, instead of an
+IndexError from deep inside torch. The views and the teaching floor use the same checks
+(``from mechlib.validate import check_head``), and so may a learner's own functions.
+What mechlib records about a model (its LM head, whether it is causal) is checked in
+:mod:`mechlib.models.info`.
 
 Devices. A model may sit on any device (``load_model(device="cuda")`` or
 ``model.to("cuda")``). :func:`check_tokens` moves the tokens to the model's device,
@@ -80,12 +83,14 @@ def check_sender_receiver(model: Any, sender: Any, receiver: Any) -> tuple[Head,
 
 
 def check_kind(kind: Any) -> str:
+    """Return ``kind`` as ``"Q"``, ``"K"`` or ``"V"`` (any case), or raise."""
     if not isinstance(kind, str) or kind.upper() not in KINDS:
         raise ValueError(f"kind must be one of 'Q', 'K', 'V'; got {kind!r}")
     return kind.upper()
 
 
 def check_positive_int(value: Any, name: str) -> int:
+    """Return ``value`` if it is an int ``> 0`` (not a bool), or raise naming ``name``."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int; got {type(value).__name__}")
     if value <= 0:
@@ -94,6 +99,7 @@ def check_positive_int(value: Any, name: str) -> int:
 
 
 def check_nonnegative_int(value: Any, name: str) -> int:
+    """Return ``value`` if it is an int ``>= 0`` (not a bool), or raise naming ``name``."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int; got {type(value).__name__}")
     if value < 0:
