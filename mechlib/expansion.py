@@ -26,8 +26,9 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import check_next_token_model, check_tokens, model_device
 from mechlib.heads import head_label
+from mechlib.models.info import check_next_token_model
+from mechlib.validate import check_tokens, model_device
 
 TERM_KINDS = ("direct", "single", "virtual", "bias")
 
@@ -72,21 +73,37 @@ class PathExpansion:
         return f"PathExpansion({len(self.terms)} terms: {counts}, tokens {tuple(self.tokens.shape)})"
 
 
-def check_expandable(model: Any) -> None:
-    """Raise ``ValueError`` unless ``model`` is attention-only with no LayerNorm and no soft-capping
-    (and its logits are next-token predictions: a trained unembedding, causal attention)."""
-    check_next_token_model(model, "path_expansion")
+#: what the exact expansion needs of a model's configuration: ``(cfg field, allowed value, what it means)``
+EXPANDABLE = (
+    ("attn_only", True, "attention-only: no MLP layers"),
+    ("normalization_type", None, "no LayerNorm or RMSNorm: a norm divides by a statistic of the whole "
+                                 "residual stream, so the stream is no longer a sum of separate paths"),
+    ("positional_embedding_type", "standard", "positions as a learned table W_pos added to the token "
+                                              "embeddings (rotary positions rotate queries and keys inside "
+                                              "each head: there is no W_pos to expand)"),
+)
+
+
+def check_expandable(model: Any, what: str = "path_expansion") -> None:
+    """Raise ``ValueError`` unless the exact path expansion applies to ``model``, before anything is computed.
+
+    It applies to attention-only models without LayerNorm whose positions are a learned table
+    ``W_pos`` added to the embeddings (:data:`EXPANDABLE`), with no soft-capping, whose logits
+    are next-token predictions (a trained unembedding, causal attention). The message names
+    the argument, what the model has and what is allowed. ``what`` names the caller in it.
+    Chapter 6, The Two-Layer Expansion.
+    """
+    check_next_token_model(model, what)
     cfg = model.cfg
-    problems = []
-    if not cfg.attn_only:
-        problems.append("it has MLP layers (attn_only=False)")
-    if cfg.normalization_type is not None:
-        problems.append(f"it has LayerNorm (normalization_type={cfg.normalization_type!r})")
+    problems = [f"cfg.{field}={getattr(cfg, field, None)!r} (allowed: {allowed!r}, {meaning})"
+                for field, allowed, meaning in EXPANDABLE if getattr(cfg, field, None) != allowed]
     if getattr(cfg, "output_logits_soft_cap", -1.0) > 0 or getattr(cfg, "attn_scores_soft_cap", -1.0) > 0:
-        problems.append("it soft-caps logits or attention scores")
+        problems.append("soft-capped logits or attention scores (allowed: none, cfg.output_logits_soft_cap "
+                        "and cfg.attn_scores_soft_cap <= 0)")
     if problems:
         raise ValueError(
-            "path_expansion applies only to attention-only models without LayerNorm; this model: "
+            f"model: {what} computes the exact path expansion, which applies only to attention-only "
+            "models without LayerNorm whose positions are added to the embeddings; this model has "
             + "; ".join(problems)
         )
 

@@ -14,13 +14,13 @@ from typing import Any, Iterable
 import torch
 
 from mechlib._threads import single_thread
-from mechlib._validate import check_head, check_kind, check_sender_receiver
 from mechlib.circuits import ov_circuit, receiver_circuit
 from mechlib.composition import composition_baseline, pair_composition_score
-from mechlib.expansion import TERM_KINDS, path_expansion
+from mechlib.expansion import TERM_KINDS, check_expandable, path_expansion
 from mechlib.heads import Head, all_heads
 from mechlib.scores import repeat_loss
 from mechlib.toggle import DEFAULT_HALF_LEN, DEFAULT_PREFIX_LEN, toggle_tokens
+from mechlib.validate import check_head, check_kind, check_sender_receiver
 
 
 class CompositionExplorerState:
@@ -84,6 +84,7 @@ class ExpansionExplorerState:
 
     def __init__(self, model: Any, tokens: torch.Tensor | None = None, half_len: int = DEFAULT_HALF_LEN,
                  prefix_len: int = DEFAULT_PREFIX_LEN):
+        check_expandable(model, "the expansion explorer")
         self.model = model
         self.tokens = toggle_tokens(model, tokens, half_len, prefix_len)
         self.half_len, self.prefix_len = half_len, prefix_len

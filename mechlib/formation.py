@@ -28,10 +28,10 @@ from typing import Any, Sequence
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import check_heads
 from mechlib.heads import Head, parse_head
 from mechlib.roles import head_roles, heads_with_role
 from mechlib.scores import attention_patterns, induction_scores_from_patterns, per_token_loss
+from mechlib.validate import check_heads
 
 KINDS = "QKV"
 
@@ -106,8 +106,9 @@ def training_dynamics(
     from mechlib.ablation import path_ablation_losses
     from mechlib.composition import composition_scores
     from mechlib.data import RepeatedBatch, repeated_batch
-    from mechlib._validate import check_nonnegative_int
-    from mechlib.models import _snapshot_state, checkpoint_steps, load_model
+    from mechlib.validate import check_nonnegative_int
+    from mechlib.models import checkpoint_steps, load_model
+    from mechlib.models.checkpoints import snapshot_state
 
     check_nonnegative_int(max_offset, "max_offset")
 
@@ -134,7 +135,7 @@ def training_dynamics(
                                            ("rep", "rest", "off", "ind", "Q", "K", "V", "cut", "pat", "ex")}
     model = final  # one model, its weights replaced step by step (building one is slow)
     for step in steps:
-        model.load_state_dict(_snapshot_state(step), strict=True)
+        model.load_state_dict(snapshot_state(step), strict=True)
         with torch.no_grad():
             logits = model(batch.tokens)
         losses = per_token_loss(logits, batch.tokens)

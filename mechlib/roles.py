@@ -24,9 +24,10 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
-from mechlib._validate import check_nonnegative_int, check_tokens, is_causal
 from mechlib.heads import Head, all_heads, head_label
+from mechlib.models.info import is_causal
 from mechlib.scores import attention_patterns, induction_scores_from_patterns
+from mechlib.validate import check_nonnegative_int, check_tokens
 
 OFFSET_NAMES = {0: "self", 1: "previous-token", 2: "two-back"}
 

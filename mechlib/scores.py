@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 
-from mechlib._validate import check_tokens, is_causal
+from mechlib.models.info import is_causal
+from mechlib.validate import check_tokens
 
 
 def attention_patterns(

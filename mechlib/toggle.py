@@ -25,11 +25,12 @@ import torch
 from jaxtyping import Float, Int
 
 from mechlib._threads import single_thread
-from mechlib._validate import check_heads, check_next_token_model, check_tokens, float64_device
 from mechlib.ablation import ablation_hooks
 from mechlib.data import repeated_tokens
 from mechlib.heads import Head, all_heads
+from mechlib.models.info import check_next_token_model
 from mechlib.scores import induction_scores_from_patterns, per_token_loss, repeat_loss
+from mechlib.validate import check_heads, check_tokens, float64_device
 
 #: the default data of the head toggle: 32 random sequences of 5 random tokens and then
 #: a 10-token segment twice (length 10 was held out in training, so this is a fresh repeat)

@@ -36,7 +36,7 @@ IN_COLAB = "google.colab" in sys.modules
 REPO = "{url}"
 REF = "{ref}"  # the branch or tag the book is built from
 if IN_COLAB and importlib.util.find_spec("mechlib") is None:
-    %pip install -q "mechlib @ git+{{REPO}}@{{REF}}"'''
+    %pip install -q "mechlib[views,real] @ git+{{REPO}}@{{REF}}"'''
 
 # README: links of the form https://colab.research.google.com/github/<owner>/<repo>/blob/<ref>/...
 README_COLAB = re.compile(r"(https://colab\.research\.google\.com/github/)[^/\s`]+/[^/\s`]+/blob/[^/\s`]+/")

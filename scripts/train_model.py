@@ -29,7 +29,7 @@ def main() -> None:
     model = mechlib.train_induction_model(seed=args.seed, save_steps=CHECKPOINT_STEPS)
     path = save_model(model, args.out)
     steps = save_snapshots(model, args.out.with_name(args.out.name + "-steps.pt"))
-    print(f"wrote {path} (final training loss {model.training_log[-1][1]:.3f}) and {steps}")
+    print(f"wrote {path} (final training loss {mechlib.model_info(model).training_log[-1][1]:.3f}) and {steps}")
 
 
 if __name__ == "__main__":

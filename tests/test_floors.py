@@ -1,6 +1,6 @@
 """The three floors of mechlib: each imports only the floors below it.
 
-core (``mechlib/*.py``) <- views (``mechlib/views/``), and core <- teaching
+core (``mechlib/*.py`` and ``mechlib/models/``) <- views (``mechlib/views/``), and core <- teaching
 (``mechlib/teaching/``): views and teaching both build on the core, and neither imports
 the other (grading runs without any plotting or widget library).
 Checked twice: statically, on every ``import`` statement of every module, and at run
@@ -15,7 +15,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mechlib"
 FLOORS = {
-    "core": sorted(PACKAGE.glob("*.py")),
+    "core": sorted(PACKAGE.glob("*.py")) + sorted((PACKAGE / "models").rglob("*.py")),
     "views": sorted((PACKAGE / "views").rglob("*.py")),
     "teaching": sorted((PACKAGE / "teaching").rglob("*.py")),
 }
@@ -46,7 +46,7 @@ def test_every_floor_has_modules():
     assert all(FLOORS.values()), {k: len(v) for k, v in FLOORS.items()}
 
 
-@pytest.mark.parametrize("path", FLOORS["core"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FLOORS["core"], ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_core_imports_no_view_teaching_or_display_library(path):
     assert forbidden(path, ("mechlib.views", "mechlib.teaching") + DISPLAY_LIBRARIES) == []
 
@@ -80,6 +80,12 @@ def test_importing_a_floor_loads_nothing_above_it(module, must_not_load):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"importing {module} loaded {out.stdout.strip()}"
+
+
+def test_the_core_exports_from_public_modules_only():
+    """Everything ``import mechlib`` offers comes from a module a reader may import too."""
+    names = imported_modules(PACKAGE / "__init__.py")
+    assert sorted(m for m in names if m.split(".")[1:2] and m.split(".")[1].startswith("_")) == []
 
 
 def test_core_exports_its_public_names():

@@ -29,8 +29,8 @@ import torch
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 import mechlib
-from mechlib._validate import check_head, check_sender_receiver, check_tokens
 from mechlib.heads import Head, head_label, layer_heads
+from mechlib.validate import check_head, check_sender_receiver, check_tokens
 from mechlib.views.plots import PATH_COLOURS
 
 __all__ = ["SENDER_COLOUR", "draw_induction_circuit", "draw_residual_stream", "induction_positions"]

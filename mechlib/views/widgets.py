@@ -30,10 +30,10 @@ import ipywidgets as W
 import torch
 from matplotlib.figure import Figure
 
-from mechlib._validate import check_head, check_heads, check_kind, check_sender_receiver
 from mechlib.explorers import CompositionExplorerState, ExpansionExplorerState
 from mechlib.heads import Head, head_label
 from mechlib.toggle import DEFAULT_HALF_LEN, DEFAULT_PREFIX_LEN, HeadToggleState
+from mechlib.validate import check_head, check_heads, check_kind, check_sender_receiver
 from mechlib.views import plots
 from mechlib.views.html import loss_html, pattern_html, score_table_html, style_block
 

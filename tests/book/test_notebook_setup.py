@@ -31,7 +31,9 @@ def test_first_code_cell_is_the_colab_setup_cell(path):
     first = next(c for c in nb.cells if c.cell_type == "code")
     source = first.source
     assert f'REPO = "{URL}"' in source and f'REF = "{REF}"' in source
-    assert '%pip install -q "mechlib @ git+{REPO}@{REF}"' in source
+    # the learner's install: the views and the real model, never the dev extra; ranges only, so
+    # Colab keeps its own torch and ipywidgets
+    assert '%pip install -q "mechlib[views,real] @ git+{REPO}@{REF}"' in source
     # installs only in Colab, and only once: a second run finds mechlib and installs nothing
     assert 'if IN_COLAB and importlib.util.find_spec("mechlib") is None:' in source
     assert max(len(line) for line in source.splitlines()) <= 79

@@ -1,6 +1,6 @@
 """Every public function on every device: the CPU always, CUDA and MPS where present.
 
-The rule (README, "Devices"; :mod:`mechlib._validate`): tokens may come from any device
+The rule (README, "Devices"; :mod:`mechlib.validate`): tokens may come from any device
 (``repeated_tokens`` makes them on the CPU); activations (logits, patterns, expansion
 terms) stay on the model's device; summaries (score tables, losses, attributions, the
 widgets' state) come back on the CPU; functions of tensors alone answer on their input's
@@ -130,7 +130,7 @@ DEVICE_FREE = {
     # models: the device tests below
     "load_model", "load_checkpoint", "save_model",
     # flags and a folder path read off a model or the installed package: no tensors
-    "MINILM", "minilm_folder", "lm_head_trained", "is_causal",
+    "MINILM", "minilm_folder", "lm_head_trained", "is_causal", "ModelInfo", "model_info",
     # score-table helpers: test_head_helpers_take_tables_from_any_device
     "ranked_heads", "top_head", "heads_above", "top_pair",
     # roles: a dataclass, and a filter over head_roles' result

@@ -1,3 +1,4 @@
+import copy
 import json
 import time
 
@@ -82,6 +83,30 @@ def test_save_and_load_round_trip(model, tmp_path):
     assert torch.equal(again(t), model(t))
 
 
+def test_what_mechlib_knows_about_a_model_is_one_record(model):
+    info = mechlib.model_info(model)
+    assert info.config == InductionConfig() and info.step is None and info.lm_head_trained
+    assert [s for s, _ in info.training_log] == list(range(info.config.steps))
+    # one attribute on the model, nothing else of mechlib's
+    assert [n for n in vars(model) if "mechlib" in n or n in ("induction_config", "training_log", "snapshots")] \
+        == ["mechlib_info"]
+    assert mechlib.model_info(copy.deepcopy(model)) == info
+    assert mechlib.model_info(mechlib.load_model(step=500)).step == 500
+
+
+def test_a_model_mechlib_did_not_build_gets_a_default_record():
+    import transformer_lens.model_bridge.sources.native  # noqa: F401
+    from transformer_lens.model_bridge import TransformerBridge
+
+    bare = TransformerBridge.boot_native(InductionConfig(n_layers=1).bridge_config())
+    assert mechlib.lm_head_trained(bare) and mechlib.is_causal(bare)
+    assert mechlib.model_info(bare) == mechlib.ModelInfo()
+    mechlib.load_model(bare, lm_head_trained=False)
+    assert not mechlib.lm_head_trained(bare) and not mechlib.lm_head_trained(mechlib.load_model(bare))
+    with pytest.raises(ValueError, match="save_model writes models that mechlib built"):
+        mechlib.save_model(bare, "unused")
+
+
 def test_unknown_model_name_is_rejected():
     with pytest.raises(ValueError, match="unknown model name"):
         mechlib.load_model("not-a-model")
@@ -109,21 +134,21 @@ def checkpoint_figures(model, batch):
 
 @pytest.mark.slow
 def test_retraining_from_recorded_seed_reproduces_the_circuit_and_the_checkpoints():
-    recorded = load_checkpoint(bundled_checkpoint()).induction_config
+    recorded = mechlib.model_info(load_checkpoint(bundled_checkpoint())).config
     model = mechlib.train_induction_model(seed=recorded.seed, config=recorded, progress=False,
                                           save_steps=mechlib.checkpoint_steps())
     assert_genuine_induction_circuit(model)
     # the loss log keeps every step, and the shipped one is this run's up to float rounding
     shipped_log = json.loads(bundled_checkpoint().with_suffix(".json").read_text())["training_log"]
-    assert [s for s, _ in model.training_log] == list(range(recorded.steps))
+    assert [s for s, _ in mechlib.model_info(model).training_log] == list(range(recorded.steps))
     assert len(shipped_log) == recorded.steps
-    assert max(abs(a - b) for (_, a), (_, b) in zip(shipped_log, model.training_log)) < 1e-3
+    assert max(abs(a - b) for (_, a), (_, b) in zip(shipped_log, mechlib.model_info(model).training_log)) < 1e-3
     # every shipped checkpoint: the retrained snapshot has the same figures, to a tolerance that
     # float rounding on another machine (thread count, BLAS) stays well inside
     batch = mechlib.repeated_batch(model, batch=32)
     again = mechlib.load_model()
     for step in mechlib.checkpoint_steps():
-        again.load_state_dict(model.snapshots[step])
+        again.load_state_dict(mechlib.model_info(model).snapshots[step])
         shipped = checkpoint_figures(mechlib.load_model(step=step), batch)
         torch.testing.assert_close(checkpoint_figures(again, batch), shipped, atol=0.06, rtol=0,
                                    msg=lambda m: f"step {step}: {m}")
@@ -149,7 +174,7 @@ def test_a_step_loads_its_float16_snapshot_and_the_recipe(model):
     assert torch.equal(m.state_dict()["blocks.1.attn.k.weight"], stored["weights"]["blocks.1.attn.k.weight"][i].float())
     assert torch.equal(m.state_dict()["pos_embed.weight"], model.state_dict()["pos_embed.weight"])  # fixed, not trained
     assert not torch.equal(m.W_K, model.W_K)
-    assert m.induction_config == model.induction_config and not m.training
+    assert mechlib.model_info(m).config == mechlib.model_info(model).config and not m.training
     assert not any(p.requires_grad for p in m.parameters())
 
 
@@ -184,16 +209,17 @@ def test_save_steps_must_be_steps_of_the_run():
 def test_snapshots_are_the_weights_after_that_many_steps():
     short = InductionConfig(steps=3)
     a = mechlib.train_induction_model(config=short, progress=False, save_steps=[0, 2, 3])
-    assert sorted(a.snapshots) == [0, 2, 3]
+    snapshots = mechlib.model_info(a).snapshots
+    assert sorted(snapshots) == [0, 2, 3]
     for name, w in a.state_dict().items():
-        assert torch.equal(a.snapshots[3][name], w), name
-    assert torch.equal(a.snapshots[0]["blocks.0.attn.q.weight"],
+        assert torch.equal(snapshots[3][name], w), name
+    assert torch.equal(snapshots[0]["blocks.0.attn.q.weight"],
                        mechlib.models.build_model(short).state_dict()["blocks.0.attn.q.weight"])
-    assert not torch.equal(a.snapshots[2]["blocks.0.attn.q.weight"], a.snapshots[3]["blocks.0.attn.q.weight"])
+    assert not torch.equal(snapshots[2]["blocks.0.attn.q.weight"], snapshots[3]["blocks.0.attn.q.weight"])
     b = mechlib.train_induction_model(config=short, progress=False)
     for name, w in b.state_dict().items():  # keeping snapshots does not change the training
         assert torch.equal(a.state_dict()[name], w), name
-    assert [s for s, _ in b.training_log] == [0, 1, 2]
+    assert [s for s, _ in mechlib.model_info(b).training_log] == [0, 1, 2]
 
 
 def test_random_model_has_the_asked_shape_nonzero_biases_and_is_reproducible():

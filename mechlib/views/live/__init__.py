@@ -179,7 +179,7 @@ _CSS = """
 
 def _head_labels(model: Any, heads: Any, name: str) -> list[str]:
     """Validated head names ``"l.h"`` of heads given as names or ``(layer, head)`` pairs (one or a list)."""
-    from mechlib._validate import check_heads
+    from mechlib.validate import check_heads
     from mechlib.heads import head_label, parse_head
 
     if isinstance(heads, str) or (isinstance(heads, tuple) and len(heads) == 2 and all(isinstance(x, int) for x in heads)):
@@ -361,7 +361,7 @@ def virtual_head_calculator(n_layers: int = 12, n_heads: int = 12, length: int =
     """
     from IPython.display import HTML
 
-    from mechlib._validate import check_positive_int
+    from mechlib.validate import check_positive_int
 
     for v, n, top in ((n_layers, "n_layers", 96), (n_heads, "n_heads", 256), (length, "length", 96)):
         check_positive_int(v, n)

@@ -1,8 +1,11 @@
-"""Argument checks shared by the core modules, and where tensors live.
+"""Argument checks, and where tensors live: public, for every floor.
 
-Every public function validates its input here, so a learner's mistake meets a
-message that names the argument and what is allowed, instead of an IndexError
-from deep inside torch.
+Every public function of mechlib validates its input with these checks, so a learner's
+mistake meets a message that names the argument and what is allowed, instead of an
+IndexError from deep inside torch. The views and the teaching floor use the same checks
+(``from mechlib.validate import check_head``), and so may a learner's own functions.
+What mechlib records about a model (its LM head, whether it is causal) is checked in
+:mod:`mechlib.models.info`.
 
 Devices. A model may sit on any device (``load_model(device="cuda")`` or
 ``model.to("cuda")``). :func:`check_tokens` moves the tokens to the model's device,
@@ -30,53 +33,6 @@ import torch
 from mechlib.heads import Head, head_label
 
 KINDS = ("Q", "K", "V")
-
-#: the attribute :func:`mechlib.load_model` sets on every model it returns (read it with :func:`lm_head_trained`)
-LM_HEAD_FLAG = "mechlib_lm_head_trained"
-
-
-def lm_head_trained(model: Any) -> bool:
-    """Whether ``model``'s logits mean anything: False when its unembedding was never trained.
-
-    :func:`mechlib.load_model` records this on every model it returns (the attribute
-    ``mechlib_lm_head_trained``). A model mechlib built or trained itself, or one it did not
-    load, counts as trained. A Hugging Face folder that holds only the base model (MiniLM-L6
-    holds a BERT encoder without its masked-LM head) gets a head that TransformerLens fills
-    with random weights: its logits are noise, and every mechlib function that reads logits
-    refuses such a model. Shown in the appendix, Composition in a Real Transformer.
-    """
-    return bool(getattr(model, LM_HEAD_FLAG, True))
-
-
-def is_causal(model: Any) -> bool:
-    """Whether each position attends only to itself and earlier positions (a left-to-right model).
-
-    False for an encoder such as BERT or MiniLM (``cfg.attention_dir == "bidirectional"``),
-    whose heads also attend to later positions, so that a next-token loss does not apply.
-    """
-    return getattr(model.cfg, "attention_dir", "causal") != "bidirectional"
-
-
-def check_next_token_model(model: Any, what: str) -> None:
-    """Raise unless ``model``'s logits are next-token predictions: a trained unembedding, causal attention.
-
-    ``what`` names the caller's result in the message (e.g. "path_ablation_losses").
-    """
-    if not lm_head_trained(model):
-        raise ValueError(
-            f"{what} reads the model's logits, but this model's unembedding is not trained "
-            "(its folder holds no language-model head, so TransformerLens filled one with random "
-            "weights): its logits are noise. Use what does not read logits -- weights "
-            "(composition_scores, qk_circuit, ov_circuit) and attention (attention_patterns, "
-            "prev_token_scores, path_ablation_hooks with attention_patterns)"
-        )
-    if not is_causal(model):
-        raise ValueError(
-            f"{what} measures next-token predictions, which assume a left-to-right (causal) model; "
-            "this model's attention is bidirectional (every position sees the whole sequence, "
-            "the next token included), so a next-token loss does not measure anything"
-        )
-
 
 def check_head(model: Any, head: Any, name: str = "head") -> Head:
     """Return ``head`` as a ``(layer, head)`` tuple of ints, or raise."""
@@ -127,12 +83,14 @@ def check_sender_receiver(model: Any, sender: Any, receiver: Any) -> tuple[Head,
 
 
 def check_kind(kind: Any) -> str:
+    """Return ``kind`` as ``"Q"``, ``"K"`` or ``"V"`` (any case), or raise."""
     if not isinstance(kind, str) or kind.upper() not in KINDS:
         raise ValueError(f"kind must be one of 'Q', 'K', 'V'; got {kind!r}")
     return kind.upper()
 
 
 def check_positive_int(value: Any, name: str) -> int:
+    """Return ``value`` if it is an int ``> 0`` (not a bool), or raise naming ``name``."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int; got {type(value).__name__}")
     if value <= 0:
@@ -141,6 +99,7 @@ def check_positive_int(value: Any, name: str) -> int:
 
 
 def check_nonnegative_int(value: Any, name: str) -> int:
+    """Return ``value`` if it is an int ``>= 0`` (not a bool), or raise naming ``name``."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int; got {type(value).__name__}")
     if value < 0:
