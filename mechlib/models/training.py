@@ -26,6 +26,7 @@ def train_induction_model(
     config: InductionConfig | None = None,
     progress: bool = True,
     save_steps: Sequence[int] = (),
+    stop_after: int | None = None,
 ) -> TransformerBridge:
     """Train ``induction-2l`` from scratch and return it in eval mode.
 
@@ -43,6 +44,10 @@ def train_induction_model(
     after ``N`` updates (``0`` is the initialisation, ``config.steps`` the final model).
     Copying the weights changes nothing in the training itself. The shipped
     snapshots (The Circuit Forms, in chapter 5) use :data:`mechlib.models.CHECKPOINT_STEPS`.
+
+    ``stop_after``: stop after that many updates, with the recipe's learning-rate schedule
+    unchanged (it is set by ``config.steps``), so the model, the log and the snapshots up to
+    that step are those of the full run: a quick way to reproduce the start of training.
     """
     config = dataclasses.replace(config or InductionConfig(), seed=seed)
     torch.manual_seed(seed)
@@ -56,11 +61,12 @@ def train_induction_model(
     )
     gen = torch.Generator().manual_seed(seed + 1)
     save = _check_save_steps(save_steps, config.steps)
+    last = config.steps if stop_after is None else _check_stop_after(stop_after, config.steps)
     snapshots: dict[int, dict[str, torch.Tensor]] = {}
     log: list[tuple[int, float]] = []
-    bar = _progress(config.steps, f"training {BUNDLED_MODEL}", progress)
+    bar = _progress(last, f"training {BUNDLED_MODEL}", progress)
     running = None
-    for step in range(config.steps):
+    for step in range(last):
         if step in save:
             snapshots[step] = weights(model)
         tokens, mask = induction_training_batch(
@@ -74,14 +80,14 @@ def train_induction_model(
         sched.step()
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         log.append((step, loss.item()))
-        if bar is not None and (step % 50 == 0 or step == config.steps - 1):
+        if bar is not None and (step % 50 == 0 or step == last - 1):
             bar.set_postfix(loss=f"{running:.3f}")
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    if config.steps in save:
-        snapshots[config.steps] = weights(model)
+    if last in save:
+        snapshots[last] = weights(model)
     inner.eval()
     model.eval()
     info = model_info(model)
@@ -98,6 +104,14 @@ def _check_save_steps(save_steps: Sequence[int], total: int) -> set[int]:
             raise ValueError(f"save_steps must lie in 0..{total} (the number of training steps); got {s}")
         steps.add(s)
     return steps
+
+
+def _check_stop_after(stop_after: int, total: int) -> int:
+    if isinstance(stop_after, bool) or not isinstance(stop_after, int):
+        raise TypeError(f"stop_after must be an int; got {stop_after!r} ({type(stop_after).__name__})")
+    if not 1 <= stop_after <= total:
+        raise ValueError(f"stop_after must lie in 1..{total} (the recipe's number of steps); got {stop_after}")
+    return stop_after
 
 
 def _progress(total: int, desc: str, enabled: bool):
