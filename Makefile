@@ -11,7 +11,7 @@ LEARNER_PINS  := "ipywidgets==7.7.1" ipykernel
 # pytest only runs the widget tests there (on Colab's ipywidgets); nothing imports it
 LEARNER_TEST  := pytest
 
-.PHONY: book test setup learner browser sandbox screenshots clean
+.PHONY: book check test setup learner browser sandbox screenshots clean
 
 setup: $(STAMP)
 
@@ -58,17 +58,31 @@ book: setup
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "open _build/html/index.html"
 
-# unit tests, the book build + headless-browser test, and nbval on every notebook;
-# then every notebook once more in a learner's install (outputs not compared: only that
-# every cell runs). One thread per process: two xdist workers share two cores
+# `make check`: the unit tests of all three floors (core, views, teaching), under two minutes
+# once set up: no notebook, no book build, no browser, no grading of whole notebooks.
+check: setup
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider -q \
+	  -m "not slow and not browser" tests
+
+# `make test`, the whole suite (CI runs it). Each notebook is executed once: nbval runs it in the
+# learner's install (the kernel mechlib-learner: what the Colab cell installs, Colab's
+# ipywidgets) and compares every cell's output with the stored one; the notebooks as executed
+# go to $(EXECUTED), and the book is built from them (execution off) for the browser tests.
+# One thread per process: two xdist workers share two cores. MECHLIB_REQUIRE_SANDBOX: the
+# grading tests fail, rather than skip, without bubblewrap.
 NOTEBOOKS := chapters exercises solutions
+EXECUTED  := _build/executed
+TEST_ENV  := OMP_NUM_THREADS=1 MECHLIB_REQUIRE_SANDBOX=1 MECHLIB_EXECUTED_DIR=$(EXECUTED)
 test: setup learner browser sandbox
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider tests \
-	  --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/sanitize.cfg
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \
-	  --nbval-lax --nbval-kernel-name mechlib-learner $(NOTEBOOKS)
-	# in the learner install: the widget tests on Colab's ipywidgets 7.7.1 (the first run used
-	# ipywidgets 8), and the device tests without the dev extra
+	rm -rf $(EXECUTED)
+	# 1. every unit test, the slow ones too, and nbval over every notebook in the learner's kernel
+	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider tests \
+	  --ignore=tests/book/test_book.py \
+	  --nbval $(NOTEBOOKS) --nbval-kernel-name mechlib-learner --nbval-sanitize-with tests/sanitize.cfg
+	# 2. the book, built from the notebooks nbval has just executed, in headless Chromium
+	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider -q tests/book/test_book.py
+	# 3. in the learner's install itself: the widget tests on Colab's ipywidgets 7.7.1, and the
+	# device tests without the dev extra
 	OMP_NUM_THREADS=1 $(LEARNER)/bin/python -m pytest -p no:cacheprovider -q tests/views/test_widgets.py tests/core/test_devices.py
 
 # a full-page PNG of every built page, for looking at what readers see
