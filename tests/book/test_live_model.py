@@ -1,6 +1,6 @@
-"""The model in the page: mechlib-live.js's forward pass against mechlib, in headless Chromium.
+"""The model in the page: model.js's forward pass against mechlib, in headless Chromium.
 
-Loads only the two live assets (the forward pass and the weights of induction-2l) into a
+Loads only the forward pass (model.js) and the weights of induction-2l into a
 tiny local page opened from a temporary folder (file://, as a reader who opens the built
 book from disk), so it needs no book build. On random sequences, random sets of heads and
 random paths, `window.mechlibLive.run` must agree with `mechlib.run_with_ablation` and
@@ -51,11 +51,12 @@ def watched_page(browser, allowed_prefix, **kwargs):
 
 @pytest.fixture(scope="module")
 def tab(browser, tmp_path_factory):
-    """The two assets alone, in a page opened from disk."""
+    """The forward pass and the weights alone (model.js needs no views), in a page opened from disk."""
     folder = tmp_path_factory.mktemp("live")
-    for f in live.asset_files():
+    files = [live.asset_dir() / live.weights_file(mechlib.BUNDLED_MODEL), live.asset_dir() / "model.js"]
+    for f in files:
         shutil.copy(f, folder / f.name)
-    scripts = "".join(f'<script src="{f.name}"></script>' for f in live.asset_files())
+    scripts = "".join(f'<script src="{f.name}"></script>' for f in files)
     (folder / "index.html").write_text(f"<!doctype html><html><head>{scripts}</head><body></body></html>")
     page = watched_page(browser, "file://")
     page.goto((folder / "index.html").as_uri())
@@ -358,7 +359,7 @@ def test_the_path_widget_fits_a_phone_and_logged_no_error(paths):
 
 @pytest.fixture(scope="module")
 def calc(browser, tmp_path_factory):
-    """Chapter 7's calculator (loads mechlib-live.js only, no weights)."""
+    """Chapter 7's calculator (loads no weights)."""
     with book_like_page(browser, tmp_path_factory.mktemp("calc"), live.virtual_head_calculator(prefix="w", assets="site").data) as page:
         yield page
 
@@ -395,7 +396,7 @@ def test_calculator_fits_a_phone_and_logged_no_error(calc):
 
 @pytest.fixture(scope="module")
 def explorer(browser, tmp_path_factory, model):
-    """Chapter 2's composition explorer (numbers precomputed; loads mechlib-live.js only)."""
+    """Chapter 2's composition explorer (numbers precomputed; loads no weights)."""
     html = live.composition_explorer(model, kind="V", n_baseline=200, prefix="w", assets="site").data
     with book_like_page(browser, tmp_path_factory.mktemp("explorer"), html) as page:
         yield page

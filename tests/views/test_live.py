@@ -1,8 +1,6 @@
 """The live widgets' assets (mechlib.views.live): the shipped weights are the checkpoint's."""
 import base64
 import hashlib
-import json
-import re
 
 import numpy as np
 import pytest
@@ -84,8 +82,10 @@ def test_site_assets_are_loaded_from_the_book_and_inline_assets_are_carried(mode
     site = live.head_toggle(model, prefix="a", assets="site").data
     inline = live.head_toggle(model, prefix="a", assets="inline").data
     weights = WEIGHTS.read_text()
-    assert weights not in site and '"_static/live"' in site
-    assert weights in inline and (live.asset_dir() / live.MODULE_FILE).read_text() in inline
+    assert weights not in site and live.spec_of(site)["site_dir"] == "_static/live"
+    assert all("text" not in a for a in live.spec_of(site)["assets"])
+    carried = {a["file"]: a["text"] for a in live.spec_of(inline)["assets"]}
+    assert carried == {f.name: f.read_text() for f in live.asset_files()}
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -139,7 +139,7 @@ def test_the_book_extension_copies_the_assets_into_the_built_site(tmp_path):
 
 def test_path_ablation_ticks_what_it_is_given(model):
     html = live.path_ablation(model, senders=(0, 3), receivers=["1.2", (1, 0)], kinds="KQ", prefix="p").data
-    assert '"cut":{"senders":["0.3"],"receivers":["1.0","1.2"],"kinds":["K","Q"]}' in html
+    assert live.spec_of(html)["config"]["cut"] == {"senders": ["0.3"], "receivers": ["1.0", "1.2"], "kinds": ["K", "Q"]}
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -155,7 +155,7 @@ def test_path_ablation_refuses_bad_arguments(model, kwargs, message):
 
 def test_composition_explorer_carries_every_pair_and_kind(model):
     html = live.composition_explorer(model, n_baseline=50, prefix="c").data
-    config = json.loads(re.search(r'widgets\["compositionExplorer"\]\(root, (\{.*\})\);', html).group(1))
+    config = live.spec_of(html)["config"]
     assert sorted(config["pairs"]) == [f"0.{s}>1.{r}" for s in range(4) for r in range(4)]
     one = config["pairs"]["0.3>1.1"]["K"]
     assert one["score"] == pytest.approx(mechlib.pair_composition_score(model, (0, 3), (1, 1), "K"), abs=1e-5)
@@ -182,4 +182,4 @@ def test_calculator_refuses_bad_sizes():
 def test_term_picker_refuses_unknown_terms(model):
     with pytest.raises(ValueError, match=r"terms_off: unknown term\(s\) \['0.3->0.1'\]"):
         live.term_picker(model, terms_off=["0.3->0.1"])
-    assert '"terms_off":["0.3->1.1"]' in live.term_picker(model, terms_off="0.3->1.1").data
+    assert live.spec_of(live.term_picker(model, terms_off="0.3->1.1").data)["config"]["terms_off"] == ["0.3->1.1"]
