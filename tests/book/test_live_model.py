@@ -505,11 +505,9 @@ def test_site_assets_outside_the_book_say_what_to_do(browser, tmp_path, model):
 
 @pytest.fixture(scope="module")
 def slider(browser, tmp_path_factory, model):
-    from mechlib.views import static_slider
-
     batch = mechlib.repeated_batch(model, batch=8)
     dynamics = mechlib.training_dynamics(batch, steps=[0, 460, 4000])
-    html = static_slider.static_checkpoint_slider(dynamics, batch, prefix="w", start_step=0).data
+    html = live.checkpoint_slider(dynamics, batch, prefix="w", start_step=0, assets="site").data
     with book_like_page(browser, tmp_path_factory.mktemp("slider"), html) as page:
         yield page
 
@@ -523,6 +521,27 @@ def test_the_slider_marks_the_checkpoint_at_its_training_step(slider):
     assert slider.get_attribute("#w-mark", "cx") == "4000"
     slider.click("#w-prev")
     assert slider.get_attribute("#w-mark", "cx") == "460"
+
+
+def test_the_slider_is_keyboard_usable_and_labelled(slider):
+    assert slider.get_attribute("#w-range", "max") == "2"
+    assert slider.locator("label[for='w-range']").count() == 1
+    assert slider.locator("canvas[aria-label^='attention pattern of head']").count() == 8
+    slider.focus("#w-range")
+    slider.keyboard.press("Home")
+    assert slider.get_attribute("#w-range", "aria-valuetext") == "step 0" and slider.text_content("#w-index") == "1"
+    slider.keyboard.press("ArrowRight")
+    assert slider.get_attribute("#w-range", "aria-valuetext") == "step 460" and slider.text_content("#w-index") == "2"
+
+
+def test_the_slider_shows_the_loss_of_each_step(slider, model):
+    batch = mechlib.repeated_batch(model, batch=8)
+    dynamics = mechlib.training_dynamics(batch, steps=[0, 460, 4000])
+    slider.focus("#w-range")
+    slider.keyboard.press("Home")
+    assert slider.text_content("#w-loss") == f"{float(dynamics.loss_repeat[0]):.3f}"
+    slider.keyboard.press("End")
+    assert slider.text_content("#w-loss") == f"{float(dynamics.loss_repeat[2]):.3f}"
 
 
 def test_the_slider_shows_each_layer_on_one_row_at_phone_width(slider):

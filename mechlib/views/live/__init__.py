@@ -20,11 +20,12 @@ import numpy as np
 
 from mechlib.views.live.page import (ASSETS_ENV, CODE_FILES, SITE_DIR, asset_dir, asset_files, check_prefix,
                                      resolve_assets, spec_of, widget_html, widget_spec)
+from mechlib.views.live.slider import checkpoint_slider, checkpoint_slider_payload
 from mechlib.views.live.weights import (MAX_PAGE_PARAMS, TENSORS, page_model_problem, page_weights, read_weights_js,
                                         weights_file, weights_js)
 
 __all__ = ["head_toggle", "path_ablation", "term_picker", "virtual_head_calculator", "composition_explorer",
-           "checkpoint_slider", "head_toggle_config", "resolve_assets", "asset_dir", "asset_files", "weights_js",
+           "checkpoint_slider", "checkpoint_slider_payload", "head_toggle_config", "resolve_assets", "asset_dir", "asset_files", "weights_js",
            "read_weights_js", "weights_file", "page_weights", "page_model_problem", "spec_of",
            "ASSETS_ENV", "SITE_DIR", "CODE_FILES", "TENSORS", "MAX_PAGE_PARAMS"]
 

@@ -612,9 +612,121 @@
     root.setAttribute("data-ready", "1");
   }
 
+  // ------------------------------------------------------------------ checkpoint slider (The Circuit Forms)
+  // config: {steps, heads, n_layers, n_heads, seq_len, batch, tokens, boundaries, loss, example_loss,
+  //          patterns (per step: base64 bytes round(255 a) of every head's lower triangle, row by row),
+  //          uniform, bar_top, attn_lut, boundary_colour, start}: what training_dynamics measured.
+  function sliderControls(v) {
+    var D = v.D, P = v.P, S = D.steps.length, box = el("div", {"class": "mll-built"}, v.root);
+    var lab = el("label", {"for": P + "-range"}, el("div", {}, box)), b = el("b", {}, lab, "Training step: ");
+    v.step = el("span", {id: P + "-step"}, b);
+    text(lab, " (checkpoint ");
+    v.index = el("span", {id: P + "-index"}, lab);
+    text(lab, " of " + S + "; drag, or focus the slider and use the arrow keys, Home and End)");
+    var row = el("div", {"class": "mll-sliderrow"}, box);
+    v.prev = el("button", {type: "button", id: P + "-prev", "aria-label": "previous checkpoint"}, row, "\u25c0");
+    v.range = el("input", {type: "range", id: P + "-range", min: "0", max: String(S - 1), step: "1", value: String(D.start)}, row);
+    v.next = el("button", {type: "button", id: P + "-next", "aria-label": "next checkpoint"}, row, "\u25b6");
+    var line = el("div", {}, box);
+    text(line, "Loss on the repeated half (" + D.batch + " sequences): ");
+    v.loss = el("b", {id: P + "-loss"}, line);
+    text(line, " nats ");
+    v.lossbar = el("div", {id: P + "-lossbar"}, el("span", {"class": "mlt-lossbar"}, line));
+    el("span", {"class": "mlt-axis"}, line, " (uniform guess: " + D.uniform.toFixed(3) + " nats)");
+  }
+
+  function lossCurve(v, parent) {  // the repeat loss against the training step (checkpoints are denser early)
+    var D = v.D, last = D.steps[D.steps.length - 1], top = Math.max(Math.max.apply(null, D.loss), D.uniform) * 1.05;
+    var box = el("div", {}, parent);
+    el("div", {"class": "mlt-axis"}, box, "repeat loss during training (dot: this checkpoint; dashed: uniform guess)");
+    var svg = svgEl(box, "svg", {viewBox: (-last / 80).toFixed(2) + " 0 " + (last * 1.025).toFixed(2) + " " + top.toFixed(3),
+                                 preserveAspectRatio: "none", "aria-hidden": "true", "class": "mll-curve"});
+    var g = svgEl(svg, "g", {transform: "translate(0," + top.toFixed(3) + ") scale(1,-1)"});
+    svgEl(g, "line", {x1: 0, x2: last, y1: D.uniform, y2: D.uniform, stroke: "#888", "vector-effect": "non-scaling-stroke",
+                      style: "stroke-width:1px;stroke-dasharray:4 3"});
+    svgEl(g, "polyline", {points: D.steps.map(function (s, i) { return s + "," + D.loss[i]; }).join(" "), fill: "none",
+                          stroke: "#1f77b4", "vector-effect": "non-scaling-stroke", style: "stroke-width:1.5px"});
+    v.mark = svgEl(g, "ellipse", {id: v.P + "-mark", cx: D.steps[D.start], cy: 0, rx: (last / 80).toFixed(2),
+                                  ry: (top / 25).toFixed(3), fill: "#d62728"});
+    el("div", {"class": "mlt-axis"}, box, "training step, 0 (left) to " + last + " (right); height 0 to " + top.toFixed(1) + " nats");
+  }
+
+  function positionBars(v, parent) {  // the loss at each position of the example sequence
+    var D = v.D, box = el("div", {}, parent);
+    el("div", {"class": "mlt-axis"}, box, "loss at each position of sequence 0 (red: second copy, predictable)");
+    v.bars = el("div", {"class": "mll-bars", id: v.P + "-bars"}, box);
+    for (var t = 0; t + 1 < D.seq_len; t++) el("div", {style: "background:" + (t + 1 > D.boundaries[1] ? "#d62728" : "#9e9e9e")}, v.bars);
+    el("div", {"class": "mlt-axis"}, box, "position of the predicted token, 1 to " + (D.seq_len - 1) + "; a full-height bar is " + D.bar_top + " nats");
+  }
+
+  function headGrid(v) {  // one canvas per head, 4 x 4 pixels per entry; a row per layer
+    var D = v.D, n = D.seq_len, box = el("div", {"class": "mll-built"}, v.root);
+    el("div", {"class": "mlt-axis", style: "margin-top:0.4em"}, box, "Attention patterns on sequence 0 (rows: query position, " +
+       "columns: key position; orange lines where the first and the second copy start):");
+    var grid = el("div", {"class": "mll-heads-grid", style: "grid-template-columns: repeat(" + D.n_heads + ", minmax(0, 80px))"}, box);
+    v.canvases = D.heads.map(function (name, i) {
+      var fig = el("figure", {"class": "mll-head"}, grid);
+      var c = el("canvas", {id: v.P + "-c" + i, width: 4 * n, height: 4 * n, role: "img", "aria-label": "attention pattern of head " + name}, fig);
+      el("figcaption", {}, fig, name);
+      return c;
+    });
+    colourBar(el("div", {"class": "mlt-axis"}, box), D.attn_lut, "0", "1 attention");
+  }
+
+  function stepBytes(v, i) {
+    if (!(i in v.decoded)) {
+      var s = atob(v.D.patterns[i]), a = new Uint8Array(s.length);
+      for (var j = 0; j < s.length; j++) a[j] = s.charCodeAt(j);
+      v.decoded[i] = a;
+    }
+    return v.decoded[i];
+  }
+
+  function drawHead(v, c, a, offset) {  // orange lines where the copies start
+    var D = v.D, n = D.seq_len, ctx = c.getContext("2d"), idx = offset;
+    ctx.fillStyle = colour(D.attn_lut, 0); ctx.fillRect(0, 0, 4 * n, 4 * n);
+    for (var q = 0; q < n; q++) for (var k = 0; k <= q; k++) {
+      ctx.fillStyle = colour(D.attn_lut, a[idx++] / 255); ctx.fillRect(4 * k, 4 * q, 4, 4);
+    }
+    ctx.fillStyle = D.boundary_colour;
+    D.boundaries.forEach(function (b) { ctx.fillRect(4 * b - 0.5, 0, 1, 4 * n); ctx.fillRect(0, 4 * b - 0.5, 4 * n, 1); });
+  }
+
+  function renderStep(v) {
+    var D = v.D, i = parseInt(v.range.value, 10), step = D.steps[i], a = stepBytes(v, i), n = D.seq_len;
+    v.range.setAttribute("aria-valuetext", "step " + step);
+    v.step.textContent = step;
+    v.index.textContent = i + 1;
+    v.loss.textContent = D.loss[i].toFixed(3);
+    v.lossbar.style.width = (100 * Math.min(D.loss[i] / (1.1 * D.uniform), 1)).toFixed(1) + "%";
+    v.canvases.forEach(function (c, h) { drawHead(v, c, a, h * n * (n + 1) / 2); });
+    var row = D.example_loss[i];
+    for (var p = 0; p < row.length; p++) {
+      v.bars.children[p].style.height = (100 * Math.min(row[p] / D.bar_top, 1)).toFixed(1) + "%";
+      v.bars.children[p].title = "predicting position " + (p + 1) + " (token " + D.tokens[p + 1] + "): " + row[p].toFixed(2) + " nats";
+    }
+    v.mark.setAttribute("cx", step); v.mark.setAttribute("cy", D.loss[i]);
+    bump(v.root);
+  }
+
+  function checkpointSlider(root, config) {
+    var v = {root: root, D: config, P: start(root), decoded: {}};
+    sliderControls(v);
+    var charts = el("div", {"class": "mlt-row mll-built"}, root);
+    lossCurve(v, charts);
+    positionBars(v, charts);
+    headGrid(v);
+    v.range.addEventListener("input", function () { renderStep(v); });
+    v.prev.addEventListener("click", function () { v.range.stepDown(); renderStep(v); });
+    v.next.addEventListener("click", function () { v.range.stepUp(); renderStep(v); });
+    renderStep(v);
+    root.setAttribute("data-ready", "1");
+  }
+
   api.widgets.headToggle = headToggle;
   api.widgets.pathAblation = pathAblation;
   api.widgets.termPicker = termPicker;
   api.widgets.virtualHeadCalculator = virtualHeadCalculator;
   api.widgets.compositionExplorer = compositionExplorer;
+  api.widgets.checkpointSlider = checkpointSlider;
 })();
