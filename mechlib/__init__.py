@@ -77,7 +77,7 @@ from mechlib.scores import (
     prev_token_scores,
     repeat_loss,
 )
-from mechlib.toggle import HeadToggleState, HeadToggleTable, precompute_head_toggle
+from mechlib.toggle import HeadToggleState
 
 __all__ = [
     # heads
@@ -106,6 +106,6 @@ __all__ = [
     "count_virtual_heads", "enumerate_virtual_heads",
     "composition_from_cache", "correct_token_attribution",
     # the state behind the widgets
-    "HeadToggleState", "HeadToggleTable", "precompute_head_toggle",
+    "HeadToggleState",
     "CompositionExplorerState", "ExpansionExplorerState",
 ]

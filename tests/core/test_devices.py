@@ -106,10 +106,6 @@ def _cases(model, batch) -> dict:
     on = [hd for hd in mechlib.all_heads(model) if hd != S]
     out["HeadToggleState"] = (toggle.update(on), "cpu")
     out["HeadToggleState default"] = (mechlib.HeadToggleState(model).clean, "cpu")
-    if len(mechlib.all_heads(model)) <= 8:
-        table = mechlib.precompute_head_toggle(model, t, batch.half_len, batch.prefix_len)
-        out["precompute_head_toggle"] = ({"loss": table.loss, "induction": table.induction,
-                                          "pattern": table.pattern(R, 0), "tokens": table.tokens}, "cpu")
     explorer = mechlib.CompositionExplorerState(model, n_baseline=50)
     out["CompositionExplorerState"] = (explorer.update(S, R, "K"), "cpu")
     expl = mechlib.ExpansionExplorerState(model, t, batch.half_len, batch.prefix_len)
@@ -126,7 +122,7 @@ DEVICE_FREE = {
     "repeated_tokens", "repeat_mask", "repeated_batch", "RepeatedBatch", "composition_baseline",
     "random_model", "train_induction_model",
     # the hooks themselves, and the tables the cases return (exercised through them)
-    "zero_ablation_hook", "mean_ablation_hook", "PathExpansion", "HeadToggleTable",
+    "zero_ablation_hook", "mean_ablation_hook", "PathExpansion",
     # models: the device tests below
     "load_model", "load_checkpoint", "save_model",
     # flags and a folder path read off a model or the installed package: no tensors
