@@ -573,3 +573,19 @@ def test_a_table_too_wide_for_a_phone_says_it_scrolls(browser, tmp_path, model, 
     toggle.fill("#w-tokens", "1 2 3 1 2 3")  # a short sequence fits: no cue
     toggle.click("#w-apply")
     assert toggle.text_content("#w-preds-more") == ""
+
+
+# --------------------------------------------------------------------------- a model other than the bundled one
+
+
+def test_a_widget_runs_the_model_it_is_given(browser, tmp_path, random_model):
+    # a random 3-layer model: its weights travel with the widget, the code comes from the site
+    html = live.head_toggle(random_model, prefix="w", assets="site").data
+    with book_like_page(browser, tmp_path, html) as page:
+        assert page.locator("#w-root input[data-head]").count() == 9
+        t = tokens_shown(page)
+        assert max(t) < 20 and len(t) <= 16
+        assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(random_model, t, []), abs=1e-3)
+        page.click("#w-cb-4")  # head 1.1 off
+        assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(random_model, t, [(1, 1)]), abs=1e-3)
+        assert page.errors == []

@@ -183,3 +183,59 @@ def test_term_picker_refuses_unknown_terms(model):
     with pytest.raises(ValueError, match=r"terms_off: unknown term\(s\) \['0.3->0.1'\]"):
         live.term_picker(model, terms_off=["0.3->0.1"])
     assert live.spec_of(live.term_picker(model, terms_off="0.3->1.1").data)["config"]["terms_off"] == ["0.3->1.1"]
+
+
+# --------------------------------------------------------------------------- which model the page runs
+
+
+def test_the_bundled_model_is_recognised_by_its_weights_and_loads_the_shipped_file(model):
+    spec = live.spec_of(live.head_toggle(model, prefix="b", assets="site").data)
+    assert spec["config"]["model"] == mechlib.BUNDLED_MODEL
+    assert spec["assets"][0] == {"file": live.weights_file(mechlib.BUNDLED_MODEL)}
+
+
+@pytest.mark.parametrize("entry", ["head_toggle", "path_ablation", "term_picker"])
+def test_another_model_travels_with_its_widget_and_is_the_one_the_page_runs(random_model, entry):
+    spec = live.spec_of(getattr(live, entry)(random_model, prefix="r", assets="site").data)
+    name = spec["config"]["model"]
+    assert name.startswith("model-") and spec["assets"][0]["file"] == live.weights_file(name)
+    header, tensors = live.read_weights_js(spec["assets"][0]["text"])
+    assert header["config"]["n_layers"] == 3 and header["config"]["d_vocab"] == 20
+    for t in live.TENSORS:  # the given model's weights, as float32, not the bundled ones
+        assert np.array_equal(tensors[t], getattr(random_model, t).detach().numpy().astype("<f4")), t
+
+
+def test_a_training_checkpoint_of_the_bundled_model_is_not_taken_for_it():
+    early = mechlib.load_model(step=460)  # same architecture, other weights
+    assert live.page_weights(early)[0] != mechlib.BUNDLED_MODEL
+
+
+def _changed(model, **cfg):
+    """A stand-in for a model the page cannot run: ``model``'s config with ``cfg`` changed."""
+    import copy
+    from types import SimpleNamespace
+
+    new = copy.copy(model.cfg)
+    for k, v in cfg.items():
+        setattr(new, k, v)
+    return SimpleNamespace(cfg=new, **{t: getattr(model, t) for t in live.TENSORS})
+
+
+@pytest.mark.parametrize("cfg, why", [
+    ({"attn_only": False}, "it has MLP layers"),
+    ({"normalization_type": "LN"}, "it has LayerNorm"),
+    ({"positional_embedding_type": "rotary"}, "its positions are 'rotary'"),
+])
+@pytest.mark.parametrize("entry", ["head_toggle", "path_ablation", "term_picker"])
+def test_a_model_the_page_cannot_run_is_refused_naming_the_argument(model, cfg, why, entry):
+    with pytest.raises(ValueError, match=rf"^model: the page cannot run this model, because {why}.*attention-only models"):
+        getattr(live, entry)(_changed(model, **cfg))
+
+
+def test_a_model_too_big_for_the_page_is_refused(model):
+    from types import SimpleNamespace
+
+    big = _changed(model)
+    big.W_E = SimpleNamespace(shape=(50257, 768))  # GPT-2's embedding alone
+    with pytest.raises(ValueError, match=r"model: .* it has [\d,]+ parameters; the page runs at most 2,000,000"):
+        live.head_toggle(big)

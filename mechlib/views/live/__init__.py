@@ -67,7 +67,8 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
     pattern shows first (default: the layer-1 head with the highest induction score on the
     evaluation batch, or on ``tokens`` when given), the shape of the sequences its "new
     repeated sequence" button draws (``prefix_len`` random tokens, then ``half_len`` tokens
-    twice; default: the evaluation batch's) and the colour tables."""
+    twice; default: the evaluation batch's, shortened for a model whose context is under 24
+    tokens) and the colour tables."""
     import torch
 
     from mechlib.data import repeated_batch
@@ -76,7 +77,10 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
     from mechlib.views.html import colour_table
     from mechlib.views.plots import ATTENTION_CMAP, SCORE_CMAP
 
-    book = repeated_batch(model)
+    # the book's evaluation layout (4 + 2 x 10 tokens), shrunk to fit a model with a shorter context
+    n_ctx = model.cfg.n_ctx
+    fit_prefix = 4 if n_ctx >= 24 else max(n_ctx // 8, 0)
+    book = repeated_batch(model, prefix_len=fit_prefix, half_len=min(10, max((n_ctx - fit_prefix) // 2, 1)))
     half_len = book.half_len if half_len is None else half_len
     prefix_len = book.prefix_len if prefix_len is None else prefix_len
     for v, n in ((half_len, "half_len"), (prefix_len, "prefix_len"), (seed, "seed")):
