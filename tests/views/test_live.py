@@ -116,27 +116,6 @@ def test_a_bad_assets_environment_variable_is_named(monkeypatch):
         live.resolve_assets("auto")
 
 
-def test_the_book_build_makes_the_executed_notebooks_load_the_site_assets(monkeypatch):
-    from types import SimpleNamespace
-
-    from mechlib.views.live import book_ext
-
-    monkeypatch.delenv(live.ASSETS_ENV, raising=False)
-    book_ext.setup(SimpleNamespace(connect=lambda *a: None))
-    assert live.resolve_assets("auto") == "site"
-
-
-def test_the_book_extension_copies_the_assets_into_the_built_site(tmp_path):
-    from types import SimpleNamespace
-
-    from mechlib.views.live import book_ext
-
-    app = SimpleNamespace(outdir=str(tmp_path), builder=SimpleNamespace(format="html"))
-    book_ext.copy_assets(app, None)
-    for f in live.asset_files():
-        assert (tmp_path / live.SITE_DIR / f.name).read_bytes() == f.read_bytes()
-
-
 def test_path_ablation_ticks_what_it_is_given(model):
     html = live.path_ablation(model, senders=(0, 3), receivers=["1.2", (1, 0)], kinds="KQ", prefix="p").data
     assert live.spec_of(html)["config"]["cut"] == {"senders": ["0.3"], "receivers": ["1.0", "1.2"], "kinds": ["K", "Q"]}
