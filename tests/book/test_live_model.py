@@ -589,3 +589,70 @@ def test_a_widget_runs_the_model_it_is_given(browser, tmp_path, random_model):
         page.click("#w-cb-4")  # head 1.1 off
         assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(random_model, t, [(1, 1)]), abs=1e-3)
         assert page.errors == []
+
+
+# --------------------------------------------------------------------------- the kernel-backed view
+
+
+KERNEL_PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<link rel="stylesheet" href="widget.css"></head><body><div id="host"></div>
+<script type="module">
+// a stand-in for anywidget's model: the spec, and messages to and from the kernel (Python, via pyKernel)
+import widget from "./widget.js";
+const spec = JSON.parse(document.getElementById("spec").textContent), listeners = [];
+const bytes = (b64) => { const s = atob(b64), a = new Uint8Array(s.length); for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return new DataView(a.buffer); };
+const model = {
+  get: (key) => spec,
+  on: (event, cb) => { if (event === "msg:custom") listeners.push(cb); },
+  send: async (msg) => { const r = await window.pyKernel(msg); listeners.forEach((cb) => cb(r.content, r.buffers.map(bytes))); },
+};
+widget.render({model, el: document.getElementById("host")});
+</script></body></html>"""
+
+
+def test_the_kernel_view_shows_what_the_kernel_computes(browser, tmp_path, model, monkeypatch):
+    import base64
+    import functools
+    import http.server
+    import json
+    import threading
+
+    w = live.head_toggle(model, prefix="w", backend="kernel")  # the bundled model, its runs asked of Python
+    sent, asked = [], []
+    monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, buffers or [])))
+
+    def py_kernel(msg):
+        asked.append(msg)
+        w._answer(w, msg, [])
+        content, buffers = sent.pop()
+        return {"content": content, "buffers": [base64.b64encode(b).decode() for b in buffers]}
+
+    (tmp_path / "widget.js").write_text(w._esm)
+    (tmp_path / "widget.css").write_text(w._css)
+    spec = json.dumps(w.spec).replace("<", "\\u003c")
+    (tmp_path / "index.html").write_text(KERNEL_PAGE.replace(
+        "<div id=\"host\"></div>", f'<div id="host"></div><script type="application/json" id="spec">{spec}</script>'))
+    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    page = watched_page(browser, base)
+    try:
+        page.expose_function("pyKernel", py_kernel)
+        page.goto(base + "index.html")
+        page.wait_for_selector("#w-root[data-ready='1']", timeout=20_000)
+        t = tokens_shown(page)
+        assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(model, t, []), abs=1e-3)
+        before = int(page.get_attribute("#w-root", "data-updates"))
+        page.click("#w-cb-0")  # head 0.0 off: one more question to the kernel
+        page.wait_for_function(f"() => +document.querySelector('#w-root').getAttribute('data-updates') > {before}")
+        assert asked[-1]["heads_off"] == ["0.0"] and asked[-1]["tokens"] == t
+        assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(model, t, [(0, 0)]), abs=1e-3)
+        page.fill("#w-tokens", "1 2 3 1 2 3")
+        page.click("#w-apply")
+        page.wait_for_function("() => document.querySelectorAll('#w-attn tr').length === 7")
+        page.wait_for_function("() => document.querySelector('#w-loss').textContent !== ''")
+        assert page.errors == []
+    finally:
+        page.close()
+        server.shutdown()

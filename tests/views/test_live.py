@@ -205,10 +205,11 @@ def _changed(model, **cfg):
     ({"normalization_type": "LN"}, "it has LayerNorm"),
     ({"positional_embedding_type": "rotary"}, "its positions are 'rotary'"),
 ])
-@pytest.mark.parametrize("entry", ["head_toggle", "path_ablation", "term_picker"])
-def test_a_model_the_page_cannot_run_is_refused_naming_the_argument(model, cfg, why, entry):
+@pytest.mark.parametrize("entry, kwargs", [("head_toggle", {"backend": "page"}), ("path_ablation", {}), ("term_picker", {})])
+def test_a_model_the_page_cannot_run_is_refused_naming_the_argument(model, cfg, why, entry, kwargs):
+    # (the head toggle's default backend asks the kernel instead: tests/views/test_live_kernel.py)
     with pytest.raises(ValueError, match=rf"^model: the page cannot run this model, because {why}.*attention-only models"):
-        getattr(live, entry)(_changed(model, **cfg))
+        getattr(live, entry)(_changed(model, **cfg), **kwargs)
 
 
 def test_a_model_too_big_for_the_page_is_refused(model):
@@ -217,4 +218,4 @@ def test_a_model_too_big_for_the_page_is_refused(model):
     big = _changed(model)
     big.W_E = SimpleNamespace(shape=(50257, 768))  # GPT-2's embedding alone
     with pytest.raises(ValueError, match=r"model: .* it has [\d,]+ parameters; the page runs at most 2,000,000"):
-        live.head_toggle(big)
+        live.head_toggle(big, backend="page")

@@ -111,7 +111,7 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
 
 
 def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None = None,
-                prefix: str | None = None, assets: str = "auto", **kwargs: Any):
+                prefix: str | None = None, assets: str = "auto", backend: str = "auto", **kwargs: Any):
     """The head toggle, computed live by the model in the page (``IPython.display.HTML``).
 
     The reader switches heads off (zero ablation), types a sequence or draws a new repeated
@@ -121,11 +121,31 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
     kernel: every update is one forward pass of ``model.js``, in the built book and
     in a running notebook alike (``assets``: see :func:`resolve_assets`); ``kwargs`` go to
     :func:`head_toggle_config`.
+
+    ``backend``: ``"page"`` (the model runs in the page; a model it cannot run is refused),
+    ``"kernel"`` (the same view, each forward pass asked of this kernel: a
+    :class:`mechlib.views.live.kernel.KernelWidget`, for GPT-2 in Colab or a learner's own
+    model; it needs a running kernel) or ``"auto"`` (the page when it can run the model,
+    else the kernel).
     """
     model = _model(model)
+    if backend not in ("auto", "page", "kernel"):
+        raise ValueError(f"backend must be 'auto', 'page' (the model runs in the page) or 'kernel' "
+                         f"(each run asked of this kernel); got {backend!r}")
+    if backend == "kernel" or (backend == "auto" and page_model_problem(model) is not None):
+        return _kernel_head_toggle(model, tokens, pattern_head, prefix, **kwargs)
     weights = page_weights(model)
     config = {"model": weights[0], **head_toggle_config(model, tokens, pattern_head, **kwargs)}
     return _html("headToggle", config, check_prefix(prefix, "mllht"), assets, weights)
+
+
+def _kernel_head_toggle(model: Any, tokens: Any, pattern_head: Any, prefix: str | None, **kwargs: Any):
+    from mechlib._validate import check_next_token_model
+    from mechlib.views.live.kernel import KernelWidget, model_info
+
+    check_next_token_model(model, "the head toggle")
+    config = {"model": None, "info": model_info(model), **head_toggle_config(model, tokens, pattern_head, **kwargs)}
+    return KernelWidget(model, {"id": check_prefix(prefix, "mllht") + "-root", "widget": "headToggle", "config": config})
 
 
 def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kinds: str = "",

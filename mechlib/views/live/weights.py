@@ -140,7 +140,8 @@ def page_weights(model: Any, argname: str = "model") -> tuple[str, str | None]:
             f"{argname}: the page cannot run this model, because {problem}. Live widgets run "
             f"attention-only models without LayerNorm, with learned positions and at most "
             f"{MAX_PAGE_PARAMS:,} parameters (such as the bundled {BUNDLED_MODEL!r}, "
-            f"mechlib.load_model()); use the plots of mechlib.views.plots for others")
+            f"mechlib.load_model()). For any other model, live.head_toggle(model) asks the kernel "
+            f"instead, and the plots of mechlib.views.plots show it")
     raw = np.concatenate([getattr(model, t).detach().cpu().numpy().astype("<f4").ravel() for t in TENSORS]).tobytes()
     sha = hashlib.sha256(raw).hexdigest()
     if sha == shipped_sha256(BUNDLED_MODEL):

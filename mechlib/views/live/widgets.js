@@ -250,15 +250,26 @@
     }
   }
 
+  // f(x), or x.then(f) when x is a promise: the page answers at once, a kernel later
+  function after(x, f) { return x && typeof x.then === "function" ? x.then(f) : f(x); }
+
+  // a kernel's answer that failed: said in the view's message line (the page's errors throw)
+  function told(v, x) {
+    return x && typeof x.then === "function" ? x.catch(function (e) { v.msg.textContent = "Not run: " + e.message; }) : x;
+  }
+
   function lossReferences(v) {  // the loss with every head on, every head off, and a uniform guess
     var t = v.state.tokens, V = v.C.d_vocab, rep = v.state.repeat;
-    var clean = api.repeatLoss(api.runRaw(t, {model: v.name}).logits, t, rep, V);
-    var none = api.repeatLoss(api.runRaw(t, {model: v.name, heads_off: v.heads}).logits, t, rep, V);
-    v.state.refs = {clean: clean, none: none, uniform: Math.log(V)};
-    v.lossRefs.textContent = rep.length
-      ? rep.length + " repeated tokens \u00b7 all heads on: " + clean.toFixed(3) + " \u00b7 all heads off: " +
-        none.toFixed(3) + " \u00b7 uniform guess: " + v.state.refs.uniform.toFixed(3) + " nats"
-      : "this sequence has no repeated pair of tokens, so there is nothing to copy and no loss to show";
+    return after(v.runner.run(t, {}), function (on) {
+      return after(v.runner.run(t, {heads_off: v.heads}), function (off) {
+        var clean = api.repeatLoss(on.logits, t, rep, V), none = api.repeatLoss(off.logits, t, rep, V);
+        v.state.refs = {clean: clean, none: none, uniform: Math.log(V)};
+        v.lossRefs.textContent = rep.length
+          ? rep.length + " repeated tokens \u00b7 all heads on: " + clean.toFixed(3) + " \u00b7 all heads off: " +
+            none.toFixed(3) + " \u00b7 uniform guess: " + v.state.refs.uniform.toFixed(3) + " nats"
+          : "this sequence has no repeated pair of tokens, so there is nothing to copy and no loss to show";
+      });
+    });
   }
 
   function build(v) {  // everything sized to the current sequence
@@ -268,7 +279,7 @@
     v.state.repeat = api.repeatPositions(v.state.tokens);
     buildPattern(v);
     buildPredictions(v);
-    lossReferences(v);
+    return lossReferences(v);
   }
 
   // ------------------------------------------------------------------ the model views: updates
@@ -300,7 +311,7 @@
 
   function run(v) {  // one forward pass with the controls' options (the term picker: a sum of terms)
     var t = v.state.tokens, o = v.options();
-    if (!o.terms) { o.model = v.name; return api.runRaw(t, o); }
+    if (!o.terms) return v.runner.run(t, o);
     var ex = api.expandRaw(v.name, t), logits = new Float64Array(t.length * v.C.d_vocab);
     o.terms.forEach(function (name) { var term = ex.terms[name]; for (var i = 0; i < logits.length; i++) logits[i] += term[i]; });
     return {n: t.length, V: v.C.d_vocab, logits: logits, patterns: ex.patterns};
@@ -341,12 +352,16 @@
   }
 
   function update(v) {
-    v.out = run(v);
-    showLoss(v);
-    showPredictions(v);
-    showScores(v);
-    drawPattern(v);
-    bump(v.root);
+    var seq = v.seq = (v.seq || 0) + 1;
+    return told(v, after(run(v), function (out) {
+      if (seq !== v.seq) return;  // a later update has started: its result is the one to show
+      v.out = out;
+      showLoss(v);
+      showPredictions(v);
+      showScores(v);
+      drawPattern(v);
+      bump(v.root);
+    }));
   }
 
   function scrollCue(v) {  // after the tables are filled: does the predictions table overflow?
@@ -354,7 +369,10 @@
       ? "\u2194 scroll the table sideways for the later positions" : "";
   }
 
-  function setTokens(v, t) { v.state.tokens = t; v.state.cursor = null; build(v); update(v); scrollCue(v); }
+  function setTokens(v, t) {
+    v.state.tokens = t; v.state.cursor = null;
+    return told(v, after(after(build(v), function () { return update(v); }), function () { scrollCue(v); }));
+  }
 
   // ------------------------------------------------------------------ the model views: events
   function parseTokens(v) {
@@ -406,9 +424,17 @@
 
   // config: {model, tokens, prefix_len, half_len, pattern_head, attn_lut, prob_lut, seed} and the
   // controls' own (heads_off; cut: {senders, receivers, kinds}; terms_off)
-  function mountModelView(root, config, controls) {
-    var info = api.model(config.model), v = {root: root, config: config, C: info.config, H: info.config.n_heads,
-      heads: info.heads, name: info.name, P: start(root), cells: [], predCells: [], out: null,
+  // The forward pass in the page (model.js, weights config.model)
+  function pageRunner(name) {
+    return {info: api.model(name), run: function (t, o) { o.model = name; return api.runRaw(t, o); }};
+  }
+
+  // runner (optional): {info: {config, heads}, run(tokens, {heads_off}) -> {n, logits, patterns} or a
+  // promise of it}, e.g. a kernel's (kernel.js); default: the forward pass in the page
+  function mountModelView(root, config, controls, runner) {
+    runner = runner || pageRunner(config.model);
+    var info = runner.info, v = {root: root, config: config, C: info.config, H: info.config.n_heads, runner: runner,
+      heads: info.heads, name: config.model, P: start(root), cells: [], predCells: [], out: null,
       state: {tokens: config.tokens.slice(), seed: config.seed >>> 0 || 1, cursor: null, refs: null}};
     sequenceBox(v);
     v.options = controls(root, {P: v.P, H: v.H, heads: v.heads, config: config, changed: function () { update(v); }});
@@ -419,11 +445,10 @@
     scoreBox(v, row);
     bindSequence(v);
     bindPattern(v);
-    setTokens(v, v.state.tokens);
-    root.setAttribute("data-ready", "1");
+    return after(setTokens(v, v.state.tokens), function () { root.setAttribute("data-ready", "1"); });
   }
 
-  function headToggle(root, config) { return mountModelView(root, config, headControls); }
+  function headToggle(root, config, runner) { return mountModelView(root, config, headControls, runner); }
   function pathAblation(root, config) { return mountModelView(root, config, pathControls); }
   function termPicker(root, config) { return mountModelView(root, config, termControls); }
 
