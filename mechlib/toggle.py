@@ -1,7 +1,7 @@
 """Switching heads off: the model's behaviour for any set of enabled heads.
 
-This is the computation behind the ipywidgets head toggle (:mod:`mechlib.views.widgets`);
-the page's toggle (:func:`mechlib.views.live.head_toggle`) does the same in the browser. For a set ``E`` of enabled heads,
+The page's head toggle (:func:`mechlib.views.live.head_toggle`) does the same in the browser,
+and asks :func:`ablated_run` when a kernel runs the model. For a set ``E`` of enabled heads,
 every head outside ``E`` is zero-ablated (its output ``z^{l.h} W_O^{l.h}`` is removed,
 as in :func:`mechlib.run_with_ablation`) and we read off
 

@@ -5,10 +5,10 @@ Imports the core (:mod:`mechlib`) and nothing from :mod:`mechlib.teaching`:
 * :mod:`~mechlib.views.plots` -- matplotlib figures, one colour scale per kind of quantity;
 * :mod:`~mechlib.views.diagrams` -- schematic figures labelled by the model: the residual stream
   with a receiver's Q/K/V inputs, and the induction circuit on a real sequence;
-* :mod:`~mechlib.views.html` -- HTML pieces shared by every widget (colours, tables, heatmaps);
-* :mod:`~mechlib.views.live` -- the model in the page: a JavaScript forward pass and the
-  kernel-free widgets built on it, one view per panel (the book's pages and running notebooks);
-* :mod:`~mechlib.views.widgets` -- ipywidgets views for Jupyter and Colab;
+* :mod:`~mechlib.views.colours` -- the plots' colour scales as colour tables for the live widgets;
+* :mod:`~mechlib.views.live` -- the live widgets, one JavaScript view per panel: the model runs
+  in the page (the book's pages and running notebooks), or a kernel answers for a model the
+  page cannot run (anywidget);
 * :mod:`~mechlib.views.book` -- the book's bookkeeping: numbers recorded for the prose.
 
 The book's Sphinx extensions (numbered figures, author-year bibliography, copying the live

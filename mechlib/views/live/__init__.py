@@ -74,7 +74,7 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
     from mechlib.data import repeated_batch
     from mechlib.heads import head_label, top_head
     from mechlib.scores import induction_scores
-    from mechlib.views.html import colour_table
+    from mechlib.views.colours import colour_table
     from mechlib.views.plots import ATTENTION_CMAP, SCORE_CMAP
 
     # the book's evaluation layout (4 + 2 x 10 tokens), shrunk to fit a model with a shorter context

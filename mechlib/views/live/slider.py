@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from mechlib.heads import head_label
-from mechlib.views.html import BOUNDARY_COLOUR, colour_table
+from mechlib.views.colours import BOUNDARY_COLOUR, colour_table
 from mechlib.views.plots import ATTENTION_CMAP
 
 
