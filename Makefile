@@ -66,9 +66,9 @@ test: setup learner browser sandbox
 	  --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/sanitize.cfg
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \
 	  --nbval-lax --nbval-kernel-name mechlib-learner $(NOTEBOOKS)
-	# in the learner install: the widget tests on Colab's ipywidgets 7.7.1 (the first run used
-	# ipywidgets 8), and the device tests without the dev extra
-	OMP_NUM_THREADS=1 $(LEARNER)/bin/python -m pytest -p no:cacheprovider -q tests/views/test_widgets.py tests/core/test_devices.py
+	# in the learner install: the kernel-backed live widget (anywidget) on Colab's ipywidgets
+	# 7.7.1 (the first run used ipywidgets 8), and the device tests without the dev extra
+	OMP_NUM_THREADS=1 $(LEARNER)/bin/python -m pytest -p no:cacheprovider -q tests/views/test_live_kernel.py tests/core/test_devices.py
 
 # a full-page PNG of every built page, for looking at what readers see
 screenshots: book browser
