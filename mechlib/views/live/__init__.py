@@ -7,8 +7,10 @@ JSON and ``loader.js``, which mounts the view ``window.mechlibLive.widgets.<name
 ``widgets.js`` (see :mod:`mechlib.views.live.page`). The views that run a model run the one
 they are given: the bundled model's weights ship as a file, any other model the page can run
 travels with the widget, and one it cannot run is refused with a ``ValueError``
-(:func:`mechlib.views.live.weights.page_weights`). ``window.mechlibLive.run(tokens, options)``
-(``model.js``) is the forward pass they share.
+(:func:`mechlib.views.live.weights.page_weights`) -- except by the head toggle, which then
+returns the same view asking the kernel for each run (:mod:`mechlib.views.live.kernel`, an
+anywidget). ``window.mechlibLive.run(tokens, options)`` (``model.js``) is the forward pass
+they share in the page.
 
 Shown in Chapters 2-7 and The Circuit Forms.
 """

@@ -14,6 +14,7 @@ Shown in Chapter 5, Virtual Attention Heads (the head toggle).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from importlib import resources
@@ -114,6 +115,7 @@ def page_model_problem(model: Any) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
 def shipped_sha256(name: str) -> str | None:
     """The hash in the header of the weights asset shipped for ``name`` (None if none ships)."""
     path = Path(str(resources.files("mechlib.views.live"))) / weights_file(name)
