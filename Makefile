@@ -81,9 +81,9 @@ test: setup learner browser sandbox
 	  --nbval $(NOTEBOOKS) --nbval-kernel-name mechlib-learner --nbval-sanitize-with tests/sanitize.cfg
 	# 2. the book, built from the notebooks nbval has just executed, in headless Chromium
 	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider -q tests/book/test_book.py
-	# 3. in the learner's install itself: the widget tests on Colab's ipywidgets 7.7.1, and the
-	# device tests without the dev extra
-	OMP_NUM_THREADS=1 $(LEARNER)/bin/python -m pytest -p no:cacheprovider -q tests/views/test_widgets.py tests/core/test_devices.py
+	# 3. in the learner's install itself: the kernel-backed live widget (anywidget) on Colab's
+	# ipywidgets 7.7.1, and the device tests without the dev extra
+	OMP_NUM_THREADS=1 $(LEARNER)/bin/python -m pytest -p no:cacheprovider -q tests/views/test_live_kernel.py tests/core/test_devices.py
 
 # a full-page PNG of every built page, for looking at what readers see
 screenshots: book browser

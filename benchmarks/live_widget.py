@@ -1,13 +1,13 @@
 """How fast does the live head toggle (mechlib.views.live, chapter 5) respond in a browser?
 
-Builds a page with the widget and the two assets it loads (as the built book serves them,
+Builds a page with the widget and the assets it loads (as the built book serves them,
 from _static/live/), opens it in headless Chromium (Debian's package) and measures:
 
 1. click -> updated page: a click on a head's checkbox runs the model in the page and
    redraws loss, predictions and pattern synchronously; reading offsetHeight then forces
    style and layout, so this is the time until the new view is laid out (median of --clicks);
 2. window.mechlibLive.run alone on a full-context sequence (32 tokens), with a head off;
-3. the weight of the assets the widget adds to a page (the two .js files and the widget's
+3. the weight of the assets the widget adds to a page (weights, model.js, widgets.js, live.css and the widget's
    own HTML), in kB.
 
 Prints the load average too: on a shared machine the times include waiting for a core.

@@ -5,7 +5,7 @@ Three floors, each importing only those below it:
 * ``mechlib`` (this package, flat): the core -- heads, data, models, scores, roles, circuits,
   composition, ablation, expansion, counting, attribution and the widgets' state.
   torch and TransformerLens only; everything public is exported here.
-* :mod:`mechlib.views`: plots, HTML, page widgets, ipywidgets views, the book's glue.
+* :mod:`mechlib.views`: plots, diagrams, colours, the live widgets, the book's glue.
 * :mod:`mechlib.teaching`: exercise checks, the exercise registry, grading.
 """
 from mechlib.ablation import (
@@ -37,7 +37,7 @@ from mechlib.composition import (
 from mechlib.counting import count_virtual_heads, enumerate_virtual_heads
 from mechlib.data import RepeatedBatch, repeat_mask, repeated_batch, repeated_tokens
 from mechlib.expansion import PathExpansion, check_expandable, path_expansion
-from mechlib.explorers import CompositionExplorerState, ExpansionExplorerState
+from mechlib.explorers import CompositionExplorerState
 from mechlib.formation import TrainingDynamics, halfway_step, training_dynamics
 from mechlib.heads import (
     Head,
@@ -79,7 +79,7 @@ from mechlib.scores import (
     prev_token_scores,
     repeat_loss,
 )
-from mechlib.toggle import HeadToggleState, HeadToggleTable, precompute_head_toggle
+from mechlib.toggle import HeadToggleState
 
 __all__ = [
     # heads
@@ -109,6 +109,6 @@ __all__ = [
     "count_virtual_heads", "enumerate_virtual_heads",
     "composition_from_cache", "correct_token_attribution",
     # the state behind the widgets
-    "HeadToggleState", "HeadToggleTable", "precompute_head_toggle",
-    "CompositionExplorerState", "ExpansionExplorerState",
+    "HeadToggleState",
+    "CompositionExplorerState",
 ]

@@ -1,25 +1,21 @@
-"""Update logic of the composition and expansion explorers, independent of any display.
+"""Update logic of the composition explorer, independent of any display.
 
-Each returns plain numbers and tensors, so it is tested without a browser; the
-ipywidgets views in :mod:`mechlib.views.widgets` and the page widgets show them.
+It returns plain numbers and tensors, so it is tested without a browser; the live
+composition explorer (:func:`mechlib.views.live.composition_explorer`) shows them.
 The head toggle's logic is :class:`mechlib.HeadToggleState` (:mod:`mechlib.toggle`).
 
-Used by the "Play" sections of the exercise notebooks of Chapters 2-4 (composition
-explorer) and Chapter 6 (expansion explorer).
+Shown in Chapters 2-4 and the "Play" section of the exercise notebook of Chapter 3.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
 from mechlib._threads import single_thread
 from mechlib.circuits import ov_circuit, receiver_circuit
 from mechlib.composition import composition_baseline, pair_composition_score
-from mechlib.expansion import TERM_KINDS, check_expandable, path_expansion
 from mechlib.heads import Head, all_heads
-from mechlib.scores import repeat_loss
-from mechlib.toggle import DEFAULT_HALF_LEN, DEFAULT_PREFIX_LEN, toggle_tokens
 from mechlib.validate import check_head, check_kind, check_sender_receiver
 
 
@@ -71,38 +67,3 @@ class CompositionExplorerState:
             "singular_values": sv,
             "rank": int((sv > sv[0] * 1e-6).sum()) if sv[0] > 0 else 0,
         }
-
-
-class ExpansionExplorerState:
-    """Update logic of the expansion explorer.
-
-    Holds :func:`mechlib.path_expansion` of ``model`` on ``tokens``; ``update(kept)`` returns
-    the repeat loss of the sum of the kept terms (:func:`mechlib.repeat_loss` of
-    ``PathExpansion.total(kept)``), and for reference the loss of all terms (the model's own
-    loss) and of no terms (uniform logits: ``ln d_vocab``).
-    """
-
-    def __init__(self, model: Any, tokens: torch.Tensor | None = None, half_len: int = DEFAULT_HALF_LEN,
-                 prefix_len: int = DEFAULT_PREFIX_LEN):
-        check_expandable(model, "the expansion explorer")
-        self.model = model
-        self.tokens = toggle_tokens(model, tokens, half_len, prefix_len)
-        self.half_len, self.prefix_len = half_len, prefix_len
-        with single_thread():
-            self.expansion = path_expansion(model, self.tokens)
-        self.names = list(self.expansion.terms)
-        self.groups = {k: [n for n in self.names if self.expansion.kinds[n] == k] for k in TERM_KINDS}
-        self._stack = torch.stack([self.expansion.terms[n] for n in self.names])  # [term, batch, pos, vocab]
-        self.full_loss = self.update(self.names)["loss"]
-
-    def update(self, kept: Iterable[str]) -> dict[str, Any]:
-        kept = list(kept)
-        unknown = [n for n in kept if n not in self.expansion.terms]
-        if unknown:
-            raise ValueError(f"unknown term(s) {unknown}; terms are {self.names}")
-        weights = torch.tensor([float(n in kept) for n in self.names], dtype=self._stack.dtype,
-                               device=self._stack.device)
-        with single_thread():
-            logits = torch.einsum("t,tbpv->bpv", weights, self._stack)
-            loss = repeat_loss(logits, self.tokens, self.half_len, self.prefix_len)
-        return {"kept": [n for n in self.names if n in kept], "loss": loss}

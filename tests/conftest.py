@@ -35,8 +35,3 @@ def toggle_tokens(model):
     """The head toggle's default data: 32 sequences, 5 random tokens, then 10 tokens twice."""
     return toggle.default_tokens(model)
 
-
-@pytest.fixture(scope="session")
-def toggle_table(model, toggle_tokens):
-    """The head toggle's behaviour for all 256 subsets of heads on :func:`toggle_tokens`."""
-    return toggle.precompute_head_toggle(model, toggle_tokens, toggle.DEFAULT_HALF_LEN, toggle.DEFAULT_PREFIX_LEN)

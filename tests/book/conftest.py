@@ -1,6 +1,8 @@
-"""What the browser tests share: the headless Chromium they launch."""
+"""What the book's tests share: the headless Chromium they launch, and the book's Sphinx
+extensions (book/_ext/, outside the package) importable by name, as _config.yml loads them."""
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,11 @@ CHROMIUM_ARGS = [
     "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
 ]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+#: the book's Sphinx extensions (_config.yml: sphinx.local_extensions)
+EXT_DIR = Path(__file__).resolve().parents[2] / "book" / "_ext"
+if str(EXT_DIR) not in sys.path:
+    sys.path.insert(0, str(EXT_DIR))
 
 
 @pytest.fixture(scope="session")

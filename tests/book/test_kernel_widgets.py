@@ -5,8 +5,9 @@ A JupyterLab server (this environment's) runs a notebook holding each chapter's 
 in the learner's install (the kernel ``mechlib-learner`` that ``make learner`` registers:
 no dev extra, Colab's ipywidgets; this environment's kernel where it is missing), with the
 environment a learner has (no ``MECHLIB_LIVE_ASSETS``: the widgets carry their scripts
-inline); headless Chromium opens it and runs every cell, as a learner would. Colab and
-VS Code render the same HTML output but cannot be driven here.
+inline); headless Chromium opens it and runs every cell, as a learner would. One cell shows
+the kernel-backed head toggle (an anywidget: the same view, each run answered by the
+kernel). Colab and VS Code render the same outputs but cannot be driven here.
 """
 import math
 import os
@@ -33,6 +34,8 @@ CELLS = {
     "ce": "live.composition_explorer(model, kind='V', n_baseline=200, prefix='ce')",
     "tp": "live.term_picker(model, prefix='tp')",
     "vc": "live.virtual_head_calculator(n_layers=12, n_heads=12, length=2, prefix='vc')",
+    # the same view asking this kernel for each run (an anywidget), as for a model the page cannot run
+    "kt": "live.head_toggle(model, prefix='kt', backend='kernel')",
 }
 
 
@@ -96,7 +99,8 @@ def notebook(lab, chromium):
         errors, off_site = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("request", lambda r: r.url.startswith(lab) or r.url.startswith("data:") or off_site.append(r.url))
+        # (anywidget imports its ES module from a blob: URL of the page's own origin)
+        page.on("request", lambda r: r.url.startswith((lab, "blob:" + lab, "data:")) or off_site.append(r.url))
         page.errors, page.off_site = errors, off_site
         page.goto(f"{lab}/lab/tree/live.ipynb?token={TOKEN}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
@@ -126,7 +130,7 @@ def tokens_shown(page, prefix):
 @pytest.mark.parametrize("prefix", list(CELLS))
 def test_every_widget_starts_in_the_notebook(notebook, prefix):
     root = notebook.locator(f"#{prefix}-root")
-    if prefix in ("ht", "pa", "tp"):  # the widgets that run the model say when they are ready
+    if prefix in ("ht", "pa", "tp", "kt"):  # the widgets that run the model say when they are ready
         notebook.wait_for_selector(f"#{prefix}-root[data-ready='1']", timeout=60_000)
     assert root.locator(".mll-nojs").count() == 0, root.inner_text()[:300]
 
@@ -137,6 +141,17 @@ def test_the_head_toggle_in_a_kernel_computes_as_python(notebook, model):
     assert shown_loss(notebook, "ht") == pytest.approx(repeat_loss_brute_force(model, tokens), abs=1e-3)
     notebook.click("#ht-cb-5")  # head 1.1 off
     assert shown_loss(notebook, "ht") == pytest.approx(repeat_loss_brute_force(model, tokens, [(1, 1)]), abs=1e-3)
+
+
+def test_the_kernel_backed_toggle_shows_what_the_kernel_computes(notebook, model):
+    notebook.wait_for_selector("#kt-root[data-ready='1']", timeout=60_000)
+    tokens = tokens_shown(notebook, "kt")
+    assert shown_loss(notebook, "kt") == pytest.approx(repeat_loss_brute_force(model, tokens), abs=1e-3)
+    before = int(notebook.get_attribute("#kt-root", "data-updates"))
+    notebook.click("#kt-cb-5")  # head 1.1 off: a message to the kernel and its answer
+    notebook.wait_for_function(f"() => +document.querySelector('#kt-root').getAttribute('data-updates') > {before}",
+                               timeout=60_000)
+    assert shown_loss(notebook, "kt") == pytest.approx(repeat_loss_brute_force(model, tokens, [(1, 1)]), abs=1e-3)
 
 
 def test_a_path_cut_in_a_kernel_changes_the_loss(notebook):

@@ -1,6 +1,6 @@
-"""The model in the page: mechlib-live.js's forward pass against mechlib, in headless Chromium.
+"""The model in the page: model.js's forward pass against mechlib, in headless Chromium.
 
-Loads only the two live assets (the forward pass and the weights of induction-2l) into a
+Loads only the forward pass (model.js) and the weights of induction-2l into a
 tiny local page opened from a temporary folder (file://, as a reader who opens the built
 book from disk), so it needs no book build. On random sequences, random sets of heads and
 random paths, `window.mechlibLive.run` must agree with `mechlib.run_with_ablation` and
@@ -51,11 +51,12 @@ def watched_page(browser, allowed_prefix, **kwargs):
 
 @pytest.fixture(scope="module")
 def tab(browser, tmp_path_factory):
-    """The two assets alone, in a page opened from disk."""
+    """The forward pass and the weights alone (model.js needs no views), in a page opened from disk."""
     folder = tmp_path_factory.mktemp("live")
-    for f in live.asset_files():
+    files = [live.asset_dir() / live.weights_file(mechlib.BUNDLED_MODEL), live.asset_dir() / "model.js"]
+    for f in files:
         shutil.copy(f, folder / f.name)
-    scripts = "".join(f'<script src="{f.name}"></script>' for f in live.asset_files())
+    scripts = "".join(f'<script src="{f.name}"></script>' for f in files)
     (folder / "index.html").write_text(f"<!doctype html><html><head>{scripts}</head><body></body></html>")
     page = watched_page(browser, "file://")
     page.goto((folder / "index.html").as_uri())
@@ -358,7 +359,7 @@ def test_the_path_widget_fits_a_phone_and_logged_no_error(paths):
 
 @pytest.fixture(scope="module")
 def calc(browser, tmp_path_factory):
-    """Chapter 7's calculator (loads mechlib-live.js only, no weights)."""
+    """Chapter 7's calculator (loads no weights)."""
     with book_like_page(browser, tmp_path_factory.mktemp("calc"), live.virtual_head_calculator(prefix="w", assets="site").data) as page:
         yield page
 
@@ -395,7 +396,7 @@ def test_calculator_fits_a_phone_and_logged_no_error(calc):
 
 @pytest.fixture(scope="module")
 def explorer(browser, tmp_path_factory, model):
-    """Chapter 2's composition explorer (numbers precomputed; loads mechlib-live.js only)."""
+    """Chapter 2's composition explorer (numbers precomputed; loads no weights)."""
     html = live.composition_explorer(model, kind="V", n_baseline=200, prefix="w", assets="site").data
     with book_like_page(browser, tmp_path_factory.mktemp("explorer"), html) as page:
         yield page
@@ -504,11 +505,9 @@ def test_site_assets_outside_the_book_say_what_to_do(browser, tmp_path, model):
 
 @pytest.fixture(scope="module")
 def slider(browser, tmp_path_factory, model):
-    from mechlib.views import static_slider
-
     batch = mechlib.repeated_batch(model, batch=8)
     dynamics = mechlib.training_dynamics(batch, steps=[0, 460, 4000])
-    html = static_slider.static_checkpoint_slider(dynamics, batch, prefix="w", start_step=0).data
+    html = live.checkpoint_slider(dynamics, batch, prefix="w", start_step=0, assets="site").data
     with book_like_page(browser, tmp_path_factory.mktemp("slider"), html) as page:
         yield page
 
@@ -522,6 +521,27 @@ def test_the_slider_marks_the_checkpoint_at_its_training_step(slider):
     assert slider.get_attribute("#w-mark", "cx") == "4000"
     slider.click("#w-prev")
     assert slider.get_attribute("#w-mark", "cx") == "460"
+
+
+def test_the_slider_is_keyboard_usable_and_labelled(slider):
+    assert slider.get_attribute("#w-range", "max") == "2"
+    assert slider.locator("label[for='w-range']").count() == 1
+    assert slider.locator("canvas[aria-label^='attention pattern of head']").count() == 8
+    slider.focus("#w-range")
+    slider.keyboard.press("Home")
+    assert slider.get_attribute("#w-range", "aria-valuetext") == "step 0" and slider.text_content("#w-index") == "1"
+    slider.keyboard.press("ArrowRight")
+    assert slider.get_attribute("#w-range", "aria-valuetext") == "step 460" and slider.text_content("#w-index") == "2"
+
+
+def test_the_slider_shows_the_loss_of_each_step(slider, model):
+    batch = mechlib.repeated_batch(model, batch=8)
+    dynamics = mechlib.training_dynamics(batch, steps=[0, 460, 4000])
+    slider.focus("#w-range")
+    slider.keyboard.press("Home")
+    assert slider.text_content("#w-loss") == f"{float(dynamics.loss_repeat[0]):.3f}"
+    slider.keyboard.press("End")
+    assert slider.text_content("#w-loss") == f"{float(dynamics.loss_repeat[2]):.3f}"
 
 
 def test_the_slider_shows_each_layer_on_one_row_at_phone_width(slider):
@@ -553,3 +573,86 @@ def test_a_table_too_wide_for_a_phone_says_it_scrolls(browser, tmp_path, model, 
     toggle.fill("#w-tokens", "1 2 3 1 2 3")  # a short sequence fits: no cue
     toggle.click("#w-apply")
     assert toggle.text_content("#w-preds-more") == ""
+
+
+# --------------------------------------------------------------------------- a model other than the bundled one
+
+
+def test_a_widget_runs_the_model_it_is_given(browser, tmp_path, random_model):
+    # a random 3-layer model: its weights travel with the widget, the code comes from the site
+    html = live.head_toggle(random_model, prefix="w", assets="site").data
+    with book_like_page(browser, tmp_path, html) as page:
+        assert page.locator("#w-root input[data-head]").count() == 9
+        t = tokens_shown(page)
+        assert max(t) < 20 and len(t) <= 16
+        assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(random_model, t, []), abs=1e-3)
+        page.click("#w-cb-4")  # head 1.1 off
+        assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(random_model, t, [(1, 1)]), abs=1e-3)
+        assert page.errors == []
+
+
+# --------------------------------------------------------------------------- the kernel-backed view
+
+
+KERNEL_PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<link rel="stylesheet" href="widget.css"></head><body><div id="host"></div>
+<script type="module">
+// a stand-in for anywidget's model: the spec, and messages to and from the kernel (Python, via pyKernel)
+import widget from "./widget.js";
+const spec = JSON.parse(document.getElementById("spec").textContent), listeners = [];
+const bytes = (b64) => { const s = atob(b64), a = new Uint8Array(s.length); for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return new DataView(a.buffer); };
+const model = {
+  get: (key) => spec,
+  on: (event, cb) => { if (event === "msg:custom") listeners.push(cb); },
+  send: async (msg) => { const r = await window.pyKernel(msg); listeners.forEach((cb) => cb(r.content, r.buffers.map(bytes))); },
+};
+widget.render({model, el: document.getElementById("host")});
+</script></body></html>"""
+
+
+def test_the_kernel_view_shows_what_the_kernel_computes(browser, tmp_path, model, monkeypatch):
+    import base64
+    import functools
+    import http.server
+    import json
+    import threading
+
+    w = live.head_toggle(model, prefix="w", backend="kernel")  # the bundled model, its runs asked of Python
+    sent, asked = [], []
+    monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, buffers or [])))
+
+    def py_kernel(msg):
+        asked.append(msg)
+        w._answer(w, msg, [])
+        content, buffers = sent.pop()
+        return {"content": content, "buffers": [base64.b64encode(b).decode() for b in buffers]}
+
+    (tmp_path / "widget.js").write_text(w._esm)
+    (tmp_path / "widget.css").write_text(w._css)
+    spec = json.dumps(w.spec).replace("<", "\\u003c")
+    (tmp_path / "index.html").write_text(KERNEL_PAGE.replace(
+        "<div id=\"host\"></div>", f'<div id="host"></div><script type="application/json" id="spec">{spec}</script>'))
+    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    page = watched_page(browser, base)
+    try:
+        page.expose_function("pyKernel", py_kernel)
+        page.goto(base + "index.html")
+        page.wait_for_selector("#w-root[data-ready='1']", timeout=20_000)
+        t = tokens_shown(page)
+        assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(model, t, []), abs=1e-3)
+        before = int(page.get_attribute("#w-root", "data-updates"))
+        page.click("#w-cb-0")  # head 0.0 off: one more question to the kernel
+        page.wait_for_function(f"() => +document.querySelector('#w-root').getAttribute('data-updates') > {before}")
+        assert asked[-1]["heads_off"] == ["0.0"] and asked[-1]["tokens"] == t
+        assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(model, t, [(0, 0)]), abs=1e-3)
+        page.fill("#w-tokens", "1 2 3 1 2 3")
+        page.click("#w-apply")
+        page.wait_for_function("() => document.querySelectorAll('#w-attn tr').length === 7")
+        page.wait_for_function("() => document.querySelector('#w-loss').textContent !== ''")
+        assert page.errors == []
+    finally:
+        page.close()
+        server.shutdown()

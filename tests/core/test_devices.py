@@ -106,14 +106,8 @@ def _cases(model, batch) -> dict:
     on = [hd for hd in mechlib.all_heads(model) if hd != S]
     out["HeadToggleState"] = (toggle.update(on), "cpu")
     out["HeadToggleState default"] = (mechlib.HeadToggleState(model).clean, "cpu")
-    if len(mechlib.all_heads(model)) <= 8:
-        table = mechlib.precompute_head_toggle(model, t, batch.half_len, batch.prefix_len)
-        out["precompute_head_toggle"] = ({"loss": table.loss, "induction": table.induction,
-                                          "pattern": table.pattern(R, 0), "tokens": table.tokens}, "cpu")
     explorer = mechlib.CompositionExplorerState(model, n_baseline=50)
     out["CompositionExplorerState"] = (explorer.update(S, R, "K"), "cpu")
-    expl = mechlib.ExpansionExplorerState(model, t, batch.half_len, batch.prefix_len)
-    out["ExpansionExplorerState"] = (expl.update([n for n in expl.names if "->" not in n]), "float")
     return out
 
 
@@ -126,7 +120,7 @@ DEVICE_FREE = {
     "repeated_tokens", "repeat_mask", "repeated_batch", "RepeatedBatch", "composition_baseline",
     "random_model", "train_induction_model",
     # the hooks themselves, and the tables the cases return (exercised through them)
-    "zero_ablation_hook", "mean_ablation_hook", "PathExpansion", "HeadToggleTable",
+    "zero_ablation_hook", "mean_ablation_hook", "PathExpansion",
     # models: the device tests below
     "load_model", "load_checkpoint", "save_model",
     # flags and a folder path read off a model or the installed package: no tensors
@@ -272,19 +266,16 @@ def test_expansion_sums_to_the_logits_on_the_device(random_on):
 
 
 def test_the_widgets_take_a_model_on_the_device(bundled_on, batch):
-    """The live page widgets and the ipywidgets views, built from a model on the device."""
-    from mechlib.views import live, widgets
+    """The live widgets, built from a model on the device: in the page, and asking the kernel."""
+    from mechlib.views import live
+    from mechlib.views.live import kernel
 
     t = batch.tokens
-    toggle = widgets.head_toggle(bundled_on, t, batch.half_len, batch.prefix_len)
-    toggle.checkboxes[S].value = False
-    assert isinstance(toggle.result["loss"], float)
-    explorer = widgets.composition_explorer(bundled_on)
-    assert explorer is not None
-    expl = widgets.expansion_explorer(bundled_on, t, batch.half_len, batch.prefix_len)
-    assert expl is not None
     html = live.head_toggle(bundled_on, t[0], half_len=batch.half_len, prefix_len=batch.prefix_len, assets="site")
-    assert "headToggle" in html.data
+    assert live.spec_of(html.data)["widget"] == "headToggle"
+    reply, buffers = kernel.kernel_run(bundled_on, {"type": "run", "id": 1, "tokens": t[0].tolist(), "heads_off": ["0.0"]})
+    assert reply["n"] == t.shape[1] and len(buffers) == 2
+    assert live.composition_explorer(bundled_on, n_baseline=50) is not None
 
 
 def test_the_diagrams_take_a_model_on_the_device(bundled_on, batch):

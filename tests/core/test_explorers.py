@@ -1,7 +1,5 @@
-"""The state behind the widgets (head toggle, composition and expansion explorers),
-checked without any display against independent computations."""
-import math
-
+"""The state behind the widgets (head toggle, composition explorer), checked without any
+display against independent computations."""
 import pytest
 import torch
 
@@ -78,28 +76,3 @@ def test_composition_state_offers_only_later_receivers(comp_state):
         comp_state.update((1, 0), (1, 1), "K")
     with pytest.raises(ValueError, match="kind"):
         comp_state.update((0, 0), (1, 1), "X")
-
-
-@pytest.fixture(scope="module")
-def exp_state(model, toggle_tokens):
-    return mechlib.ExpansionExplorerState(model, toggle_tokens, HALF, PREFIX)
-
-
-def test_expansion_with_every_term_gives_the_models_loss(model, toggle_tokens, exp_state):
-    with torch.no_grad():
-        expected = mechlib.repeat_loss(model(toggle_tokens), toggle_tokens, HALF, PREFIX)
-    assert exp_state.update(exp_state.names)["loss"] == pytest.approx(expected, abs=1e-5)
-    assert exp_state.update([])["loss"] == pytest.approx(math.log(model.cfg.d_vocab), abs=1e-5)
-
-
-def test_expansion_subset_loss_equals_sum_of_kept_terms(toggle_tokens, exp_state):
-    kept = ["direct", "0.1", "1.2", "0.0->1.1", "0.3->1.2", "bias 0"]
-    logits = sum(exp_state.expansion.terms[n] for n in kept)
-    assert exp_state.update(kept)["loss"] == pytest.approx(mechlib.repeat_loss(logits, toggle_tokens, HALF, PREFIX), abs=1e-9)
-    with pytest.raises(ValueError, match="unknown term"):
-        exp_state.update(["0.9"])
-
-
-def test_expansion_groups_cover_every_term_once(exp_state):
-    assert sorted(n for names in exp_state.groups.values() for n in names) == sorted(exp_state.names)
-    assert [len(exp_state.groups[k]) for k in ("direct", "single", "virtual")] == [1, 8, 16]

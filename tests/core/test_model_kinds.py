@@ -54,11 +54,6 @@ def test_expansion_of_a_rotary_model_names_the_argument_what_it_has_and_what_is_
     assert "W_pos" in message
 
 
-def test_expansion_explorer_of_a_rotary_model_is_refused_first():
-    with pytest.raises(ValueError, match=r"model: the expansion explorer .*positional_embedding_type='rotary'"):
-        mechlib.ExpansionExplorerState(untouchable(booted(positional_embedding_type="rotary")))
-
-
 def test_expansion_of_a_layernorm_model_names_the_norm_and_what_is_allowed():
     with pytest.raises(ValueError) as err:
         mechlib.path_expansion(untouchable(booted(normalization_type="LN")), TOKENS)

@@ -1,8 +1,6 @@
 """The live widgets' assets (mechlib.views.live): the shipped weights are the checkpoint's."""
 import base64
 import hashlib
-import json
-import re
 
 import numpy as np
 import pytest
@@ -84,8 +82,10 @@ def test_site_assets_are_loaded_from_the_book_and_inline_assets_are_carried(mode
     site = live.head_toggle(model, prefix="a", assets="site").data
     inline = live.head_toggle(model, prefix="a", assets="inline").data
     weights = WEIGHTS.read_text()
-    assert weights not in site and '"_static/live"' in site
-    assert weights in inline and (live.asset_dir() / live.MODULE_FILE).read_text() in inline
+    assert weights not in site and live.spec_of(site)["site_dir"] == "_static/live"
+    assert all("text" not in a for a in live.spec_of(site)["assets"])
+    carried = {a["file"]: a["text"] for a in live.spec_of(inline)["assets"]}
+    assert carried == {f.name: f.read_text() for f in live.asset_files()}
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -116,30 +116,9 @@ def test_a_bad_assets_environment_variable_is_named(monkeypatch):
         live.resolve_assets("auto")
 
 
-def test_the_book_build_makes_the_executed_notebooks_load_the_site_assets(monkeypatch):
-    from types import SimpleNamespace
-
-    from mechlib.views.live import book_ext
-
-    monkeypatch.delenv(live.ASSETS_ENV, raising=False)
-    book_ext.setup(SimpleNamespace(connect=lambda *a: None))
-    assert live.resolve_assets("auto") == "site"
-
-
-def test_the_book_extension_copies_the_assets_into_the_built_site(tmp_path):
-    from types import SimpleNamespace
-
-    from mechlib.views.live import book_ext
-
-    app = SimpleNamespace(outdir=str(tmp_path), builder=SimpleNamespace(format="html"))
-    book_ext.copy_assets(app, None)
-    for f in live.asset_files():
-        assert (tmp_path / live.SITE_DIR / f.name).read_bytes() == f.read_bytes()
-
-
 def test_path_ablation_ticks_what_it_is_given(model):
     html = live.path_ablation(model, senders=(0, 3), receivers=["1.2", (1, 0)], kinds="KQ", prefix="p").data
-    assert '"cut":{"senders":["0.3"],"receivers":["1.0","1.2"],"kinds":["K","Q"]}' in html
+    assert live.spec_of(html)["config"]["cut"] == {"senders": ["0.3"], "receivers": ["1.0", "1.2"], "kinds": ["K", "Q"]}
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -155,7 +134,7 @@ def test_path_ablation_refuses_bad_arguments(model, kwargs, message):
 
 def test_composition_explorer_carries_every_pair_and_kind(model):
     html = live.composition_explorer(model, n_baseline=50, prefix="c").data
-    config = json.loads(re.search(r'widgets\["compositionExplorer"\]\(root, (\{.*\})\);', html).group(1))
+    config = live.spec_of(html)["config"]
     assert sorted(config["pairs"]) == [f"0.{s}>1.{r}" for s in range(4) for r in range(4)]
     one = config["pairs"]["0.3>1.1"]["K"]
     assert one["score"] == pytest.approx(mechlib.pair_composition_score(model, (0, 3), (1, 1), "K"), abs=1e-5)
@@ -182,4 +161,61 @@ def test_calculator_refuses_bad_sizes():
 def test_term_picker_refuses_unknown_terms(model):
     with pytest.raises(ValueError, match=r"terms_off: unknown term\(s\) \['0.3->0.1'\]"):
         live.term_picker(model, terms_off=["0.3->0.1"])
-    assert '"terms_off":["0.3->1.1"]' in live.term_picker(model, terms_off="0.3->1.1").data
+    assert live.spec_of(live.term_picker(model, terms_off="0.3->1.1").data)["config"]["terms_off"] == ["0.3->1.1"]
+
+
+# --------------------------------------------------------------------------- which model the page runs
+
+
+def test_the_bundled_model_is_recognised_by_its_weights_and_loads_the_shipped_file(model):
+    spec = live.spec_of(live.head_toggle(model, prefix="b", assets="site").data)
+    assert spec["config"]["model"] == mechlib.BUNDLED_MODEL
+    assert spec["assets"][0] == {"file": live.weights_file(mechlib.BUNDLED_MODEL)}
+
+
+@pytest.mark.parametrize("entry", ["head_toggle", "path_ablation", "term_picker"])
+def test_another_model_travels_with_its_widget_and_is_the_one_the_page_runs(random_model, entry):
+    spec = live.spec_of(getattr(live, entry)(random_model, prefix="r", assets="site").data)
+    name = spec["config"]["model"]
+    assert name.startswith("model-") and spec["assets"][0]["file"] == live.weights_file(name)
+    header, tensors = live.read_weights_js(spec["assets"][0]["text"])
+    assert header["config"]["n_layers"] == 3 and header["config"]["d_vocab"] == 20
+    for t in live.TENSORS:  # the given model's weights, as float32, not the bundled ones
+        assert np.array_equal(tensors[t], getattr(random_model, t).detach().numpy().astype("<f4")), t
+
+
+def test_a_training_checkpoint_of_the_bundled_model_is_not_taken_for_it():
+    early = mechlib.load_model(step=460)  # same architecture, other weights
+    assert live.page_weights(early)[0] != mechlib.BUNDLED_MODEL
+
+
+def _changed(model, **cfg):
+    """A stand-in for a model the page cannot run: ``model``'s config with ``cfg`` changed."""
+    import copy
+    from types import SimpleNamespace
+
+    new = copy.copy(model.cfg)
+    for k, v in cfg.items():
+        setattr(new, k, v)
+    return SimpleNamespace(cfg=new, **{t: getattr(model, t) for t in live.TENSORS})
+
+
+@pytest.mark.parametrize("cfg, why", [
+    ({"attn_only": False}, "it has MLP layers"),
+    ({"normalization_type": "LN"}, "it has LayerNorm"),
+    ({"positional_embedding_type": "rotary"}, "its positions are 'rotary'"),
+])
+@pytest.mark.parametrize("entry, kwargs", [("head_toggle", {"backend": "page"}), ("path_ablation", {}), ("term_picker", {})])
+def test_a_model_the_page_cannot_run_is_refused_naming_the_argument(model, cfg, why, entry, kwargs):
+    # (the head toggle's default backend asks the kernel instead: tests/views/test_live_kernel.py)
+    with pytest.raises(ValueError, match=rf"^model: the page cannot run this model, because {why}.*attention-only models"):
+        getattr(live, entry)(_changed(model, **cfg), **kwargs)
+
+
+def test_a_model_too_big_for_the_page_is_refused(model):
+    from types import SimpleNamespace
+
+    big = _changed(model)
+    big.W_E = SimpleNamespace(shape=(50257, 768))  # GPT-2's embedding alone
+    with pytest.raises(ValueError, match=r"model: .* it has [\d,]+ parameters; the page runs at most 2,000,000"):
+        live.head_toggle(big, backend="page")

@@ -1,6 +1,7 @@
-"""The static checkpoint slider: training dynamics as a kernel-free HTML widget."""
+"""The checkpoint slider (a live widget): the training dynamics it carries to the page.
+
+What the page draws from them is checked in Chromium by tests/book/test_live_model.py."""
 import base64
-import json
 import math
 import re
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 import mechlib
-from mechlib.views import static_slider
+from mechlib.views import live
 
 STEPS = [0, 460, 4000]
 
@@ -25,12 +26,11 @@ def dynamics(batch):
 
 @pytest.fixture(scope="module")
 def static_html(dynamics, batch):
-    return static_slider.static_checkpoint_slider(dynamics, batch, prefix="testslider").data
+    return live.checkpoint_slider(dynamics, batch, prefix="testslider", assets="site").data
 
 
 def _payload(html):
-    data = re.search(r'<script type="application/json" id="testslider-data">(.*?)</script>', html, re.S)
-    return json.loads(data.group(1))
+    return live.spec_of(html)["config"]
 
 
 def test_payload_holds_each_steps_lower_triangle_within_half_a_step(static_html, batch, model):
@@ -53,21 +53,21 @@ def test_payload_losses_are_the_measured_ones_rounded(static_html, dynamics, bat
     assert payload["batch"] == 8 and payload["boundaries"] == batch.boundaries
 
 
-def test_slider_is_keyboard_usable_and_labelled(static_html):
-    assert re.search(r'<input type="range" id="testslider-range" min="0" max="2" step="1" value="2"', static_html)
-    assert '<label for="testslider-range">' in static_html and 'aria-valuetext="step 4000"' in static_html
-    assert static_html.count('aria-label="attention pattern of head') == 8
+def test_the_slider_starts_at_the_last_step_unless_told(static_html, dynamics, batch):
+    assert _payload(static_html)["start"] == len(STEPS) - 1
+    assert _payload(live.checkpoint_slider(dynamics, batch, start_step=460).data)["start"] == 1
 
 
-def test_static_html_is_self_contained_small_and_prefixed(static_html):
-    assert not re.search(r"https?://", static_html) and "<script src" not in static_html
+def test_the_widget_is_the_live_widgets_and_loads_no_weights(static_html):
+    spec = live.spec_of(static_html)
+    assert spec["widget"] == "checkpointSlider" and spec["id"] == "testslider-root"
+    assert [a["file"] for a in spec["assets"]] == list(live.CODE_FILES)
+    assert not re.search(r"https?://", static_html)
     assert len(static_html.encode()) < 60_000  # 3 steps here; the 41 of the chapter are about 150 kB
-    ids = re.findall(r'id="([^"]+)"', static_html)
-    assert len(ids) > 10 and all(i.startswith("testslider-") for i in ids)
 
 
 def test_bad_arguments_are_rejected(dynamics, batch):
     with pytest.raises(ValueError, match="start_step must be one of the measured steps"):
-        static_slider.static_checkpoint_slider(dynamics, batch, start_step=500)
+        live.checkpoint_slider(dynamics, batch, start_step=500)
     with pytest.raises(ValueError, match="prefix"):
-        static_slider.static_checkpoint_slider(dynamics, batch, prefix="1bad")
+        live.checkpoint_slider(dynamics, batch, prefix="1bad")

@@ -1,4 +1,4 @@
-"""Numbered figures from notebook cells (mechlib.views.figures, a Sphinx extension).
+"""Numbered figures from notebook cells (book/_ext/figure_captions.py, a Sphinx extension).
 
 The doctrees here are built by hand in the shape myst-nb gives a notebook: a code cell is a
 container (nb_element "cell_code") whose output container holds one "mime bundle" per
@@ -6,6 +6,7 @@ display, with one container per MIME type; a markdown cell's paragraphs follow i
 The last test builds a real two-cell notebook with Sphinx and myst-nb.
 """
 import base64
+import os
 import re
 import struct
 import zlib
@@ -16,7 +17,8 @@ from docutils.frontend import get_default_settings
 from docutils.parsers.rst import Parser
 from docutils.utils import new_document
 
-from mechlib.views.figures import figures_from_cells, plain_text
+import figure_captions  # book/_ext, on the path by tests/book/conftest.py
+from figure_captions import figures_from_cells, plain_text
 
 PNG_URI = "_build/jupyter_execute/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.png"
 
@@ -187,7 +189,8 @@ def _build(tmp_path, conf=""):
     from sphinx.application import Sphinx
 
     (tmp_path / "conf.py").write_text(
-        "extensions = ['myst_nb', 'mechlib.views.figures']\nnb_execution_mode = 'off'\n"
+        f"import sys\nsys.path.insert(0, {os.path.dirname(figure_captions.__file__)!r})\n"
+        "extensions = ['myst_nb', 'figure_captions']\nnb_execution_mode = 'off'\n"
         "numfig = True\nnumfig_format = {'figure': 'Figure %s'}\n" + conf)
     Sphinx(tmp_path, tmp_path, tmp_path / "_build", tmp_path / "_doctrees", "html",
            status=None, warning=None, freshenv=True).build()

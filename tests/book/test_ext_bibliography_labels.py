@@ -1,10 +1,10 @@
-"""The bibliography's author-year labels (mechlib.views.bibliography, a Sphinx extension)."""
+"""The bibliography's author-year labels (book/_ext/bibliography_labels.py, a Sphinx extension)."""
 import pytest
 
 pybtex = pytest.importorskip("pybtex")
 from pybtex.database import Entry, Person  # noqa: E402
 
-from mechlib.views.bibliography import author_year  # noqa: E402
+from bibliography_labels import author_year  # noqa: E402  (book/_ext, see tests/book/conftest.py)
 
 
 def _entry(*authors: str, year: str = "2021") -> Entry:
@@ -24,9 +24,9 @@ def test_the_book_style_labels_every_reference_by_author_and_year():
     import pybtex.plugin
     from pybtex.database import parse_file
 
-    from mechlib.views import bibliography
+    import bibliography_labels
 
-    bibliography.setup(None)
+    bibliography_labels.setup(None)
     db = parse_file("references.bib")
     style = pybtex.plugin.find_plugin("pybtex.style.formatting", "authoryear")()
     labels = [e.label for e in style.format_entries(db.entries.values())]

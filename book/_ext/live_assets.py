@@ -1,5 +1,5 @@
 """Sphinx extension (listed in _config.yml): copies the live widgets' assets into the built
-book at ``_static/live/``, where :func:`mechlib.views.live.live_widget_html` loads them from,
+book at ``_static/live/``, where the widgets' loader (``loader.js``) loads them from,
 and sets ``MECHLIB_LIVE_ASSETS=site`` so that the notebooks it executes use them.
 
 Not a static path on purpose: Jupyter Book adds every ``.js`` of a static path to every
@@ -16,12 +16,12 @@ from mechlib.views.live import ASSETS_ENV, SITE_DIR, asset_dir
 
 
 def copy_assets(app: Any, exception: Exception | None) -> None:
-    """``build-finished`` handler: copy every ``.js`` of :func:`asset_dir` to ``<outdir>/_static/live/``."""
+    """``build-finished`` handler: copy every ``.js`` and ``.css`` of :func:`asset_dir` to ``<outdir>/_static/live/``."""
     if exception is not None or getattr(app.builder, "format", None) != "html":
         return
     dest = Path(app.outdir) / SITE_DIR
     dest.mkdir(parents=True, exist_ok=True)
-    for f in sorted(asset_dir().glob("*.js")):
+    for f in sorted([*asset_dir().glob("*.js"), *asset_dir().glob("*.css")]):
         shutil.copyfile(f, dest / f.name)
 
 

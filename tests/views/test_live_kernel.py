@@ -1,0 +1,80 @@
+"""The live head toggle backed by a kernel (mechlib.views.live.kernel): a model the page cannot
+run -- here a small random GPT-2, with MLPs and LayerNorm -- gets the same view, whose runs
+the kernel answers. The view itself, driven through the same protocol, is checked in
+Chromium by tests/book/test_live_model.py."""
+import numpy as np
+import pytest
+import torch
+
+import mechlib
+from mechlib.views import live
+from mechlib.views.live import kernel
+
+transformers = pytest.importorskip("transformers")
+import transformer_lens.model_bridge.sources.transformers  # noqa: E402,F401
+from transformer_lens.model_bridge import TransformerBridge  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gpt2")
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        n_layer=2, n_head=3, n_embd=24, n_positions=32, vocab_size=40)).save_pretrained(folder)
+    return mechlib.load_model(TransformerBridge.boot_transformers(str(folder), device="cpu"))
+
+
+def test_a_model_the_page_cannot_run_gets_the_kernel_view(gpt2):
+    w = live.head_toggle(gpt2, prefix="k")
+    assert isinstance(w, kernel.KernelWidget)
+    assert w.spec["widget"] == "headToggle" and w.spec["id"] == "k-root"
+    info = w.spec["config"]["info"]
+    assert info["config"]["n_layers"] == 2 and info["heads"] == [f"{l}.{h}" for l in range(2) for h in range(3)]
+    assert "export default" in w._esm and "mechlibLive.widgets" in w._esm
+
+
+def test_the_page_backend_refuses_it_and_names_why(gpt2):
+    with pytest.raises(ValueError, match="model: the page cannot run this model, because it has MLP layers"):
+        live.head_toggle(gpt2, backend="page")
+    with pytest.raises(ValueError, match="backend must be 'auto', 'page'"):
+        live.head_toggle(gpt2, backend="colab")
+
+
+def test_the_bundled_model_can_ask_the_kernel_too(model):
+    assert isinstance(live.head_toggle(model, backend="kernel"), kernel.KernelWidget)
+    assert isinstance(live.head_toggle(model, backend="auto").data, str)  # the page runs it
+
+
+def _reply(model, tokens, heads_off):
+    reply, buffers = kernel.kernel_run(model, {"type": "run", "id": 7, "tokens": tokens, "heads_off": heads_off})
+    n, L, H = len(tokens), model.cfg.n_layers, model.cfg.n_heads
+    assert reply == {"type": "result", "id": 7, "n": n, "V": model.cfg.d_vocab, "n_layers": L, "n_heads": H}
+    return kernel.floats_of(buffers[0], (n, -1)), kernel.floats_of(buffers[1], (L, H, n, n))
+
+
+@pytest.mark.parametrize("heads_off", [[], ["0.1"], ["0.0", "1.2"]])
+def test_the_kernel_answers_as_run_with_ablation(gpt2, heads_off):
+    tokens = [3, 17, 5, 9, 3, 17, 5, 9]
+    logits, patterns = _reply(gpt2, tokens, heads_off)
+    off = [mechlib.parse_head(h) for h in heads_off]
+    t = torch.tensor([tokens])
+    ref = mechlib.run_with_ablation(gpt2, t, off)[0].detach().numpy()
+    np.testing.assert_allclose(logits, ref, atol=1e-4, rtol=0)
+    store = {}
+    hooks = mechlib.ablation_hooks(gpt2, off) + [
+        (f"blocks.{l}.attn.hook_pattern", lambda a, hook: store.__setitem__(hook.layer(), a[0].detach())) for l in range(2)]
+    with torch.no_grad():
+        gpt2.run_with_hooks(t, fwd_hooks=hooks)
+    np.testing.assert_allclose(patterns, torch.stack([store[0], store[1]]).numpy(), atol=1e-5, rtol=0)
+
+
+def test_a_bad_request_is_answered_with_an_error_naming_it(gpt2, monkeypatch):
+    w = live.head_toggle(gpt2)
+    sent = []
+    monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, buffers)))
+    w._answer(w, {"type": "run", "id": 1, "tokens": [1, 2], "heads_off": ["2.0"]}, [])
+    w._answer(w, {"type": "run", "id": 2, "tokens": [1, 99], "heads_off": []}, [])
+    w._answer(w, {"type": "run", "id": 3, "tokens": [1, 2], "heads_off": ["1.1"]}, [])
+    assert sent[0][0]["type"] == "error" and sent[0][0]["id"] == 1 and "heads_off[0]" in sent[0][0]["message"]
+    assert sent[1][0]["type"] == "error" and "99" in sent[1][0]["message"]
+    assert sent[2][0]["type"] == "result" and len(sent[2][1]) == 2
