@@ -62,7 +62,7 @@ book: setup
 # every cell runs). One thread per process: two xdist workers share two cores
 NOTEBOOKS := chapters exercises solutions
 test: setup learner browser sandbox
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider tests \
+	MECHLIB_REQUIRE_SANDBOX=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider tests \
 	  --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/sanitize.cfg
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \
 	  --nbval-lax --nbval-kernel-name mechlib-learner $(NOTEBOOKS)

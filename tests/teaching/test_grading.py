@@ -47,7 +47,24 @@ MARKER = f"mg-daemon-{uuid.uuid4().hex}"
 SOLVED = {ex.id: 1 for ex in registry.EXERCISES[SMALL]}
 NOTHING = {ex.id: 0 for ex in registry.EXERCISES[SMALL]}
 
-needs_sandbox = pytest.mark.skipif(not sandbox.available()[0], reason=f"no sandbox here: {sandbox.available()[1]}")
+SANDBOXED, NO_SANDBOX_WHY = sandbox.available()
+
+
+def require_sandbox() -> None:
+    """Hostile notebooks run only inside the sandbox: without one, skip here, fail where
+    ``MECHLIB_REQUIRE_SANDBOX=1`` says a sandbox must be there (``make test``, CI)."""
+    if SANDBOXED:
+        return
+    why = f"no sandbox here ({NO_SANDBOX_WHY}): notebooks that attack the grader are never run outside one"
+    if os.environ.get("MECHLIB_REQUIRE_SANDBOX") == "1":
+        pytest.fail(why + "; MECHLIB_REQUIRE_SANDBOX=1 requires it (install bubblewrap: make sandbox)")
+    pytest.skip(why)
+
+
+@pytest.fixture()
+def sandboxed():
+    """For tests that grade with the sandbox (the default): skipped or failed without one."""
+    require_sandbox()
 
 
 def _exercise(*cells: str) -> nbformat.NotebookNode:
@@ -229,18 +246,26 @@ def main_run(tmp_path_factory):
     _write(subs / "missing", "my_notes", nbformat.v4.new_notebook())  # not an exercise notebook
     _write(subs / "z_honest", SMALL, nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4))
     listener = _Listener()
-    for student, nb in {**_hostile(subs, listener), **_hungry()}.items():
-        _write(subs / student, SMALL, nb)
+    if SANDBOXED:  # never outside a sandbox: one rewrites the package, one asks for 16 GiB
+        for student, nb in {**_hostile(subs, listener), **_hungry()}.items():
+            _write(subs / student, SMALL, nb)
     originals = {p: p.read_bytes() for p in subs.rglob("*")if p.is_file()}
     before = _package_digest()
     out = tmp_path_factory.mktemp("out")
     grades = grading.grade(subs, out, cell_timeout=180, notebook_timeout=600, jobs=2, progress=False,
-                           sandbox=sandbox.available()[0], memory_gib=3)
+                           sandbox=SANDBOXED, memory_gib=3)
     time.sleep(1)
     listener.stop.set()
     return {"grades": {g.student: g for g in grades}, "rows": _rows(out), "out": out, "subs": subs,
             "originals": originals, "package_before": before, "package_after": _package_digest(),
             "listener": listener, "leftovers": _marked_processes()}
+
+
+@pytest.fixture(scope="module")
+def hostile_run(main_run):
+    """The main run's hostile and hungry students: graded only in a sandbox."""
+    require_sandbox()
+    return main_run
 
 
 def _memorizer() -> nbformat.NotebookNode:
@@ -257,7 +282,7 @@ HUNGRY = ["a_memory", "a_forkbomb", "a_bigfile"]
 def test_csv_has_one_row_per_student_and_one_column_per_exercise(main_run):
     rows = main_run["rows"]
     assert set(rows) == {"solutions", "untouched", "crash", "sys_exit", "kernel_kill", "deleter", "printer",
-                         "memorizer", "missing", "z_honest", *HOSTILE, *HUNGRY}
+                         "memorizer", "missing", "z_honest", *((*HOSTILE, *HUNGRY) if SANDBOXED else ())}
     with open(main_run["out"] / "grades.csv", newline="") as fh:
         assert next(csv.reader(fh)) == ["student"] + ALL_COLUMNS + ["total", "graded", "sandbox"]
     for row in rows.values():
@@ -279,7 +304,7 @@ def test_untouched_exercises_get_zero_and_are_not_attempted(main_run):
     assert all(r["status"] == "not attempted" for nb in g.notebooks.values() for r in nb.results.values())
 
 
-def _small_points(main_run, student):
+def _small_points(hostile_run, student):
     row = main_run["rows"][student]
     return {ex.id: int(row[ex.column]) for ex in registry.EXERCISES[SMALL]}
 
@@ -336,53 +361,46 @@ def test_feedback_gives_points_and_the_checks_message(main_run):
     assert "code cell" in text and "RuntimeError: boom" in text
 
 
-@needs_sandbox
 @pytest.mark.parametrize("student", HOSTILE)
-def test_a_hostile_cell_earns_nothing(main_run, student):
+def test_a_hostile_cell_earns_nothing(hostile_run, student):
     """Each hostile notebook is the untouched exercise (worth 0) plus its cell: it still gets 0."""
-    assert _small_points(main_run, student) == NOTHING, main_run["grades"][student].notebooks[SMALL].results
-    assert main_run["rows"][student]["total"] == "0"
+    assert _small_points(hostile_run, student) == NOTHING, hostile_run["grades"][student].notebooks[SMALL].results
+    assert hostile_run["rows"][student]["total"] == "0"
 
 
-@needs_sandbox
 @pytest.mark.parametrize("student", HUNGRY)
-def test_a_cell_over_a_resource_limit_costs_nothing_else(main_run, student):
+def test_a_cell_over_a_resource_limit_costs_nothing_else(hostile_run, student):
     """Solutions plus one cell over the memory, process or file-size limit: still every point."""
-    assert _small_points(main_run, student) == SOLVED, main_run["grades"][student].notebooks[SMALL].notes
+    assert _small_points(hostile_run, student) == SOLVED, hostile_run["grades"][student].notebooks[SMALL].notes
 
 
-@needs_sandbox
-def test_the_limits_stopped_the_hungry_cells(main_run):
-    notes = {s: " ".join(main_run["grades"][s].notebooks[SMALL].notes) for s in HUNGRY}
+def test_the_limits_stopped_the_hungry_cells(hostile_run):
+    notes = {s: " ".join(hostile_run["grades"][s].notebooks[SMALL].notes) for s in HUNGRY}
     assert "MemoryError" in notes["a_memory"]
     assert "no process limit" not in notes["a_forkbomb"]
     assert "no file-size limit" not in notes["a_bigfile"]
 
 
-@needs_sandbox
-def test_honest_students_graded_after_the_hostile_ones_are_unchanged(main_run):
-    assert _small_points(main_run, "z_honest") == SOLVED
-    assert main_run["rows"]["solutions"]["total"] == str(registry.MAX_POINTS)
+def test_honest_students_graded_after_the_hostile_ones_are_unchanged(hostile_run):
+    assert _small_points(hostile_run, "z_honest") == SOLVED
+    assert hostile_run["rows"]["solutions"]["total"] == str(registry.MAX_POINTS)
 
 
-@needs_sandbox
-def test_nothing_outside_the_sandbox_changed(main_run):
-    assert main_run["package_after"] == main_run["package_before"], "an installed package file changed"
-    for path, content in main_run["originals"].items():
+def test_nothing_outside_the_sandbox_changed(hostile_run):
+    assert hostile_run["package_after"] == hostile_run["package_before"], "an installed package file changed"
+    for path, content in hostile_run["originals"].items():
         assert path.read_bytes() == content, f"a submission changed: {path}"
-    now = {p for p in main_run["subs"].rglob("*") if p.is_file()}
-    assert now == set(main_run["originals"]), f"files appeared: {now - set(main_run['originals'])}"
-    assert not list(main_run["out"].rglob("*.bin")), "a notebook wrote into the output folder"
+    now = {p for p in hostile_run["subs"].rglob("*") if p.is_file()}
+    assert now == set(hostile_run["originals"]), f"files appeared: {now - set(hostile_run['originals'])}"
+    assert not list(hostile_run["out"].rglob("*.bin")), "a notebook wrote into the output folder"
 
 
-@needs_sandbox
-def test_no_process_outlives_its_sandbox(main_run):
-    assert main_run["leftovers"] == [], "processes started by a notebook are still running"
+def test_no_process_outlives_its_sandbox(hostile_run):
+    assert hostile_run["leftovers"] == [], "processes started by a notebook are still running"
 
 
-@needs_sandbox
-def test_the_network_is_out_of_reach(main_run):
-    assert main_run["listener"].connections == 0
+def test_the_network_is_out_of_reach(hostile_run):
+    assert hostile_run["listener"].connections == 0
 
 
 def test_answers_memorised_from_the_self_check_fail_the_hidden_cases(main_run):
@@ -417,6 +435,7 @@ def test_records_are_written_per_notebook(main_run):
 
 @pytest.fixture(scope="module")
 def loop_run(tmp_path_factory):
+    require_sandbox()  # endless loops, and one that ignores interrupts
     subs = tmp_path_factory.mktemp("loops")
     defs = nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4)
     solution = {ex.function: next(c.source for c in defs.cells if f"def {ex.function}(" in c.source)
@@ -453,7 +472,7 @@ def test_a_loop_that_ignores_interrupts_is_stopped_by_the_notebook_time_limit(lo
     assert rows["looper"]["total"] == "3"
 
 
-def test_command_line_writes_csv_and_feedback(tmp_path, capsys):
+def test_command_line_writes_csv_and_feedback(tmp_path, capsys, sandboxed):
     (tmp_path / "subs" / "nobody").mkdir(parents=True)
     assert grading.main([str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
     assert (tmp_path / "out" / "grades.csv").exists()
@@ -463,7 +482,7 @@ def test_command_line_writes_csv_and_feedback(tmp_path, capsys):
 
 
 @pytest.fixture()
-def small_class(tmp_path):
+def small_class(tmp_path, sandboxed):
     subs = tmp_path / "subs"
     _write(subs / "ann", SMALL, nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4))
     _write(subs / "bob", SMALL, nbformat.read(ROOT / "exercises" / f"{SMALL}.ipynb", as_version=4))
@@ -524,6 +543,32 @@ def test_without_bwrap_the_grader_refuses_unless_told_no_sandbox(small_class, mo
     assert grading.main([str(subs), "--out", str(out), "--no-sandbox"]) == 0
     assert _rows(out)["ann"]["sandbox"] == "no (--no-sandbox)" and _rows(out)["ann"]["total"] == "4"
     assert "graded with `--no-sandbox`" in (out / "feedback" / "ann.md").read_text()
+
+
+def test_without_a_sandbox_a_hostile_notebook_is_never_run_and_the_package_is_untouched(tmp_path, monkeypatch):
+    """Runs everywhere, bubblewrap or not: with the sandbox unavailable, grading a notebook that
+    rewrites the package (and leaves a mark when it runs) refuses before running anything."""
+    subs, out, mark = tmp_path / "subs", tmp_path / "out", tmp_path / "it-ran"
+    rewriter = _hostile(subs, _Listener())["a_package_rewriter"]
+    rewriter.cells.insert(0, nbformat.v4.new_code_cell(f"open({str(mark)!r}, 'w').write('ran')"))
+    _write(subs / "mallory", SMALL, rewriter)
+    monkeypatch.setattr(sandbox, "available", lambda: (False, "bubblewrap (bwrap) is not installed"))
+    started = []
+
+    def refuse(cmd, *args, **kwargs):  # a second guard: even a grader bug could not start the notebook
+        started.append(cmd)
+        raise AssertionError(f"a process was started: {cmd}")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    before = _package_digest()
+    with pytest.raises(grading.SandboxUnavailable):
+        grading.grade(subs, out, progress=False)
+    with pytest.raises(SystemExit) as exc:
+        grading.main([str(subs), "--out", str(out)])
+    assert exc.value.code == 2
+    assert started == [] and not mark.exists()
+    assert _package_digest() == before
+    assert not list(out.rglob("records/**/*.json"))
 
 
 def test_outputs_cross_as_plain_data(tmp_path):
@@ -588,10 +633,10 @@ def test_an_array_used_twice_or_mismatched_factors_are_refused():
         transport.decode_outcomes(" " * (transport.MAX_DOC_CHARS + 1), b"")
 
 
-def test_a_notebook_whose_outputs_cannot_be_read_fails_without_a_regrade(main_run):
-    nb = main_run["grades"]["a_reroller"].notebooks[SMALL]
+def test_a_notebook_whose_outputs_cannot_be_read_fails_without_a_regrade(hostile_run):
+    nb = hostile_run["grades"]["a_reroller"].notebooks[SMALL]
     assert not nb.grader_error and any("unreadable" in n for n in nb.notes)
-    assert _small_points(main_run, "a_reroller")["07.3"] == 0
+    assert _small_points(hostile_run, "a_reroller")["07.3"] == 0
 
 
 def test_messages_quoting_a_huge_result_are_cut():
@@ -615,7 +660,7 @@ def test_student_text_is_cleaned_for_the_feedback():
     assert grading._clean("ok\x1b[2J\r\n# ALL PASSED\x07 <b>") == "ok[2J # ALL PASSED <b>"
 
 
-def test_symlinked_submissions_are_not_followed(tmp_path):
+def test_symlinked_submissions_are_not_followed(tmp_path, sandboxed):
     subs = tmp_path / "subs"
     (subs / "eve").mkdir(parents=True)
     (subs / "eve" / f"{SMALL}.ipynb").symlink_to(ROOT / "solutions" / f"{SMALL}.ipynb")
@@ -634,12 +679,11 @@ def test_a_record_of_a_grader_error_is_graded_again(tmp_path):
     assert grading._load_record(tmp_path, "ann", SMALL, "abc") is not None
 
 
-@needs_sandbox
-def test_notebooks_that_reach_for_the_grading_machinery_are_flagged(main_run):
-    notes = main_run["grades"]["a_patcher"].notebooks[SMALL].notes
+def test_notebooks_that_reach_for_the_grading_machinery_are_flagged(hostile_run):
+    notes = hostile_run["grades"]["a_patcher"].notebooks[SMALL].notes
     assert any(n.startswith("FLAGGED") and "kernel_side" in n for n in notes)
-    assert not any(n.startswith("FLAGGED") for n in main_run["grades"]["z_honest"].notebooks[SMALL].notes)
-    assert "a_patcher/07_combinatorial_richness" in (main_run["out"] / "summary.md").read_text()
+    assert not any(n.startswith("FLAGGED") for n in hostile_run["grades"]["z_honest"].notebooks[SMALL].notes)
+    assert "a_patcher/07_combinatorial_richness" in (hostile_run["out"] / "summary.md").read_text()
 
 
 def test_hidden_cases_drawn_in_two_threads_at_once_equal_those_drawn_alone():
