@@ -35,7 +35,8 @@ import pytest
 import torch
 
 import mechlib
-from mechlib.teaching import grading, registry, sandbox, transport
+from mechlib.teaching import registry
+from mechlib.teaching.grading import cli, folder, judge, notebook, report, sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = "07_combinatorial_richness"
@@ -165,8 +166,9 @@ def _hostile(subs: Path, listener: _Listener) -> dict[str, nbformat.NotebookNode
         # patches the check framework, the kernel side and torch before the checks run, and
         # reports the self-check's answers for every exercise
         "a_patcher": _exercise(
-            "import torch, mechlib.teaching.checking as C, mechlib.teaching.kernel_side as K\n"
-            "C.run_check = lambda exercise, name, *a, **k: C.CheckResult(exercise, name, 'passed', 'patched')\n"
+            "import torch, mechlib.teaching.exercise as E, mechlib.teaching.comparisons as C\n"
+            "import mechlib.teaching.grading.kernel_side as K\n"
+            "E.Exercise.judge = E.Exercise.check = lambda self, *a, **k: self.result('passed', 'patched')\n"
             "C.compare_int = C.compare_tensor = C.compare_scalar = lambda *a, **k: None\n"
             "torch.allclose = lambda *a, **k: True\ntorch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=bool)\n"
             "import math\n"
@@ -252,7 +254,7 @@ def main_run(tmp_path_factory):
     originals = {p: p.read_bytes() for p in subs.rglob("*")if p.is_file()}
     before = _package_digest()
     out = tmp_path_factory.mktemp("out")
-    grades = grading.grade(subs, out, cell_timeout=180, notebook_timeout=600, jobs=2, progress=False,
+    grades = folder.grade(subs, out, cell_timeout=180, notebook_timeout=600, jobs=2, progress=False,
                            sandbox=SANDBOXED, memory_gib=3)
     time.sleep(1)
     listener.stop.set()
@@ -453,7 +455,7 @@ def loop_run(tmp_path_factory):
     ]])
     _write(subs / "stubborn", SMALL, stubborn)
     out = tmp_path_factory.mktemp("loops-out")
-    grades = grading.grade(subs, out, cell_timeout=LOOP_TIMEOUT, notebook_timeout=45, jobs=2, progress=False)
+    grades = folder.grade(subs, out, cell_timeout=LOOP_TIMEOUT, notebook_timeout=45, jobs=2, progress=False)
     return {g.student: g for g in grades}, _rows(out)
 
 
@@ -474,11 +476,11 @@ def test_a_loop_that_ignores_interrupts_is_stopped_by_the_notebook_time_limit(lo
 
 def test_command_line_writes_csv_and_feedback(tmp_path, capsys, sandboxed):
     (tmp_path / "subs" / "nobody").mkdir(parents=True)
-    assert grading.main([str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
+    assert cli.main([str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
     assert (tmp_path / "out" / "grades.csv").exists()
     assert (tmp_path / "out" / "feedback" / "nobody.md").exists()
     with pytest.raises(SystemExit):
-        grading.main([str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "out")])
+        cli.main([str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "out")])
 
 
 @pytest.fixture()
@@ -492,17 +494,17 @@ def small_class(tmp_path, sandboxed):
 
 def test_a_rerun_skips_what_is_graded_and_regrades_what_changed(small_class, monkeypatch):
     subs, out = small_class
-    grading.grade(subs, out, jobs=2, progress=False)
+    folder.grade(subs, out, jobs=2, progress=False)
     first = (out / "grades.csv").read_text()
     graded = []
-    real = grading.grade_notebook
-    monkeypatch.setattr(grading, "grade_notebook", lambda path, *a, **k: graded.append(path.parent.name) or real(path, *a, **k))
-    grading.grade(subs, out, jobs=2, progress=False)
+    real = notebook.grade_notebook
+    monkeypatch.setattr(notebook, "grade_notebook", lambda path, *a, **k: graded.append(path.parent.name) or real(path, *a, **k))
+    folder.grade(subs, out, jobs=2, progress=False)
     assert graded == [] and (out / "grades.csv").read_text() == first
     _write(subs / "bob", SMALL, nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4))
-    grading.grade(subs, out, jobs=2, progress=False)
+    folder.grade(subs, out, jobs=2, progress=False)
     assert graded == ["bob"] and _rows(out)["bob"]["total"] == "4"
-    grading.grade(subs, out, jobs=2, progress=False, regrade=True)
+    folder.grade(subs, out, jobs=2, progress=False, regrade=True)
     assert sorted(graded[1:]) == ["ann", "bob", "cat"]
 
 
@@ -532,7 +534,7 @@ def test_without_bwrap_the_grader_refuses_unless_told_no_sandbox(small_class, mo
     subs, out = small_class
     monkeypatch.setattr(sandbox, "available", lambda: (False, "bubblewrap (bwrap) is not installed"))
     with pytest.raises(SystemExit) as exc:
-        grading.main([str(subs), "--out", str(out)])
+        cli.main([str(subs), "--out", str(out)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "bubblewrap (bwrap) is not installed" in err and "--no-sandbox" in err
@@ -540,7 +542,7 @@ def test_without_bwrap_the_grader_refuses_unless_told_no_sandbox(small_class, mo
         p.unlink()
     (subs / "bob").rmdir()
     shutil.rmtree(subs / "cat")
-    assert grading.main([str(subs), "--out", str(out), "--no-sandbox"]) == 0
+    assert cli.main([str(subs), "--out", str(out), "--no-sandbox"]) == 0
     assert _rows(out)["ann"]["sandbox"] == "no (--no-sandbox)" and _rows(out)["ann"]["total"] == "4"
     assert "graded with `--no-sandbox`" in (out / "feedback" / "ann.md").read_text()
 
@@ -561,76 +563,14 @@ def test_without_a_sandbox_a_hostile_notebook_is_never_run_and_the_package_is_un
 
     monkeypatch.setattr(subprocess, "Popen", refuse)
     before = _package_digest()
-    with pytest.raises(grading.SandboxUnavailable):
-        grading.grade(subs, out, progress=False)
+    with pytest.raises(sandbox.SandboxUnavailable):
+        folder.grade(subs, out, progress=False)
     with pytest.raises(SystemExit) as exc:
-        grading.main([str(subs), "--out", str(out)])
+        cli.main([str(subs), "--out", str(out)])
     assert exc.value.code == 2
     assert started == [] and not mark.exists()
     assert _package_digest() == before
     assert not list(out.rglob("records/**/*.json"))
-
-
-def test_outputs_cross_as_plain_data(tmp_path):
-    import numpy as np
-    import torch
-    from transformer_lens import FactoredMatrix
-
-    values = [torch.arange(6.0).reshape(2, 3), torch.tensor([1, 2], dtype=torch.int64), 0.5, float("nan"), 3, True,
-              None, ..., "text", [((0, 1), (1, 2))], {"a": 1, (0, 1): 2}, np.float32(2.5), np.ones(3),
-              FactoredMatrix(torch.ones(4, 2), torch.ones(2, 4)), (x for x in range(3)), object()]
-    doc, npz = transport.encode_outcomes({"e": {"status": "called", "outcomes": [("value", v) for v in values]}})
-    back = [o[1] for o in transport.decode_outcomes(doc, npz)["e"]["outcomes"]]
-    assert torch.equal(back[0], values[0]) and back[1].dtype == torch.int64
-    assert back[2] == 0.5 and back[3] != back[3] and back[4:9] == [3, True, None, ..., "text"]
-    assert back[9] == [((0, 1), (1, 2))] and back[10] == {"a": 1, (0, 1): 2}
-    assert type(back[11]).__name__ == "float32" and back[12].tolist() == [1, 1, 1]
-    assert torch.equal(back[13].AB, values[13].AB) and back[14] == [0, 1, 2]
-    assert type(back[15]).__name__ == "object" and not callable(back[15])
-    # a pickled object in the arrays file is refused, never unpickled
-    import io
-    buf = io.BytesIO()
-    np.savez(buf, a0=np.array([object()], dtype=object))
-    with pytest.raises(ValueError):
-        transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", {"__mg__": "ndarray", "key": "a0"}]]}}),
-                                  buf.getvalue())
-
-
-def test_an_archive_bomb_or_compressed_arrays_are_refused():
-    import io
-    import zipfile
-
-    import numpy as np
-
-    doc = json.dumps({"e": {"outcomes": [["value", {"__mg__": "ndarray", "key": "a0"}]]}})
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:  # 2 GiB of zeros, a few MB zipped
-        with z.open("a0.npy", "w", force_zip64=True) as f:
-            header = io.BytesIO()
-            np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**28,)})
-            f.write(header.getvalue())
-            f.write(b"\0" * 2**24)
-    with pytest.raises(ValueError, match="compressed"):
-        transport.decode_outcomes(doc, buf.getvalue())
-    with pytest.raises(ValueError, match="nested too deeply"):
-        transport.decode_outcomes("[" * 200_000, b"")
-
-
-def test_an_array_used_twice_or_mismatched_factors_are_refused():
-    """A small document must not expand: each array is read once; a FactoredMatrix must be well formed."""
-    import io
-
-    buf = io.BytesIO()
-    np.savez(buf, a0=np.zeros(4), a1=np.zeros((2, 3), dtype=np.float32))
-    twice = {"__mg__": "list", "items": [{"__mg__": "ndarray", "key": "a0"}] * 2}
-    with pytest.raises(ValueError, match="used twice"):
-        transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", twice]]}}), buf.getvalue())
-    bad = {"__mg__": "factored", "A": {"__mg__": "tensor", "key": "a1", "dtype": "float32"},
-           "B": {"__mg__": "tensor", "key": "a0", "dtype": "float32"}}
-    with pytest.raises(ValueError, match="FactoredMatrix"):
-        transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", bad]]}}), buf.getvalue())
-    with pytest.raises(ValueError, match="longer than"):
-        transport.decode_outcomes(" " * (transport.MAX_DOC_CHARS + 1), b"")
 
 
 def test_a_notebook_whose_outputs_cannot_be_read_fails_without_a_regrade(hostile_run):
@@ -640,8 +580,8 @@ def test_a_notebook_whose_outputs_cannot_be_read_fails_without_a_regrade(hostile
 
 
 def test_messages_quoting_a_huge_result_are_cut():
-    results = grading._grade_in_process(SMALL, {"count_pairs": lambda L, H: "x" * 100_000}, 2)
-    assert results["07.1"]["status"] == "failed" and len(results["07.1"]["message"]) <= grading.MAX_MESSAGE
+    results = judge.grade_in_process(SMALL, {"count_pairs": lambda L, H: "x" * 100_000}, 2)
+    assert results["07.1"]["status"] == "failed" and len(results["07.1"]["message"]) <= judge.MAX_MESSAGE
 
 
 def test_a_result_that_breaks_the_comparison_fails_only_its_exercise():
@@ -651,32 +591,32 @@ def test_a_result_that_breaks_the_comparison_fails_only_its_exercise():
     def enumerate_pairs(L, H):
         return [((float("inf"), 0), (1, 0))]
 
-    results = grading._grade_in_process(SMALL, {"count_pairs": count_pairs, "enumerate_pairs": enumerate_pairs}, 5)
+    results = judge.grade_in_process(SMALL, {"count_pairs": count_pairs, "enumerate_pairs": enumerate_pairs}, 5)
     assert results["07.1"]["status"] == "passed"
     assert results["07.2"]["status"] == "failed" and "could not be compared" in results["07.2"]["message"]
 
 
 def test_student_text_is_cleaned_for_the_feedback():
-    assert grading._clean("ok\x1b[2J\r\n# ALL PASSED\x07 <b>") == "ok[2J # ALL PASSED <b>"
+    assert report.clean("ok\x1b[2J\r\n# ALL PASSED\x07 <b>") == "ok[2J # ALL PASSED <b>"
 
 
 def test_symlinked_submissions_are_not_followed(tmp_path, sandboxed):
     subs = tmp_path / "subs"
     (subs / "eve").mkdir(parents=True)
     (subs / "eve" / f"{SMALL}.ipynb").symlink_to(ROOT / "solutions" / f"{SMALL}.ipynb")
-    grades = grading.grade(subs, tmp_path / "out", progress=False)
+    grades = folder.grade(subs, tmp_path / "out", progress=False)
     nb = grades[0].notebooks[SMALL]
     assert grades[0].total() == 0 and "symbolic link" in nb.notes[0]
     assert not list((tmp_path / "out" / "records").rglob("*.json"))  # nothing was run
 
 
 def test_a_record_of_a_grader_error_is_graded_again(tmp_path):
-    g = grading.NotebookGrade(SMALL, notes=["the sandbox could not be started"], grader_error=True)
-    grading._save_record(tmp_path, "ann", g, "abc")
-    assert grading._load_record(tmp_path, "ann", SMALL, "abc") is None
+    g = report.NotebookGrade(SMALL, notes=["the sandbox could not be started"], grader_error=True)
+    report.save_record(tmp_path, "ann", g, "abc")
+    assert report.load_record(tmp_path, "ann", SMALL, "abc") is None
     g.grader_error = False
-    grading._save_record(tmp_path, "ann", g, "abc")
-    assert grading._load_record(tmp_path, "ann", SMALL, "abc") is not None
+    report.save_record(tmp_path, "ann", g, "abc")
+    assert report.load_record(tmp_path, "ann", SMALL, "abc") is not None
 
 
 def test_notebooks_that_reach_for_the_grading_machinery_are_flagged(hostile_run):
@@ -691,12 +631,12 @@ def test_hidden_cases_drawn_in_two_threads_at_once_equal_those_drawn_alone():
     def expected(cases):
         return [c.compare.keywords["expected"] for c in cases["04.3"]]
 
-    alone = {seed: expected(grading.hidden_inputs("04_q_composition", seed)) for seed in (1, 2)}
+    alone = {seed: expected(judge.hidden_inputs("04_q_composition", seed)) for seed in (1, 2)}
     together, errors = {}, []
 
     def draw(seed):
         try:
-            together[seed] = expected(grading.hidden_inputs("04_q_composition", seed))
+            together[seed] = expected(judge.hidden_inputs("04_q_composition", seed))
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -715,10 +655,11 @@ def test_the_kernel_side_builds_no_case_and_holds_no_reference(tmp_path, monkeyp
     machinery broken, and nothing on its stack has a comparison to steal."""
     import sys as _sys
 
-    from mechlib.teaching import checking, kernel_side
+    from mechlib.teaching import exercise, inputs
+    from mechlib.teaching.grading import kernel_side, transport
 
-    cases = grading.hidden_inputs("05_virtual_attention_heads", seed=3)
-    doc, npz = transport.encode_calls(cases, checking.model_spec)
+    cases = judge.hidden_inputs("05_virtual_attention_heads", seed=3)
+    doc, npz = transport.encode_calls(cases, inputs.model_spec)
     (tmp_path / "inputs.json").write_text(doc)
     (tmp_path / "inputs.npz").write_bytes(npz)
     expected = [c.compare.keywords["expected"] for cs in cases.values() for c in cs
@@ -728,7 +669,7 @@ def test_the_kernel_side_builds_no_case_and_holds_no_reference(tmp_path, monkeyp
     def no_cases(*a, **k):
         raise AssertionError("a check case was built on the kernel side")
 
-    monkeypatch.setattr(checking.Case, "__init__", no_cases)
+    monkeypatch.setattr(exercise.Case, "__init__", no_cases)
     stolen = []
 
     def thief(pattern, *args, **kwargs):  # walk up the stack looking for a case or an expected value
