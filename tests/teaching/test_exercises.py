@@ -6,7 +6,6 @@ placeholder and each kind of wrong answer apart, with a message that says what i
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import re
 from pathlib import Path

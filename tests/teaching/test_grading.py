@@ -12,6 +12,12 @@ Two grading runs, each shared by the tests that read it:
   change;
 * a run with a short time limit: an endless loop in a cell and in a function, and a loop
   that ignores interrupts until the notebook's own time limit stops it.
+
+Notebooks that attack the grader (the hostile, hungry and looping ones) are only ever run
+inside the sandbox: without bubblewrap their tests are skipped, or fail where
+``MECHLIB_REQUIRE_SANDBOX=1`` (``make test``) says a sandbox must be there; a test that
+runs everywhere shows that without a sandbox the grader starts nothing. The rooms are
+tested alone too: test_judge, test_report, test_sandbox, test_transport.
 """
 from __future__ import annotations
 
@@ -30,13 +36,12 @@ import uuid
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 import torch
 
 import mechlib
 from mechlib.teaching import registry
-from mechlib.teaching.grading import cli, folder, judge, notebook, report, sandbox
+from mechlib.teaching.grading import cli, folder, notebook, sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = "07_combinatorial_richness"
@@ -306,8 +311,8 @@ def test_untouched_exercises_get_zero_and_are_not_attempted(main_run):
     assert all(r["status"] == "not attempted" for nb in g.notebooks.values() for r in nb.results.values())
 
 
-def _small_points(hostile_run, student):
-    row = main_run["rows"][student]
+def _small_points(run, student):
+    row = run["rows"][student]
     return {ex.id: int(row[ex.column]) for ex in registry.EXERCISES[SMALL]}
 
 
@@ -579,27 +584,6 @@ def test_a_notebook_whose_outputs_cannot_be_read_fails_without_a_regrade(hostile
     assert _small_points(hostile_run, "a_reroller")["07.3"] == 0
 
 
-def test_messages_quoting_a_huge_result_are_cut():
-    results = judge.grade_in_process(SMALL, {"count_pairs": lambda L, H: "x" * 100_000}, 2)
-    assert results["07.1"]["status"] == "failed" and len(results["07.1"]["message"]) <= judge.MAX_MESSAGE
-
-
-def test_a_result_that_breaks_the_comparison_fails_only_its_exercise():
-    def count_pairs(L, H):
-        return H * H * (L * (L - 1) // 2)
-
-    def enumerate_pairs(L, H):
-        return [((float("inf"), 0), (1, 0))]
-
-    results = judge.grade_in_process(SMALL, {"count_pairs": count_pairs, "enumerate_pairs": enumerate_pairs}, 5)
-    assert results["07.1"]["status"] == "passed"
-    assert results["07.2"]["status"] == "failed" and "could not be compared" in results["07.2"]["message"]
-
-
-def test_student_text_is_cleaned_for_the_feedback():
-    assert report.clean("ok\x1b[2J\r\n# ALL PASSED\x07 <b>") == "ok[2J # ALL PASSED <b>"
-
-
 def test_symlinked_submissions_are_not_followed(tmp_path, sandboxed):
     subs = tmp_path / "subs"
     (subs / "eve").mkdir(parents=True)
@@ -610,89 +594,8 @@ def test_symlinked_submissions_are_not_followed(tmp_path, sandboxed):
     assert not list((tmp_path / "out" / "records").rglob("*.json"))  # nothing was run
 
 
-def test_a_record_of_a_grader_error_is_graded_again(tmp_path):
-    g = report.NotebookGrade(SMALL, notes=["the sandbox could not be started"], grader_error=True)
-    report.save_record(tmp_path, "ann", g, "abc")
-    assert report.load_record(tmp_path, "ann", SMALL, "abc") is None
-    g.grader_error = False
-    report.save_record(tmp_path, "ann", g, "abc")
-    assert report.load_record(tmp_path, "ann", SMALL, "abc") is not None
-
-
 def test_notebooks_that_reach_for_the_grading_machinery_are_flagged(hostile_run):
     notes = hostile_run["grades"]["a_patcher"].notebooks[SMALL].notes
     assert any(n.startswith("FLAGGED") and "kernel_side" in n for n in notes)
     assert not any(n.startswith("FLAGGED") for n in hostile_run["grades"]["z_honest"].notebooks[SMALL].notes)
     assert "a_patcher/07_combinatorial_richness" in (hostile_run["out"] / "summary.md").read_text()
-
-
-def test_hidden_cases_drawn_in_two_threads_at_once_equal_those_drawn_alone():
-    """The grader grades two notebooks at once; their cases run path ablations (hooks) on the same models."""
-    def expected(cases):
-        return [c.compare.keywords["expected"] for c in cases["04.3"]]
-
-    alone = {seed: expected(judge.hidden_inputs("04_q_composition", seed)) for seed in (1, 2)}
-    together, errors = {}, []
-
-    def draw(seed):
-        try:
-            together[seed] = expected(judge.hidden_inputs("04_q_composition", seed))
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=draw, args=(seed,)) for seed in (1, 2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for seed in (1, 2):
-        assert all(torch.equal(a, b) for a, b in zip(alone[seed], together[seed], strict=True))
-
-
-def test_the_kernel_side_builds_no_case_and_holds_no_reference(tmp_path, monkeypatch):
-    """What reaches the sandbox is the cases' inputs: the kernel side runs with the check's case
-    machinery broken, and nothing on its stack has a comparison to steal."""
-    import sys as _sys
-
-    from mechlib.teaching import exercise, inputs
-    from mechlib.teaching.grading import kernel_side, transport
-
-    cases = judge.hidden_inputs("05_virtual_attention_heads", seed=3)
-    doc, npz = transport.encode_calls(cases, inputs.model_spec)
-    (tmp_path / "inputs.json").write_text(doc)
-    (tmp_path / "inputs.npz").write_bytes(npz)
-    expected = [c.compare.keywords["expected"] for cs in cases.values() for c in cs
-                if isinstance(getattr(c.compare, "keywords", {}).get("expected"), torch.Tensor)]
-    del cases
-
-    def no_cases(*a, **k):
-        raise AssertionError("a check case was built on the kernel side")
-
-    monkeypatch.setattr(exercise.Case, "__init__", no_cases)
-    stolen = []
-
-    def thief(pattern, *args, **kwargs):  # walk up the stack looking for a case or an expected value
-        frame = _sys._getframe(1)
-        while frame is not None:
-            for v in frame.f_locals.values():
-                if hasattr(v, "compare") or (isinstance(v, dict) and "expected" in v):
-                    stolen.append(v)
-            frame = frame.f_back
-        return pattern.double().mean(dim=(0, 2))
-
-    kernel_side.collect("05_virtual_attention_heads", {"prev_token_score": thief}, str(tmp_path),
-                        str(tmp_path / "out"))
-    assert stolen == []
-    arrays = list(np.load(tmp_path / "inputs.npz").values())
-    assert expected and not any(a.shape == tuple(e.shape) and np.allclose(a, e.numpy()) for a in arrays for e in expected)
-
-
-def test_a_virtualenv_under_tmp_stays_visible_in_the_sandbox(monkeypatch):
-    """The private /tmp is mounted first; read-only binds below it land on top of it."""
-    monkeypatch.setattr(sandbox, "_read_only_paths", lambda: [Path("/usr"), Path("/tmp/ci/project/.venv")])
-    monkeypatch.setattr(sandbox, "bwrap_path", lambda: "/usr/bin/bwrap")
-    cmd = sandbox.command(["python"], {}, sandbox.Limits(), {}, uid=None)
-    tmpfs = [i for i, a in enumerate(cmd) if a == "--tmpfs" and cmd[i + 1] == "/tmp"]
-    venv = cmd.index("/tmp/ci/project/.venv")
-    assert len(tmpfs) == 1 and tmpfs[0] < venv
