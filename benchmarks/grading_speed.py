@@ -20,7 +20,8 @@ from pathlib import Path
 
 import nbformat
 
-from mechlib.teaching import grading, registry
+from mechlib.teaching import registry
+from mechlib.teaching.grading.folder import grade
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("solutions", "blank", "raises", "sys_exit", "kernel_kill")
@@ -53,7 +54,7 @@ def main() -> None:
         times = {}
         for mode in ("sandbox", "no-sandbox"):
             start = time.perf_counter()
-            grades = grading.grade(tmp / "class", tmp / f"out-{mode}", jobs=args.jobs, progress=False,
+            grades = grade(tmp / "class", tmp / f"out-{mode}", jobs=args.jobs, progress=False,
                                    sandbox=(mode == "sandbox"))
             times[mode] = time.perf_counter() - start
             totals = sorted({g.total() for g in grades})

@@ -6,7 +6,6 @@ placeholder and each kind of wrong answer apart, with a message that says what i
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import re
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 import torch
 
 import mechlib
-from mechlib.teaching import checks, kernel_side, registry
-from mechlib.teaching.checking import bundled
+from mechlib.teaching import checks, registry
+from mechlib.teaching.inputs import bundled
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [
@@ -74,6 +73,23 @@ def test_there_are_at_least_20_exercises_each_rated():
         assert 1 <= ex.difficulty <= 5 and 1 <= ex.importance <= 5 and ex.minutes > 0, ex.id
 
 
+def test_an_exercise_is_named_in_one_place():
+    """Its id appears once in the package: in its declaration, in its notebook's module of
+    mechlib/teaching/exercises (the registry and the checks are derived from there)."""
+    package = ROOT / "mechlib" / "teaching"
+    sources = {p.relative_to(package): p.read_text() for p in package.rglob("*.py")}
+    for ex in registry.ALL_EXERCISES:
+        where = {p: n for p, text in sources.items() if (n := text.count(f"'{ex.id}'") + text.count(f'"{ex.id}"'))}
+        assert list(where.values()) == [1] and next(iter(where)).parent.name == "exercises", (ex.id, where)
+
+
+def test_the_checks_are_derived_from_the_registry():
+    assert checks.__all__ == [f"check_{ex.function}" for ex in registry.ALL_EXERCISES]
+    for ex in registry.ALL_EXERCISES:
+        check = getattr(checks, f"check_{ex.function}")
+        assert check.__name__ == f"check_{ex.function}" and ex.id in check.__doc__
+
+
 @pytest.mark.parametrize("folder", ["solutions", "exercises"])
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_each_exercise_has_its_ratings_a_hint_and_a_check_in_the_notebook(folder, name):
@@ -85,7 +101,7 @@ def test_each_exercise_has_its_ratings_a_hint_and_a_check_in_the_notebook(folder
                     if c.cell_type == "markdown" and "## Exercise" in c.source), len(cells))
         section = cells[start:end]
         assert any(c.cell_type == "markdown" and "<details><summary>Hint" in c.source for c in section), ex.id
-        assert any(c.cell_type == "code" and f"checks.{ex.check.__name__}({ex.function})" in c.source
+        assert any(c.cell_type == "code" and f"checks.check_{ex.function}({ex.function})" in c.source
                    for c in section), ex.id
 
 
@@ -301,9 +317,9 @@ def test_capture_check_catches_a_hook_left_attached():
 
 def _record_then_judge(namespace: dict, time_limit: float, seed: int = 7) -> dict:
     """The two halves of grading in one process: call in the 'kernel', judge in the 'grader'."""
-    from mechlib.teaching import grading
+    from mechlib.teaching.grading import judge
 
-    return grading._grade_in_process("07_combinatorial_richness", namespace, seed, time_limit)
+    return judge.grade_in_process("07_combinatorial_richness", namespace, seed, time_limit)
 
 
 def test_recording_survives_loops_and_exits():
@@ -334,21 +350,14 @@ def test_recording_swallows_the_learners_printing(capsys):
 
 
 def test_hidden_cases_differ_from_the_self_check_and_from_each_other():
-    from mechlib.teaching import checking
-
     def inputs(seed):
         def describe(x):
             if hasattr(x, "cfg"):
                 return (x.cfg.d_model, x.cfg.n_heads, x.W_Q.sum().item())
             return tuple(x.shape) if hasattr(x, "shape") else x
 
-        out = []
-        with checking.hidden_cases(seed) if seed is not None else contextlib.nullcontext():
-            for check in (checks.check_count_pairs, checks.check_k_composition_score):
-                collector = checking.Collector()
-                check(collector, verbose=False)
-                out.append([tuple(describe(a) for a in case.args) for case in collector.cases])
-        return out
+        return [[tuple(describe(a) for a in case.args) for case in registry.EXERCISE_BY_ID[i].cases(seed)]
+                for i in ("07.1", "03.1")]
 
     own, a, b = inputs(None), inputs(1), inputs(2)
     assert inputs(1) == a  # the same seed gives the same cases
@@ -366,13 +375,13 @@ def test_grading_judges_outputs_an_in_place_edit_included_not_side_effects():
         m(tokens)
         return stored["a"]
 
-    from mechlib.teaching import grading
+    from mechlib.teaching.grading import judge
 
-    results = grading._grade_in_process("05_virtual_attention_heads", {"zero_ablation_hook": in_place}, seed=4)
+    results = judge.grade_in_process("05_virtual_attention_heads", {"zero_ablation_hook": in_place}, seed=4)
     assert results["05.3"]["status"] == "passed"
     # a hook left attached is the self-check's business: in grading it happens in the sandbox, where
     # whatever the notebook reports about it could be forged, so only the outputs are judged
-    results = grading._grade_in_process("08_transformerlens_vocabulary", {"capture_activation": leaky}, seed=4)
+    results = judge.grade_in_process("08_transformerlens_vocabulary", {"capture_activation": leaky}, seed=4)
     assert results["08.3"]["status"] == "passed"
 
 
@@ -380,15 +389,15 @@ def test_hidden_cases_are_per_thread():
     """The grader judges two notebooks at once: each thread must see its own hidden seed."""
     import threading
 
-    from mechlib.teaching import checking
+    from mechlib.teaching import inputs
 
     seen = {}
     barrier = threading.Barrier(2)
 
     def judge(seed):
-        with checking.hidden_cases(seed):
+        with inputs.hidden_cases(seed):
             barrier.wait()
-            seen[seed] = checking.hidden_seed()
+            seen[seed] = inputs.hidden_seed()
             barrier.wait()
 
     threads = [threading.Thread(target=judge, args=(s,)) for s in (11, 22)]
@@ -396,4 +405,4 @@ def test_hidden_cases_are_per_thread():
         t.start()
     for t in threads:
         t.join()
-    assert seen == {11: 11, 22: 22} and checking.hidden_seed() is None
+    assert seen == {11: 11, 22: 22} and inputs.hidden_seed() is None

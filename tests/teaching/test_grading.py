@@ -12,6 +12,12 @@ Two grading runs, each shared by the tests that read it:
   change;
 * a run with a short time limit: an endless loop in a cell and in a function, and a loop
   that ignores interrupts until the notebook's own time limit stops it.
+
+Notebooks that attack the grader (the hostile, hungry and looping ones) are only ever run
+inside the sandbox: without bubblewrap their tests are skipped, or fail where
+``MECHLIB_REQUIRE_SANDBOX=1`` (``make test``) says a sandbox must be there; a test that
+runs everywhere shows that without a sandbox the grader starts nothing. The rooms are
+tested alone too: test_judge, test_report, test_sandbox, test_transport.
 """
 from __future__ import annotations
 
@@ -30,12 +36,12 @@ import uuid
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 import torch
 
 import mechlib
-from mechlib.teaching import grading, registry, sandbox, transport
+from mechlib.teaching import registry
+from mechlib.teaching.grading import cli, folder, notebook, sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = "07_combinatorial_richness"
@@ -47,7 +53,24 @@ MARKER = f"mg-daemon-{uuid.uuid4().hex}"
 SOLVED = {ex.id: 1 for ex in registry.EXERCISES[SMALL]}
 NOTHING = {ex.id: 0 for ex in registry.EXERCISES[SMALL]}
 
-needs_sandbox = pytest.mark.skipif(not sandbox.available()[0], reason=f"no sandbox here: {sandbox.available()[1]}")
+SANDBOXED, NO_SANDBOX_WHY = sandbox.available()
+
+
+def require_sandbox() -> None:
+    """Hostile notebooks run only inside the sandbox: without one, skip here, fail where
+    ``MECHLIB_REQUIRE_SANDBOX=1`` says a sandbox must be there (``make test``, CI)."""
+    if SANDBOXED:
+        return
+    why = f"no sandbox here ({NO_SANDBOX_WHY}): notebooks that attack the grader are never run outside one"
+    if os.environ.get("MECHLIB_REQUIRE_SANDBOX") == "1":
+        pytest.fail(why + "; MECHLIB_REQUIRE_SANDBOX=1 requires it (install bubblewrap: make sandbox)")
+    pytest.skip(why)
+
+
+@pytest.fixture()
+def sandboxed():
+    """For tests that grade with the sandbox (the default): skipped or failed without one."""
+    require_sandbox()
 
 
 def _exercise(*cells: str) -> nbformat.NotebookNode:
@@ -148,8 +171,9 @@ def _hostile(subs: Path, listener: _Listener) -> dict[str, nbformat.NotebookNode
         # patches the check framework, the kernel side and torch before the checks run, and
         # reports the self-check's answers for every exercise
         "a_patcher": _exercise(
-            "import torch, mechlib.teaching.checking as C, mechlib.teaching.kernel_side as K\n"
-            "C.run_check = lambda exercise, name, *a, **k: C.CheckResult(exercise, name, 'passed', 'patched')\n"
+            "import torch, mechlib.teaching.exercise as E, mechlib.teaching.comparisons as C\n"
+            "import mechlib.teaching.grading.kernel_side as K\n"
+            "E.Exercise.judge = E.Exercise.check = lambda self, *a, **k: self.result('passed', 'patched')\n"
             "C.compare_int = C.compare_tensor = C.compare_scalar = lambda *a, **k: None\n"
             "torch.allclose = lambda *a, **k: True\ntorch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=bool)\n"
             "import math\n"
@@ -229,18 +253,26 @@ def main_run(tmp_path_factory):
     _write(subs / "missing", "my_notes", nbformat.v4.new_notebook())  # not an exercise notebook
     _write(subs / "z_honest", SMALL, nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4))
     listener = _Listener()
-    for student, nb in {**_hostile(subs, listener), **_hungry()}.items():
-        _write(subs / student, SMALL, nb)
+    if SANDBOXED:  # never outside a sandbox: one rewrites the package, one asks for 16 GiB
+        for student, nb in {**_hostile(subs, listener), **_hungry()}.items():
+            _write(subs / student, SMALL, nb)
     originals = {p: p.read_bytes() for p in subs.rglob("*")if p.is_file()}
     before = _package_digest()
     out = tmp_path_factory.mktemp("out")
-    grades = grading.grade(subs, out, cell_timeout=180, notebook_timeout=600, jobs=2, progress=False,
-                           sandbox=sandbox.available()[0], memory_gib=3)
+    grades = folder.grade(subs, out, cell_timeout=180, notebook_timeout=600, jobs=2, progress=False,
+                           sandbox=SANDBOXED, memory_gib=3)
     time.sleep(1)
     listener.stop.set()
     return {"grades": {g.student: g for g in grades}, "rows": _rows(out), "out": out, "subs": subs,
             "originals": originals, "package_before": before, "package_after": _package_digest(),
             "listener": listener, "leftovers": _marked_processes()}
+
+
+@pytest.fixture(scope="module")
+def hostile_run(main_run):
+    """The main run's hostile and hungry students: graded only in a sandbox."""
+    require_sandbox()
+    return main_run
 
 
 def _memorizer() -> nbformat.NotebookNode:
@@ -257,7 +289,7 @@ HUNGRY = ["a_memory", "a_forkbomb", "a_bigfile"]
 def test_csv_has_one_row_per_student_and_one_column_per_exercise(main_run):
     rows = main_run["rows"]
     assert set(rows) == {"solutions", "untouched", "crash", "sys_exit", "kernel_kill", "deleter", "printer",
-                         "memorizer", "missing", "z_honest", *HOSTILE, *HUNGRY}
+                         "memorizer", "missing", "z_honest", *((*HOSTILE, *HUNGRY) if SANDBOXED else ())}
     with open(main_run["out"] / "grades.csv", newline="") as fh:
         assert next(csv.reader(fh)) == ["student"] + ALL_COLUMNS + ["total", "graded", "sandbox"]
     for row in rows.values():
@@ -279,8 +311,8 @@ def test_untouched_exercises_get_zero_and_are_not_attempted(main_run):
     assert all(r["status"] == "not attempted" for nb in g.notebooks.values() for r in nb.results.values())
 
 
-def _small_points(main_run, student):
-    row = main_run["rows"][student]
+def _small_points(run, student):
+    row = run["rows"][student]
     return {ex.id: int(row[ex.column]) for ex in registry.EXERCISES[SMALL]}
 
 
@@ -336,53 +368,46 @@ def test_feedback_gives_points_and_the_checks_message(main_run):
     assert "code cell" in text and "RuntimeError: boom" in text
 
 
-@needs_sandbox
 @pytest.mark.parametrize("student", HOSTILE)
-def test_a_hostile_cell_earns_nothing(main_run, student):
+def test_a_hostile_cell_earns_nothing(hostile_run, student):
     """Each hostile notebook is the untouched exercise (worth 0) plus its cell: it still gets 0."""
-    assert _small_points(main_run, student) == NOTHING, main_run["grades"][student].notebooks[SMALL].results
-    assert main_run["rows"][student]["total"] == "0"
+    assert _small_points(hostile_run, student) == NOTHING, hostile_run["grades"][student].notebooks[SMALL].results
+    assert hostile_run["rows"][student]["total"] == "0"
 
 
-@needs_sandbox
 @pytest.mark.parametrize("student", HUNGRY)
-def test_a_cell_over_a_resource_limit_costs_nothing_else(main_run, student):
+def test_a_cell_over_a_resource_limit_costs_nothing_else(hostile_run, student):
     """Solutions plus one cell over the memory, process or file-size limit: still every point."""
-    assert _small_points(main_run, student) == SOLVED, main_run["grades"][student].notebooks[SMALL].notes
+    assert _small_points(hostile_run, student) == SOLVED, hostile_run["grades"][student].notebooks[SMALL].notes
 
 
-@needs_sandbox
-def test_the_limits_stopped_the_hungry_cells(main_run):
-    notes = {s: " ".join(main_run["grades"][s].notebooks[SMALL].notes) for s in HUNGRY}
+def test_the_limits_stopped_the_hungry_cells(hostile_run):
+    notes = {s: " ".join(hostile_run["grades"][s].notebooks[SMALL].notes) for s in HUNGRY}
     assert "MemoryError" in notes["a_memory"]
     assert "no process limit" not in notes["a_forkbomb"]
     assert "no file-size limit" not in notes["a_bigfile"]
 
 
-@needs_sandbox
-def test_honest_students_graded_after_the_hostile_ones_are_unchanged(main_run):
-    assert _small_points(main_run, "z_honest") == SOLVED
-    assert main_run["rows"]["solutions"]["total"] == str(registry.MAX_POINTS)
+def test_honest_students_graded_after_the_hostile_ones_are_unchanged(hostile_run):
+    assert _small_points(hostile_run, "z_honest") == SOLVED
+    assert hostile_run["rows"]["solutions"]["total"] == str(registry.MAX_POINTS)
 
 
-@needs_sandbox
-def test_nothing_outside_the_sandbox_changed(main_run):
-    assert main_run["package_after"] == main_run["package_before"], "an installed package file changed"
-    for path, content in main_run["originals"].items():
+def test_nothing_outside_the_sandbox_changed(hostile_run):
+    assert hostile_run["package_after"] == hostile_run["package_before"], "an installed package file changed"
+    for path, content in hostile_run["originals"].items():
         assert path.read_bytes() == content, f"a submission changed: {path}"
-    now = {p for p in main_run["subs"].rglob("*") if p.is_file()}
-    assert now == set(main_run["originals"]), f"files appeared: {now - set(main_run['originals'])}"
-    assert not list(main_run["out"].rglob("*.bin")), "a notebook wrote into the output folder"
+    now = {p for p in hostile_run["subs"].rglob("*") if p.is_file()}
+    assert now == set(hostile_run["originals"]), f"files appeared: {now - set(hostile_run['originals'])}"
+    assert not list(hostile_run["out"].rglob("*.bin")), "a notebook wrote into the output folder"
 
 
-@needs_sandbox
-def test_no_process_outlives_its_sandbox(main_run):
-    assert main_run["leftovers"] == [], "processes started by a notebook are still running"
+def test_no_process_outlives_its_sandbox(hostile_run):
+    assert hostile_run["leftovers"] == [], "processes started by a notebook are still running"
 
 
-@needs_sandbox
-def test_the_network_is_out_of_reach(main_run):
-    assert main_run["listener"].connections == 0
+def test_the_network_is_out_of_reach(hostile_run):
+    assert hostile_run["listener"].connections == 0
 
 
 def test_answers_memorised_from_the_self_check_fail_the_hidden_cases(main_run):
@@ -417,6 +442,7 @@ def test_records_are_written_per_notebook(main_run):
 
 @pytest.fixture(scope="module")
 def loop_run(tmp_path_factory):
+    require_sandbox()  # endless loops, and one that ignores interrupts
     subs = tmp_path_factory.mktemp("loops")
     defs = nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4)
     solution = {ex.function: next(c.source for c in defs.cells if f"def {ex.function}(" in c.source)
@@ -434,7 +460,7 @@ def loop_run(tmp_path_factory):
     ]])
     _write(subs / "stubborn", SMALL, stubborn)
     out = tmp_path_factory.mktemp("loops-out")
-    grades = grading.grade(subs, out, cell_timeout=LOOP_TIMEOUT, notebook_timeout=45, jobs=2, progress=False)
+    grades = folder.grade(subs, out, cell_timeout=LOOP_TIMEOUT, notebook_timeout=45, jobs=2, progress=False)
     return {g.student: g for g in grades}, _rows(out)
 
 
@@ -453,17 +479,17 @@ def test_a_loop_that_ignores_interrupts_is_stopped_by_the_notebook_time_limit(lo
     assert rows["looper"]["total"] == "3"
 
 
-def test_command_line_writes_csv_and_feedback(tmp_path, capsys):
+def test_command_line_writes_csv_and_feedback(tmp_path, capsys, sandboxed):
     (tmp_path / "subs" / "nobody").mkdir(parents=True)
-    assert grading.main([str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
+    assert cli.main([str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
     assert (tmp_path / "out" / "grades.csv").exists()
     assert (tmp_path / "out" / "feedback" / "nobody.md").exists()
     with pytest.raises(SystemExit):
-        grading.main([str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "out")])
+        cli.main([str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "out")])
 
 
 @pytest.fixture()
-def small_class(tmp_path):
+def small_class(tmp_path, sandboxed):
     subs = tmp_path / "subs"
     _write(subs / "ann", SMALL, nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4))
     _write(subs / "bob", SMALL, nbformat.read(ROOT / "exercises" / f"{SMALL}.ipynb", as_version=4))
@@ -473,17 +499,17 @@ def small_class(tmp_path):
 
 def test_a_rerun_skips_what_is_graded_and_regrades_what_changed(small_class, monkeypatch):
     subs, out = small_class
-    grading.grade(subs, out, jobs=2, progress=False)
+    folder.grade(subs, out, jobs=2, progress=False)
     first = (out / "grades.csv").read_text()
     graded = []
-    real = grading.grade_notebook
-    monkeypatch.setattr(grading, "grade_notebook", lambda path, *a, **k: graded.append(path.parent.name) or real(path, *a, **k))
-    grading.grade(subs, out, jobs=2, progress=False)
+    real = notebook.grade_notebook
+    monkeypatch.setattr(notebook, "grade_notebook", lambda path, *a, **k: graded.append(path.parent.name) or real(path, *a, **k))
+    folder.grade(subs, out, jobs=2, progress=False)
     assert graded == [] and (out / "grades.csv").read_text() == first
     _write(subs / "bob", SMALL, nbformat.read(ROOT / "solutions" / f"{SMALL}.ipynb", as_version=4))
-    grading.grade(subs, out, jobs=2, progress=False)
+    folder.grade(subs, out, jobs=2, progress=False)
     assert graded == ["bob"] and _rows(out)["bob"]["total"] == "4"
-    grading.grade(subs, out, jobs=2, progress=False, regrade=True)
+    folder.grade(subs, out, jobs=2, progress=False, regrade=True)
     assert sorted(graded[1:]) == ["ann", "bob", "cat"]
 
 
@@ -513,7 +539,7 @@ def test_without_bwrap_the_grader_refuses_unless_told_no_sandbox(small_class, mo
     subs, out = small_class
     monkeypatch.setattr(sandbox, "available", lambda: (False, "bubblewrap (bwrap) is not installed"))
     with pytest.raises(SystemExit) as exc:
-        grading.main([str(subs), "--out", str(out)])
+        cli.main([str(subs), "--out", str(out)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "bubblewrap (bwrap) is not installed" in err and "--no-sandbox" in err
@@ -521,193 +547,55 @@ def test_without_bwrap_the_grader_refuses_unless_told_no_sandbox(small_class, mo
         p.unlink()
     (subs / "bob").rmdir()
     shutil.rmtree(subs / "cat")
-    assert grading.main([str(subs), "--out", str(out), "--no-sandbox"]) == 0
+    assert cli.main([str(subs), "--out", str(out), "--no-sandbox"]) == 0
     assert _rows(out)["ann"]["sandbox"] == "no (--no-sandbox)" and _rows(out)["ann"]["total"] == "4"
     assert "graded with `--no-sandbox`" in (out / "feedback" / "ann.md").read_text()
 
 
-def test_outputs_cross_as_plain_data(tmp_path):
-    import numpy as np
-    import torch
-    from transformer_lens import FactoredMatrix
+def test_without_a_sandbox_a_hostile_notebook_is_never_run_and_the_package_is_untouched(tmp_path, monkeypatch):
+    """Runs everywhere, bubblewrap or not: with the sandbox unavailable, grading a notebook that
+    rewrites the package (and leaves a mark when it runs) refuses before running anything."""
+    subs, out, mark = tmp_path / "subs", tmp_path / "out", tmp_path / "it-ran"
+    rewriter = _hostile(subs, _Listener())["a_package_rewriter"]
+    rewriter.cells.insert(0, nbformat.v4.new_code_cell(f"open({str(mark)!r}, 'w').write('ran')"))
+    _write(subs / "mallory", SMALL, rewriter)
+    monkeypatch.setattr(sandbox, "available", lambda: (False, "bubblewrap (bwrap) is not installed"))
+    started = []
 
-    values = [torch.arange(6.0).reshape(2, 3), torch.tensor([1, 2], dtype=torch.int64), 0.5, float("nan"), 3, True,
-              None, ..., "text", [((0, 1), (1, 2))], {"a": 1, (0, 1): 2}, np.float32(2.5), np.ones(3),
-              FactoredMatrix(torch.ones(4, 2), torch.ones(2, 4)), (x for x in range(3)), object()]
-    doc, npz = transport.encode_outcomes({"e": {"status": "called", "outcomes": [("value", v) for v in values]}})
-    back = [o[1] for o in transport.decode_outcomes(doc, npz)["e"]["outcomes"]]
-    assert torch.equal(back[0], values[0]) and back[1].dtype == torch.int64
-    assert back[2] == 0.5 and back[3] != back[3] and back[4:9] == [3, True, None, ..., "text"]
-    assert back[9] == [((0, 1), (1, 2))] and back[10] == {"a": 1, (0, 1): 2}
-    assert type(back[11]).__name__ == "float32" and back[12].tolist() == [1, 1, 1]
-    assert torch.equal(back[13].AB, values[13].AB) and back[14] == [0, 1, 2]
-    assert type(back[15]).__name__ == "object" and not callable(back[15])
-    # a pickled object in the arrays file is refused, never unpickled
-    import io
-    buf = io.BytesIO()
-    np.savez(buf, a0=np.array([object()], dtype=object))
-    with pytest.raises(ValueError):
-        transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", {"__mg__": "ndarray", "key": "a0"}]]}}),
-                                  buf.getvalue())
+    def refuse(cmd, *args, **kwargs):  # a second guard: even a grader bug could not start the notebook
+        started.append(cmd)
+        raise AssertionError(f"a process was started: {cmd}")
 
-
-def test_an_archive_bomb_or_compressed_arrays_are_refused():
-    import io
-    import zipfile
-
-    import numpy as np
-
-    doc = json.dumps({"e": {"outcomes": [["value", {"__mg__": "ndarray", "key": "a0"}]]}})
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:  # 2 GiB of zeros, a few MB zipped
-        with z.open("a0.npy", "w", force_zip64=True) as f:
-            header = io.BytesIO()
-            np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**28,)})
-            f.write(header.getvalue())
-            f.write(b"\0" * 2**24)
-    with pytest.raises(ValueError, match="compressed"):
-        transport.decode_outcomes(doc, buf.getvalue())
-    with pytest.raises(ValueError, match="nested too deeply"):
-        transport.decode_outcomes("[" * 200_000, b"")
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    before = _package_digest()
+    with pytest.raises(sandbox.SandboxUnavailable):
+        folder.grade(subs, out, progress=False)
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(subs), "--out", str(out)])
+    assert exc.value.code == 2
+    assert started == [] and not mark.exists()
+    assert _package_digest() == before
+    assert not list(out.rglob("records/**/*.json"))
 
 
-def test_an_array_used_twice_or_mismatched_factors_are_refused():
-    """A small document must not expand: each array is read once; a FactoredMatrix must be well formed."""
-    import io
-
-    buf = io.BytesIO()
-    np.savez(buf, a0=np.zeros(4), a1=np.zeros((2, 3), dtype=np.float32))
-    twice = {"__mg__": "list", "items": [{"__mg__": "ndarray", "key": "a0"}] * 2}
-    with pytest.raises(ValueError, match="used twice"):
-        transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", twice]]}}), buf.getvalue())
-    bad = {"__mg__": "factored", "A": {"__mg__": "tensor", "key": "a1", "dtype": "float32"},
-           "B": {"__mg__": "tensor", "key": "a0", "dtype": "float32"}}
-    with pytest.raises(ValueError, match="FactoredMatrix"):
-        transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", bad]]}}), buf.getvalue())
-    with pytest.raises(ValueError, match="longer than"):
-        transport.decode_outcomes(" " * (transport.MAX_DOC_CHARS + 1), b"")
-
-
-def test_a_notebook_whose_outputs_cannot_be_read_fails_without_a_regrade(main_run):
-    nb = main_run["grades"]["a_reroller"].notebooks[SMALL]
+def test_a_notebook_whose_outputs_cannot_be_read_fails_without_a_regrade(hostile_run):
+    nb = hostile_run["grades"]["a_reroller"].notebooks[SMALL]
     assert not nb.grader_error and any("unreadable" in n for n in nb.notes)
-    assert _small_points(main_run, "a_reroller")["07.3"] == 0
+    assert _small_points(hostile_run, "a_reroller")["07.3"] == 0
 
 
-def test_messages_quoting_a_huge_result_are_cut():
-    results = grading._grade_in_process(SMALL, {"count_pairs": lambda L, H: "x" * 100_000}, 2)
-    assert results["07.1"]["status"] == "failed" and len(results["07.1"]["message"]) <= grading.MAX_MESSAGE
-
-
-def test_a_result_that_breaks_the_comparison_fails_only_its_exercise():
-    def count_pairs(L, H):
-        return H * H * (L * (L - 1) // 2)
-
-    def enumerate_pairs(L, H):
-        return [((float("inf"), 0), (1, 0))]
-
-    results = grading._grade_in_process(SMALL, {"count_pairs": count_pairs, "enumerate_pairs": enumerate_pairs}, 5)
-    assert results["07.1"]["status"] == "passed"
-    assert results["07.2"]["status"] == "failed" and "could not be compared" in results["07.2"]["message"]
-
-
-def test_student_text_is_cleaned_for_the_feedback():
-    assert grading._clean("ok\x1b[2J\r\n# ALL PASSED\x07 <b>") == "ok[2J # ALL PASSED <b>"
-
-
-def test_symlinked_submissions_are_not_followed(tmp_path):
+def test_symlinked_submissions_are_not_followed(tmp_path, sandboxed):
     subs = tmp_path / "subs"
     (subs / "eve").mkdir(parents=True)
     (subs / "eve" / f"{SMALL}.ipynb").symlink_to(ROOT / "solutions" / f"{SMALL}.ipynb")
-    grades = grading.grade(subs, tmp_path / "out", progress=False)
+    grades = folder.grade(subs, tmp_path / "out", progress=False)
     nb = grades[0].notebooks[SMALL]
     assert grades[0].total() == 0 and "symbolic link" in nb.notes[0]
     assert not list((tmp_path / "out" / "records").rglob("*.json"))  # nothing was run
 
 
-def test_a_record_of_a_grader_error_is_graded_again(tmp_path):
-    g = grading.NotebookGrade(SMALL, notes=["the sandbox could not be started"], grader_error=True)
-    grading._save_record(tmp_path, "ann", g, "abc")
-    assert grading._load_record(tmp_path, "ann", SMALL, "abc") is None
-    g.grader_error = False
-    grading._save_record(tmp_path, "ann", g, "abc")
-    assert grading._load_record(tmp_path, "ann", SMALL, "abc") is not None
-
-
-@needs_sandbox
-def test_notebooks_that_reach_for_the_grading_machinery_are_flagged(main_run):
-    notes = main_run["grades"]["a_patcher"].notebooks[SMALL].notes
+def test_notebooks_that_reach_for_the_grading_machinery_are_flagged(hostile_run):
+    notes = hostile_run["grades"]["a_patcher"].notebooks[SMALL].notes
     assert any(n.startswith("FLAGGED") and "kernel_side" in n for n in notes)
-    assert not any(n.startswith("FLAGGED") for n in main_run["grades"]["z_honest"].notebooks[SMALL].notes)
-    assert "a_patcher/07_combinatorial_richness" in (main_run["out"] / "summary.md").read_text()
-
-
-def test_hidden_cases_drawn_in_two_threads_at_once_equal_those_drawn_alone():
-    """The grader grades two notebooks at once; their cases run path ablations (hooks) on the same models."""
-    def expected(cases):
-        return [c.compare.keywords["expected"] for c in cases["04.3"]]
-
-    alone = {seed: expected(grading.hidden_inputs("04_q_composition", seed)) for seed in (1, 2)}
-    together, errors = {}, []
-
-    def draw(seed):
-        try:
-            together[seed] = expected(grading.hidden_inputs("04_q_composition", seed))
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=draw, args=(seed,)) for seed in (1, 2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for seed in (1, 2):
-        assert all(torch.equal(a, b) for a, b in zip(alone[seed], together[seed], strict=True))
-
-
-def test_the_kernel_side_builds_no_case_and_holds_no_reference(tmp_path, monkeypatch):
-    """What reaches the sandbox is the cases' inputs: the kernel side runs with the check's case
-    machinery broken, and nothing on its stack has a comparison to steal."""
-    import sys as _sys
-
-    from mechlib.teaching import checking, kernel_side
-
-    cases = grading.hidden_inputs("05_virtual_attention_heads", seed=3)
-    doc, npz = transport.encode_calls(cases, checking.model_spec)
-    (tmp_path / "inputs.json").write_text(doc)
-    (tmp_path / "inputs.npz").write_bytes(npz)
-    expected = [c.compare.keywords["expected"] for cs in cases.values() for c in cs
-                if isinstance(getattr(c.compare, "keywords", {}).get("expected"), torch.Tensor)]
-    del cases
-
-    def no_cases(*a, **k):
-        raise AssertionError("a check case was built on the kernel side")
-
-    monkeypatch.setattr(checking.Case, "__init__", no_cases)
-    stolen = []
-
-    def thief(pattern, *args, **kwargs):  # walk up the stack looking for a case or an expected value
-        frame = _sys._getframe(1)
-        while frame is not None:
-            for v in frame.f_locals.values():
-                if hasattr(v, "compare") or (isinstance(v, dict) and "expected" in v):
-                    stolen.append(v)
-            frame = frame.f_back
-        return pattern.double().mean(dim=(0, 2))
-
-    kernel_side.collect("05_virtual_attention_heads", {"prev_token_score": thief}, str(tmp_path),
-                        str(tmp_path / "out"))
-    assert stolen == []
-    arrays = list(np.load(tmp_path / "inputs.npz").values())
-    assert expected and not any(a.shape == tuple(e.shape) and np.allclose(a, e.numpy()) for a in arrays for e in expected)
-
-
-def test_a_virtualenv_under_tmp_stays_visible_in_the_sandbox(monkeypatch):
-    """The private /tmp is mounted first; read-only binds below it land on top of it."""
-    monkeypatch.setattr(sandbox, "_read_only_paths", lambda: [Path("/usr"), Path("/tmp/ci/project/.venv")])
-    monkeypatch.setattr(sandbox, "bwrap_path", lambda: "/usr/bin/bwrap")
-    cmd = sandbox.command(["python"], {}, sandbox.Limits(), {}, uid=None)
-    tmpfs = [i for i, a in enumerate(cmd) if a == "--tmpfs" and cmd[i + 1] == "/tmp"]
-    venv = cmd.index("/tmp/ci/project/.venv")
-    assert len(tmpfs) == 1 and tmpfs[0] < venv
+    assert not any(n.startswith("FLAGGED") for n in hostile_run["grades"]["z_honest"].notebooks[SMALL].notes)
+    assert "a_patcher/07_combinatorial_richness" in (hostile_run["out"] / "summary.md").read_text()

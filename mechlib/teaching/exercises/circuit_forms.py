@@ -1,4 +1,4 @@
-"""Checks of the exercises of The Circuit Forms, in chapter 5 (``05b_circuit_forms.ipynb``).
+"""The exercises of The Circuit Forms, in chapter 5 (``05b_circuit_forms.ipynb``).
 
 The learner chooses the criterion, so the checks do not compare with one right step. They
 run the learner's function on synthetic training curves whose transition is known (a
@@ -17,7 +17,9 @@ from typing import Any, Iterator
 
 import torch
 
-from mechlib.teaching.checking import Case, CheckResult, Mismatch, generator, hidden_seed, run_check
+from mechlib.teaching.comparisons import Mismatch
+from mechlib.teaching.exercise import Case, Exercise
+from mechlib.teaching.inputs import generator, hidden_seed
 
 #: evenly spaced steps, and the bundled model's uneven checkpoint steps
 _EVEN = list(range(0, 2001, 25))
@@ -94,12 +96,6 @@ def _cases_formation_step() -> Iterator[Case]:
                    functools.partial(_compare_formation_step, steps=list(steps), centre=centre, width=width))
 
 
-def check_formation_step(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 05b.1: ``formation_step(steps, values)`` is a step inside the curve's transition."""
-    return run_check("05b.1", "formation_step", fn, _cases_formation_step, verbose,
-                     success="your criterion finds the change in rising and falling curves, at any scale and spacing")
-
-
 _ANSWERS = ("before", "with", "after")
 
 
@@ -133,7 +129,18 @@ def _cases_onset_order() -> Iterator[Case]:
                    functools.partial(_compare_order, expected=expected))
 
 
-def check_onset_order(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 05b.2: ``onset_order(steps, first, second, tolerance)`` says "before", "with" or "after"."""
-    return run_check("05b.2", "onset_order", fn, _cases_onset_order, verbose,
-                     success="before, with and after told apart, rising and falling curves alike")
+NOTEBOOK = '05b_circuit_forms'
+exercise = functools.partial(Exercise, notebook=NOTEBOOK)
+
+EXERCISES = (
+    exercise(id='05b.1', function='formation_step', title='When does a curve change? Your criterion',
+             difficulty=2, importance=5, minutes=15,
+             draw=_cases_formation_step,
+             statement="``formation_step(steps, values)`` is a step inside the curve's transition.",
+             success="your criterion finds the change in rising and falling curves, at any scale and spacing"),
+    exercise(id='05b.2', function='onset_order', title='Before, with or after?',
+             difficulty=2, importance=4, minutes=15,
+             draw=_cases_onset_order,
+             statement='``onset_order(steps, first, second, tolerance)`` says "before", "with" or "after".',
+             success="before, with and after told apart, rising and falling curves alike"),
+)

@@ -1,23 +1,15 @@
-"""Checks of the exercises of Chapter 8, TransformerLens Vocabulary (``08_transformerlens_vocabulary.ipynb``)."""
+"""The exercises of Chapter 8, TransformerLens Vocabulary (``08_transformerlens_vocabulary.ipynb``)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 
 import mechlib
-from mechlib.teaching.checking import (
-    Case,
-    CheckResult,
-    Mismatch,
-    bundled,
-    check_model,
-    compare_tensor,
-    model_desc,
-    repeat_tokens_for,
-    run_check,
-)
+from mechlib.teaching.comparisons import Mismatch, compare_tensor
+from mechlib.teaching.exercise import Case, Exercise
+from mechlib.teaching.inputs import bundled, check_model, model_desc, repeat_tokens_for
 
 
 def _cases_get_weight() -> Iterator[Case]:
@@ -34,12 +26,6 @@ def _cases_get_weight() -> Iterator[Case]:
                        functools.partial(compare_tensor, expected=exp.detach(), rtol=0, atol=0))
 
 
-def check_get_weight(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 08.1: ``get_weight(model, name)`` resolves a dotted TransformerLens weight name."""
-    return run_check("08.1", "get_weight", fn, _cases_get_weight, verbose,
-                     success="resolves embedding, positional, unembedding and per-layer attention weights")
-
-
 def _cases_attention_pattern() -> Iterator[Case]:
     for model in (bundled(), check_model()):
         tokens, _, _ = repeat_tokens_for(model, 3, seed=17)
@@ -47,12 +33,6 @@ def _cases_attention_pattern() -> Iterator[Case]:
         for l in range(model.cfg.n_layers):
             yield Case(f"layer {l} of {model_desc(model)}", (model, tokens, l),
                        functools.partial(compare_tensor, expected=P[l], rtol=1e-5, atol=1e-6))
-
-
-def check_attention_pattern(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 08.2: ``attention_pattern(model, tokens, layer)`` reads ``blocks.{layer}.attn.hook_pattern``."""
-    return run_check("08.2", "attention_pattern", fn, _cases_attention_pattern, verbose,
-                     success="matches the cached hook_pattern of every layer")
 
 
 def _cases_capture() -> Iterator[Case]:
@@ -75,12 +55,6 @@ def _no_hooks_left(effects: dict) -> None:
         )
 
 
-def check_capture_activation(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 08.3: ``capture_activation(model, tokens, hook_name)`` stores an activation with a hook."""
-    return run_check("08.3", "capture_activation", fn, _cases_capture, verbose,
-                     success="captures the same activations that run_with_cache stores")
-
-
 def _cases_head_outputs() -> Iterator[Case]:
     for model in (bundled(), check_model()):
         tokens, _, _ = repeat_tokens_for(model, 3, seed=19)
@@ -94,7 +68,28 @@ def _cases_head_outputs() -> Iterator[Case]:
                        functools.partial(compare_tensor, expected=exp, rtol=1e-4, atol=1e-5, alternatives=alts))
 
 
-def check_head_outputs(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 08.4: ``head_outputs(model, cache, layer)``: every head's ``z W_O``, ``[batch, pos, head, d_model]``."""
-    return run_check("08.4", "head_outputs", fn, _cases_head_outputs, verbose,
-                     success="matches z^{l.h} @ W_O^{l.h} for every head and layer")
+NOTEBOOK = '08_transformerlens_vocabulary'
+exercise = functools.partial(Exercise, notebook=NOTEBOOK)
+
+EXERCISES = (
+    exercise(id='08.1', function='get_weight', title='Weights by name',
+             difficulty=1, importance=3, minutes=5,
+             draw=_cases_get_weight,
+             statement='``get_weight(model, name)`` resolves a dotted TransformerLens weight name.',
+             success="resolves embedding, positional, unembedding and per-layer attention weights"),
+    exercise(id='08.2', function='attention_pattern', title='Reading the cache',
+             difficulty=1, importance=4, minutes=5,
+             draw=_cases_attention_pattern,
+             statement='``attention_pattern(model, tokens, layer)`` reads ``blocks.{layer}.attn.hook_pattern``.',
+             success="matches the cached hook_pattern of every layer"),
+    exercise(id='08.3', function='capture_activation', title='A hook that records',
+             difficulty=2, importance=4, minutes=10,
+             draw=_cases_capture,
+             statement='``capture_activation(model, tokens, hook_name)`` stores an activation with a hook.',
+             success="captures the same activations that run_with_cache stores"),
+    exercise(id='08.4', function='head_outputs', title='What each head writes',
+             difficulty=2, importance=4, minutes=10,
+             draw=_cases_head_outputs,
+             statement="``head_outputs(model, cache, layer)``: every head's ``z W_O``, ``[batch, pos, head, d_model]``.",
+             success="matches z^{l.h} @ W_O^{l.h} for every head and layer"),
+)

@@ -1,22 +1,14 @@
-"""Checks of the exercises of Chapter 6, The Two-Layer Expansion (``06_two_layer_expansion.ipynb``)."""
+"""The exercises of Chapter 6, The Two-Layer Expansion (``06_two_layer_expansion.ipynb``)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator
+from typing import Iterator
 
 import mechlib
 from mechlib.heads import chain_label, head_label
-from mechlib.teaching.checking import (
-    Case,
-    CheckResult,
-    bundled,
-    check_model,
-    compare_tensor,
-    head_pairs,
-    model_desc,
-    repeat_tokens_for,
-    run_check,
-)
+from mechlib.teaching.comparisons import compare_tensor
+from mechlib.teaching.exercise import Case, Exercise
+from mechlib.teaching.inputs import bundled, check_model, head_pairs, model_desc, repeat_tokens_for
 
 
 def _expansion(model, tokens):
@@ -34,12 +26,6 @@ def _cases_direct() -> Iterator[Case]:
                                      alternatives=alts))
 
 
-def check_direct_path_logits(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 06.1: ``direct_path_logits(model, tokens)`` is ``(W_E[tokens] + W_pos) W_U``."""
-    return run_check("06.1", "direct_path_logits", fn, _cases_direct, verbose,
-                     success="matches the direct term of mechlib.path_expansion")
-
-
 def _cases_single() -> Iterator[Case]:
     for model in (bundled(), check_model(2)):
         tokens, _, _ = repeat_tokens_for(model, 4, seed=14)
@@ -50,12 +36,6 @@ def _cases_single() -> Iterator[Case]:
                        functools.partial(compare_tensor, expected=pe.terms[head_label(head)], rtol=1e-4, atol=1e-4))
 
 
-def check_single_head_logits(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 06.2: ``single_head_logits(model, tokens, head)`` is ``A^{h} x0 W_OV^{h} W_U``."""
-    return run_check("06.2", "single_head_logits", fn, _cases_single, verbose,
-                     success="matches every single-head term of mechlib.path_expansion")
-
-
 def _cases_virtual() -> Iterator[Case]:
     for model in (bundled(), check_model(2)):
         tokens, _, _ = repeat_tokens_for(model, 4, seed=15)
@@ -64,13 +44,6 @@ def _cases_virtual() -> Iterator[Case]:
             yield Case(f"sender {head_label(s)}, receiver {head_label(r)} of {model_desc(model)}", (model, tokens, s, r),
                        functools.partial(compare_tensor, expected=pe.terms[chain_label((s, r), sep="->")],
                                          rtol=1e-4, atol=1e-4))
-
-
-def check_virtual_head_logits(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 06.3: ``virtual_head_logits(model, tokens, sender, receiver)`` is
-    ``A^{r} A^{s} x0 W_OV^{s} W_OV^{r} W_U``."""
-    return run_check("06.3", "virtual_head_logits", fn, _cases_virtual, verbose,
-                     success="matches every virtual-head term of mechlib.path_expansion")
 
 
 def _cases_expanded() -> Iterator[Case]:
@@ -87,7 +60,28 @@ def _cases_expanded() -> Iterator[Case]:
                                                       alternatives=alts))
 
 
-def check_expanded_logits(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 06.4: ``expanded_logits(model, tokens)``: the sum of all terms equals the model's logits."""
-    return run_check("06.4", "expanded_logits", fn, _cases_expanded, verbose,
-                     success="the sum of your terms equals model(tokens) to float32 precision")
+NOTEBOOK = '06_two_layer_expansion'
+exercise = functools.partial(Exercise, notebook=NOTEBOOK)
+
+EXERCISES = (
+    exercise(id='06.1', function='direct_path_logits', title='The direct path',
+             difficulty=1, importance=4, minutes=5,
+             draw=_cases_direct,
+             statement='``direct_path_logits(model, tokens)`` is ``(W_E[tokens] + W_pos) W_U``.',
+             success="matches the direct term of mechlib.path_expansion"),
+    exercise(id='06.2', function='single_head_logits', title='Single-head terms',
+             difficulty=2, importance=5, minutes=15,
+             draw=_cases_single,
+             statement='``single_head_logits(model, tokens, head)`` is ``A^{h} x0 W_OV^{h} W_U``.',
+             success="matches every single-head term of mechlib.path_expansion"),
+    exercise(id='06.3', function='virtual_head_logits', title='Virtual-head terms',
+             difficulty=3, importance=5, minutes=15,
+             draw=_cases_virtual,
+             statement='``virtual_head_logits(model, tokens, sender, receiver)`` is ``A^{r} A^{s} x0 W_OV^{s} W_OV^{r} W_U``.',
+             success="matches every virtual-head term of mechlib.path_expansion"),
+    exercise(id='06.4', function='expanded_logits', title='The expansion adds up to the logits',
+             difficulty=2, importance=4, minutes=10,
+             draw=_cases_expanded,
+             statement="``expanded_logits(model, tokens)``: the sum of all terms equals the model's logits.",
+             success="the sum of your terms equals model(tokens) to float32 precision"),
+)

@@ -1,25 +1,16 @@
-"""Checks of the exercises of Chapter 5, Virtual Attention Heads (``05_virtual_attention_heads.ipynb``)."""
+"""The exercises of Chapter 5, Virtual Attention Heads (``05_virtual_attention_heads.ipynb``)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 
 import mechlib
 from mechlib.teaching import reference as ref
-from mechlib.teaching.checking import (
-    Case,
-    CheckResult,
-    bundled,
-    check_model,
-    compare_scalar,
-    compare_tensor,
-    generator,
-    model_desc,
-    repeat_tokens_for,
-    run_check,
-)
+from mechlib.teaching.comparisons import compare_scalar, compare_tensor
+from mechlib.teaching.exercise import Case, Exercise
+from mechlib.teaching.inputs import bundled, check_model, generator, model_desc, repeat_tokens_for
 
 
 def _random_patterns(batch: int, heads: int, seq: int, seed: int) -> torch.Tensor:
@@ -43,12 +34,6 @@ def _cases_prev_token() -> Iterator[Case]:
                    functools.partial(compare_tensor, expected=ref.prev_token_score64(P[l])))
 
 
-def check_prev_token_score(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 05.1: ``prev_token_score(pattern)``: mean of ``A[b, h, q, q - 1]`` over b and q >= 1."""
-    return run_check("05.1", "prev_token_score", fn, _cases_prev_token, verbose,
-                     success="matches the mean attention to the previous position on random and model patterns")
-
-
 def _cases_induction() -> Iterator[Case]:
     for half, prefix, seed in [(4, 3, 6), (5, 0, 7)]:
         A = _random_patterns(2, 3, prefix + 2 * half, seed=seed)
@@ -65,13 +50,6 @@ def _cases_induction() -> Iterator[Case]:
         yield Case(f"layer {l} patterns of the bundled model (half_len={half}, prefix_len={prefix})",
                    (P[l].clone(), half, prefix),
                    functools.partial(compare_tensor, expected=ref.induction_score64(P[l], half, prefix)))
-
-
-def check_induction_score(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 05.2: ``induction_score(pattern, half_len, prefix_len)``: mean attention from each token
-    of the second copy to the token after its first occurrence."""
-    return run_check("05.2", "induction_score", fn, _cases_induction, verbose,
-                     success="matches the mean attention from the second copy to 'the token after' on random and model patterns")
 
 
 def _hook_cases(mode: str) -> Iterator[Case]:
@@ -102,20 +80,6 @@ def _zero_all(z: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(z, dtype=torch.float64)
 
 
-def check_zero_ablation_hook(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 05.3: ``zero_ablation_hook(z, hook, head)`` zeroes one head's ``hook_z``."""
-    return run_check("05.3", "zero_ablation_hook", fn, lambda: _hook_cases("zero"), verbose,
-                     none_is_placeholder=False,
-                     success="zeroes exactly z[:, :, head] and leaves the other heads alone")
-
-
-def check_mean_ablation_hook(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 05.4: ``mean_ablation_hook(z, hook, head)`` replaces one head's ``hook_z`` by its batch mean."""
-    return run_check("05.4", "mean_ablation_hook", fn, lambda: _hook_cases("mean"), verbose,
-                     none_is_placeholder=False,
-                     success="replaces z[:, :, head] by its batch mean at each position, other heads untouched")
-
-
 def _cases_ablated_loss() -> Iterator[Case]:
     for model in (bundled(), check_model()):
         tokens, half, prefix = repeat_tokens_for(model, 16, seed=12)
@@ -134,7 +98,35 @@ def _cases_ablated_loss() -> Iterator[Case]:
                            kwargs={"mode": mode})
 
 
-def check_ablated_repeat_loss(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 05.5: ``ablated_repeat_loss(model, tokens, heads, half_len, prefix_len, mode)``."""
-    return run_check("05.5", "ablated_repeat_loss", fn, _cases_ablated_loss, verbose,
-                     success="matches repeat_loss(run_with_ablation(...)) for zero and mean ablation of several head sets")
+NOTEBOOK = '05_virtual_attention_heads'
+exercise = functools.partial(Exercise, notebook=NOTEBOOK)
+
+EXERCISES = (
+    exercise(id='05.1', function='prev_token_score', title='Detecting previous-token heads',
+             difficulty=1, importance=4, minutes=5,
+             draw=_cases_prev_token,
+             statement='``prev_token_score(pattern)``: mean of ``A[b, h, q, q - 1]`` over b and q >= 1.',
+             success="matches the mean attention to the previous position on random and model patterns"),
+    exercise(id='05.2', function='induction_score', title='Detecting induction heads',
+             difficulty=2, importance=5, minutes=10,
+             draw=_cases_induction,
+             statement='``induction_score(pattern, half_len, prefix_len)``: mean attention from each token of the second copy to the token after its first occurrence.',
+             success="matches the mean attention from the second copy to 'the token after' on random and model patterns"),
+    exercise(id='05.3', function='zero_ablation_hook', title='Zero ablation as a hook',
+             difficulty=1, importance=4, minutes=5,
+             draw=lambda: _hook_cases("zero"),
+             none_is_placeholder=False,
+             statement="``zero_ablation_hook(z, hook, head)`` zeroes one head's ``hook_z``.",
+             success="zeroes exactly z[:, :, head] and leaves the other heads alone"),
+    exercise(id='05.4', function='mean_ablation_hook', title='Mean ablation as a hook',
+             difficulty=2, importance=3, minutes=5,
+             draw=lambda: _hook_cases("mean"),
+             none_is_placeholder=False,
+             statement="``mean_ablation_hook(z, hook, head)`` replaces one head's ``hook_z`` by its batch mean.",
+             success="replaces z[:, :, head] by its batch mean at each position, other heads untouched"),
+    exercise(id='05.5', function='ablated_repeat_loss', title='Breaking the virtual head',
+             difficulty=2, importance=5, minutes=15,
+             draw=_cases_ablated_loss,
+             statement='``ablated_repeat_loss(model, tokens, heads, half_len, prefix_len, mode)``.',
+             success="matches repeat_loss(run_with_ablation(...)) for zero and mean ablation of several head sets"),
+)

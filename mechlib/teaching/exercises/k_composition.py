@@ -1,24 +1,15 @@
-"""Checks of the exercises of Chapter 3, K-Composition (``03_k_composition.ipynb``)."""
+"""The exercises of Chapter 3, K-Composition (``03_k_composition.ipynb``)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator
+from typing import Iterator
 
 import mechlib
 from mechlib.heads import head_label
 from mechlib.teaching import reference as ref
-from mechlib.teaching.checking import (
-    Case,
-    CheckResult,
-    bundled,
-    check_model,
-    compare_scalar,
-    compare_tensor,
-    head_pairs,
-    model_desc,
-    repeat_tokens_for,
-    run_check,
-)
+from mechlib.teaching.comparisons import compare_scalar, compare_tensor
+from mechlib.teaching.exercise import Case, Exercise
+from mechlib.teaching.inputs import bundled, check_model, head_pairs, model_desc, repeat_tokens_for
 
 
 def cases_pair_score(kind: str) -> Iterator[Case]:
@@ -38,24 +29,12 @@ def cases_pair_score(kind: str) -> Iterator[Case]:
                                          alternatives=alts))
 
 
-def check_k_composition_score(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 03.1: ``k_composition_score(model, sender, receiver)`` is ``C(W_OV^{s}, W_QK^{r T})``."""
-    return run_check("03.1", "k_composition_score", fn, lambda: cases_pair_score("K"), verbose,
-                     success="matches C(W_OV^sender, W_K W_Q^T of the receiver) (float64) for every pair")
-
-
 def _cases_all_scores() -> Iterator[Case]:
     for model in (bundled(), check_model()):
         for kind in "QKV":
             exp = mechlib.composition_scores(model, kind)
             yield Case(f"kind={kind!r} on {model_desc(model)}", (model, kind),
                        functools.partial(compare_tensor, expected=exp, rtol=1e-3, atol=1e-5))
-
-
-def check_all_composition_scores(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 03.2: ``all_composition_scores(model, kind)`` gives the ``[L, H, L, H]`` tensor of scores."""
-    return run_check("03.2", "all_composition_scores", fn, _cases_all_scores, verbose,
-                     success="matches mechlib.composition_scores for Q, K and V on the bundled and a random model")
 
 
 def cases_path_ablation(kinds: tuple[str, ...], lists: bool) -> Iterator[Case]:
@@ -84,7 +63,23 @@ def cases_path_ablation(kinds: tuple[str, ...], lists: bool) -> Iterator[Case]:
                                              alternatives=alts))
 
 
-def check_remove_sender_from_keys(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 03.3: ``remove_sender_from_keys(model, tokens, sender, receiver)`` is path ablation through K."""
-    return run_check("03.3", "remove_sender_from_keys", fn, lambda: cases_path_ablation(("K",), False), verbose,
-                     success="logits match mechlib.path_ablation(..., kind='K') on the bundled and a random model")
+NOTEBOOK = '03_k_composition'
+exercise = functools.partial(Exercise, notebook=NOTEBOOK)
+
+EXERCISES = (
+    exercise(id='03.1', function='k_composition_score', title='K-composition score of one pair',
+             difficulty=2, importance=5, minutes=10,
+             draw=lambda: cases_pair_score("K"),
+             statement='``k_composition_score(model, sender, receiver)`` is ``C(W_OV^{s}, W_QK^{r T})``.',
+             success="matches C(W_OV^sender, W_K W_Q^T of the receiver) (float64) for every pair"),
+    exercise(id='03.2', function='all_composition_scores', title='All pairs at once, batched',
+             difficulty=3, importance=3, minutes=20,
+             draw=_cases_all_scores,
+             statement='``all_composition_scores(model, kind)`` gives the ``[L, H, L, H]`` tensor of scores.',
+             success="matches mechlib.composition_scores for Q, K and V on the bundled and a random model"),
+    exercise(id='03.3', function='remove_sender_from_keys', title='Path ablation through the keys only',
+             difficulty=4, importance=4, minutes=25,
+             draw=lambda: cases_path_ablation(("K",), False),
+             statement='``remove_sender_from_keys(model, tokens, sender, receiver)`` is path ablation through K.',
+             success="logits match mechlib.path_ablation(..., kind='K') on the bundled and a random model"),
+)

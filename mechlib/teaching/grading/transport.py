@@ -2,7 +2,7 @@
 
 Into the sandbox go the inputs of the hidden cases (:func:`encode_calls`): tensors,
 numbers and heads as below, a model as the recipe that rebuilds it
-(:func:`mechlib.teaching.checking.model_spec`), an ``ActivationCache`` as its tensors.
+(:func:`mechlib.teaching.inputs.model_spec`), an ``ActivationCache`` as its tensors.
 Out of it come the outputs of the learner's functions are written as one JSON document and one
 ``.npz`` file of arrays (:func:`dump`) and read back with ``allow_pickle=False``
 (:func:`load`). Tensors and numpy arrays keep their dtype and shape; numbers, strings,
@@ -237,7 +237,7 @@ def decode_outcomes(doc_text: str, npz: bytes) -> dict[str, dict]:
 
 def encode_calls(calls: dict[str, list], model_spec: Callable[[Any], dict]) -> tuple[str, bytes]:
     """``(json text, npz bytes)`` of ``{exercise id: [case, ...]}``: each case's ``args``,
-    ``kwargs`` and ``edited`` (:class:`~mechlib.teaching.checking.Case`), nothing of its
+    ``kwargs`` and ``edited`` (:class:`~mechlib.teaching.exercise.Case`), nothing of its
     comparison. ``model_spec`` gives the recipe of each model among the inputs."""
     w = _Writer(model_spec)
     doc = {ex_id: [{"args": w.encode(tuple(c.args)), "kwargs": w.encode(dict(c.kwargs)), "edited": c.edited}

@@ -1,4 +1,4 @@
-"""Checks of the exercises of the appendix, Composition in a Real Transformer (``A1_real_transformer.ipynb``).
+"""The exercises of the appendix, Composition in a Real Transformer (``A1_real_transformer.ipynb``).
 
 The learner's functions are general (any model); the checks run them on the bundled model and
 on random models of other shapes (no download, no LayerNorm), and the notebook then applies
@@ -11,17 +11,9 @@ from typing import Any, Iterator
 
 import mechlib
 from mechlib.heads import head_label
-from mechlib.teaching.checking import (
-    Case,
-    CheckResult,
-    Mismatch,
-    bundled,
-    check_model,
-    compare_tensor,
-    generator,
-    model_desc,
-    run_check,
-)
+from mechlib.teaching.comparisons import Mismatch, compare_tensor
+from mechlib.teaching.exercise import Case, Exercise
+from mechlib.teaching.inputs import bundled, check_model, generator, model_desc
 
 
 def _as_head(got: Any, what: str) -> tuple[int, int]:
@@ -72,12 +64,6 @@ def _cases_prev_token_head() -> Iterator[Case]:
                    functools.partial(_compare_head, expected=expected, alternatives=alts))
 
 
-def check_prev_token_head(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise A1.1: ``prev_token_head(model, tokens)`` is the head with the highest previous-token score."""
-    return run_check("A1.1", "prev_token_head", fn, _cases_prev_token_head, verbose,
-                     success="finds the head that attends most to the previous token, on every model")
-
-
 def _compare_heads(got: Any, expected: list[tuple[int, int]], alternatives=()) -> None:
     if not isinstance(got, (list, tuple)):
         raise Mismatch(f"the result must be a list of (layer, head) pairs; got {type(got).__name__}")
@@ -113,13 +99,6 @@ def _cases_strongest_receivers() -> Iterator[Case]:
                        functools.partial(_compare_heads, expected=expected, alternatives=alts))
 
 
-def check_strongest_receivers(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise A1.2: ``strongest_receivers(model, sender, n)``: the ``n`` later heads with the highest
-    K-composition score from ``sender``, highest first."""
-    return run_check("A1.2", "strongest_receivers", fn, _cases_strongest_receivers, verbose,
-                     success="the right K-receivers in the right order, on the bundled and random models")
-
-
 def _pattern(model: Any, tokens: Any, receiver: tuple[int, int], hooks=None):
     l, h = receiver
     return mechlib.attention_patterns(model, tokens, fwd_hooks=hooks)[l, :, h]
@@ -146,8 +125,23 @@ def _cases_pattern_without_sender() -> Iterator[Case]:
                                          alternatives=alts))
 
 
-def check_pattern_without_sender_in_keys(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise A1.3: ``pattern_without_sender_in_keys(model, tokens, sender, receiver)`` is the receiver's
-    ``[batch, dest, src]`` pattern with the sender cut from its keys (LayerNorm frozen)."""
-    return run_check("A1.3", "pattern_without_sender_in_keys", fn, _cases_pattern_without_sender, verbose,
-                     success="the receiver's pattern with the sender cut from its keys matches, on every model")
+NOTEBOOK = 'A1_real_transformer'
+exercise = functools.partial(Exercise, notebook=NOTEBOOK)
+
+EXERCISES = (
+    exercise(id='A1.1', function='prev_token_head', title='A previous-token head, by its attention',
+             difficulty=1, importance=4, minutes=5,
+             draw=_cases_prev_token_head,
+             statement='``prev_token_head(model, tokens)`` is the head with the highest previous-token score.',
+             success="finds the head that attends most to the previous token, on every model"),
+    exercise(id='A1.2', function='strongest_receivers', title='Its strongest K-receivers, by weights',
+             difficulty=2, importance=4, minutes=10,
+             draw=_cases_strongest_receivers,
+             statement='``strongest_receivers(model, sender, n)``: the ``n`` later heads with the highest K-composition score from ``sender``, highest first.',
+             success="the right K-receivers in the right order, on the bundled and random models"),
+    exercise(id='A1.3', function='pattern_without_sender_in_keys', title='One receiver, checked causally',
+             difficulty=3, importance=5, minutes=20,
+             draw=_cases_pattern_without_sender,
+             statement="``pattern_without_sender_in_keys(model, tokens, sender, receiver)`` is the receiver's ``[batch, dest, src]`` pattern with the sender cut from its keys (LayerNorm frozen).",
+             success="the receiver's pattern with the sender cut from its keys matches, on every model"),
+)

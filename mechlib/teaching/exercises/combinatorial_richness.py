@@ -1,4 +1,4 @@
-"""Checks of the exercises of Chapter 7, Combinatorial Richness (``07_combinatorial_richness.ipynb``)."""
+"""The exercises of Chapter 7, Combinatorial Richness (``07_combinatorial_richness.ipynb``)."""
 from __future__ import annotations
 
 import functools
@@ -8,16 +8,9 @@ from typing import Any, Iterator
 
 import mechlib
 from mechlib.teaching import reference as ref
-from mechlib.teaching.checking import (
-    Case,
-    CheckResult,
-    Mismatch,
-    bundled,
-    compare_int,
-    hidden_sizes,
-    repeat_tokens_for,
-    run_check,
-)
+from mechlib.teaching.comparisons import Mismatch, compare_int
+from mechlib.teaching.exercise import Case, Exercise
+from mechlib.teaching.inputs import bundled, hidden_sizes, repeat_tokens_for
 
 
 def _cases_count_pairs() -> Iterator[Case]:
@@ -25,12 +18,6 @@ def _cases_count_pairs() -> Iterator[Case]:
         # small models: every pair listed; large ones: the closed form H^2 C(L, 2)
         exp = ref.count_chains_brute_force(L, H, 2) if L * H <= 200 else H * H * math.comb(L, 2)
         yield Case(f"n_layers={L}, n_heads={H}", (L, H), functools.partial(compare_int, expected=exp))
-
-
-def check_count_pairs(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 07.1: ``count_pairs(n_layers, n_heads)`` is ``n_heads^2 C(n_layers, 2)``."""
-    return run_check("07.1", "count_pairs", fn, _cases_count_pairs, verbose,
-                     success="right counts, including 9504 for 12 layers of 12 heads and 0 for one layer")
 
 
 def _compare_pairs(got: Any, L: int, H: int) -> None:
@@ -67,12 +54,6 @@ def _cases_enumerate_pairs() -> Iterator[Case]:
         yield Case(f"n_layers={L}, n_heads={H}", (L, H), functools.partial(_compare_pairs, L=L, H=H))
 
 
-def check_enumerate_pairs(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 07.2: ``enumerate_pairs(n_layers, n_heads)`` lists every (sender, receiver) pair once."""
-    return run_check("07.2", "enumerate_pairs", fn, _cases_enumerate_pairs, verbose,
-                     success="every pair with the sender in an earlier layer, each exactly once")
-
-
 def _cases_count_chains() -> Iterator[Case]:
     for L, H, k in [(3, 2, 2), (4, 2, 3), (3, 3, 3), (5, 2, 1), (2, 3, 3)] + hidden_sizes(3, (1, 6), (1, 4), (1, 4)):
         yield Case(f"n_layers={L}, n_heads={H}, length={k} (checked by brute force)", (L, H, k),
@@ -80,12 +61,6 @@ def _cases_count_chains() -> Iterator[Case]:
     for L, H, k in [(12, 12, 2), (12, 12, 3), (12, 12, 12), (32, 32, 4)]:
         yield Case(f"n_layers={L}, n_heads={H}, length={k}", (L, H, k),
                    functools.partial(compare_int, expected=mechlib.count_virtual_heads(L, H, k)))
-
-
-def check_count_chains(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 07.3: ``count_chains(n_layers, n_heads, length)`` is ``n_heads^length C(n_layers, length)``."""
-    return run_check("07.3", "count_chains", fn, _cases_count_chains, verbose,
-                     success="matches brute-force enumeration on small models and the formula on large ones")
 
 
 def _cases_count_paths() -> Iterator[Case]:
@@ -102,7 +77,28 @@ def _cases_count_paths() -> Iterator[Case]:
     yield Case("n_layers=12, n_heads=12", (12, 12), functools.partial(compare_int, expected=13**12))
 
 
-def check_count_paths(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 07.4: ``count_paths(n_layers, n_heads)``: all terms of the path expansion, direct path included."""
-    return run_check("07.4", "count_paths", fn, _cases_count_paths, verbose,
-                     success="counts the direct path plus every chain of every length, (1 + n_heads)^n_layers")
+NOTEBOOK = '07_combinatorial_richness'
+exercise = functools.partial(Exercise, notebook=NOTEBOOK)
+
+EXERCISES = (
+    exercise(id='07.1', function='count_pairs', title='Counting virtual heads',
+             difficulty=1, importance=4, minutes=5,
+             draw=_cases_count_pairs,
+             statement='``count_pairs(n_layers, n_heads)`` is ``n_heads^2 C(n_layers, 2)``.',
+             success="right counts, including 9504 for 12 layers of 12 heads and 0 for one layer"),
+    exercise(id='07.2', function='enumerate_pairs', title='Listing virtual heads',
+             difficulty=1, importance=3, minutes=5,
+             draw=_cases_enumerate_pairs,
+             statement='``enumerate_pairs(n_layers, n_heads)`` lists every (sender, receiver) pair once.',
+             success="every pair with the sender in an earlier layer, each exactly once"),
+    exercise(id='07.3', function='count_chains', title='Longer chains',
+             difficulty=2, importance=3, minutes=10,
+             draw=_cases_count_chains,
+             statement='``count_chains(n_layers, n_heads, length)`` is ``n_heads^length C(n_layers, length)``.',
+             success="matches brute-force enumeration on small models and the formula on large ones"),
+    exercise(id='07.4', function='count_paths', title='Every path of the expansion',
+             difficulty=2, importance=3, minutes=10,
+             draw=_cases_count_paths,
+             statement='``count_paths(n_layers, n_heads)``: all terms of the path expansion, direct path included.',
+             success="counts the direct path plus every chain of every length, (1 + n_heads)^n_layers"),
+)

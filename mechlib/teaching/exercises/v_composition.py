@@ -1,4 +1,4 @@
-"""Checks of the exercises of Chapter 2, V-Composition (``02_v_composition.ipynb``)."""
+"""The exercises of Chapter 2, V-Composition (``02_v_composition.ipynb``)."""
 from __future__ import annotations
 
 import functools
@@ -10,22 +10,9 @@ import torch
 import mechlib
 from mechlib.heads import head_label
 from mechlib.teaching import reference as ref
-from mechlib.teaching.checking import (
-    Case,
-    CheckResult,
-    Mismatch,
-    bundled,
-    check_model,
-    compare_int,
-    compare_scalar,
-    compare_tensor,
-    fmt_number,
-    generator,
-    head_pairs,
-    hidden_sizes,
-    model_desc,
-    run_check,
-)
+from mechlib.teaching.comparisons import Mismatch, compare_int, compare_scalar, compare_tensor, fmt_number
+from mechlib.teaching.exercise import Case, Exercise
+from mechlib.teaching.inputs import bundled, check_model, generator, head_pairs, hidden_sizes, model_desc
 
 
 def _cases_ov_matrix() -> Iterator[Case]:
@@ -40,12 +27,6 @@ def _cases_ov_matrix() -> Iterator[Case]:
                        functools.partial(compare_tensor, expected=exp, alternatives=(alt,)))
 
 
-def check_ov_matrix(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 02.1: ``ov_matrix(model, head)`` is the dense ``W_V^{l.h} @ W_O^{l.h}``."""
-    return run_check("02.1", "ov_matrix", fn, _cases_ov_matrix, verbose,
-                     success="matches W_V @ W_O (float64) for every head of the bundled and a random model")
-
-
 def _cases_composed_ov() -> Iterator[Case]:
     for model in (bundled(), check_model()):
         for s, r in head_pairs(model):
@@ -55,12 +36,6 @@ def _cases_composed_ov() -> Iterator[Case]:
                    "x @ W_OV^sender @ W_OV^receiver")
             yield Case(f"sender {head_label(s)}, receiver {head_label(r)} of {model_desc(model)}", (model, s, r),
                        functools.partial(compare_tensor, expected=exp, rtol=1e-4, atol=1e-5, alternatives=(alt,)))
-
-
-def check_composed_ov(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 02.2: ``composed_ov(model, sender, receiver)`` is ``W_OV^{sender} @ W_OV^{receiver}``."""
-    return run_check("02.2", "composed_ov", fn, _cases_composed_ov, verbose,
-                     success="matches W_OV^sender @ W_OV^receiver for every pair of the bundled and a random model")
 
 
 def _known_rank(rows: int, cols: int, rank: int, seed: int) -> torch.Tensor:
@@ -85,12 +60,6 @@ def _cases_numerical_rank() -> Iterator[Case]:
     M = (model.W_V[0, 0] @ model.W_O[0, 0] @ model.W_V[1, 2] @ model.W_O[1, 2]).detach()
     yield Case("the composed OV circuit 0.0 -> 1.2 of the bundled model (float32, 64x64)", (M,),
                functools.partial(compare_int, expected=int(torch.linalg.matrix_rank(M.double(), rtol=1e-5))))
-
-
-def check_numerical_rank(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 02.3: ``numerical_rank(M, rtol=1e-5)`` counts singular values above ``rtol`` times the largest."""
-    return run_check("02.3", "numerical_rank", fn, _cases_numerical_rank, verbose,
-                     success="right rank for matrices of known rank, the zero matrix, a custom rtol and a composed OV circuit")
 
 
 def _cases_composition_score() -> Iterator[Case]:
@@ -118,12 +87,6 @@ def _cases_composition_score() -> Iterator[Case]:
     yield Case("the OV circuits of heads 0.3 and 1.0 of the bundled model (float32)", (A.detach(), B.detach()),
                functools.partial(compare_scalar, expected=exp, rtol=1e-4, alternatives=(
                    ((A.double() @ B.double()).norm().item(), "you returned ||A B||_F without dividing by ||A||_F ||B||_F"),)))
-
-
-def check_composition_score(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 02.4: ``composition_score(A, B)`` is ``||A B||_F / (||A||_F ||B||_F)``."""
-    return run_check("02.4", "composition_score", fn, _cases_composition_score, verbose,
-                     success="matches ||AB||_F / (||A||_F ||B||_F) on random, orthogonal, identical and model matrices")
 
 
 def _compare_baseline(got: Any, d_model: int, d_head: int, n_samples: int) -> None:
@@ -161,8 +124,33 @@ def _cases_random_baseline() -> Iterator[Case]:
                    kwargs={"seed": 0})
 
 
-def check_random_baseline(fn: Any, verbose: bool = True) -> CheckResult:
-    """Exercise 02.5: ``random_baseline(d_model, d_head, n_samples, seed)`` samples scores of random low-rank pairs."""
-    return run_check("02.5", "random_baseline", fn, _cases_random_baseline, verbose,
-                     success="right shape, scores in [0, 1], and the mean agrees with mechlib.composition_baseline "
-                              "within sampling noise")
+NOTEBOOK = '02_v_composition'
+exercise = functools.partial(Exercise, notebook=NOTEBOOK)
+
+EXERCISES = (
+    exercise(id='02.1', function='ov_matrix', title='The OV circuit as one matrix',
+             difficulty=1, importance=4, minutes=5,
+             draw=_cases_ov_matrix,
+             statement='``ov_matrix(model, head)`` is the dense ``W_V^{l.h} @ W_O^{l.h}``.',
+             success="matches W_V @ W_O (float64) for every head of the bundled and a random model"),
+    exercise(id='02.2', function='composed_ov', title='The composed OV circuit of a virtual head',
+             difficulty=1, importance=5, minutes=5,
+             draw=_cases_composed_ov,
+             statement='``composed_ov(model, sender, receiver)`` is ``W_OV^{sender} @ W_OV^{receiver}``.',
+             success="matches W_OV^sender @ W_OV^receiver for every pair of the bundled and a random model"),
+    exercise(id='02.3', function='numerical_rank', title='Numerical rank',
+             difficulty=2, importance=3, minutes=10,
+             draw=_cases_numerical_rank,
+             statement='``numerical_rank(M, rtol=1e-5)`` counts singular values above ``rtol`` times the largest.',
+             success="right rank for matrices of known rank, the zero matrix, a custom rtol and a composed OV circuit"),
+    exercise(id='02.4', function='composition_score', title='The composition score of one pair',
+             difficulty=1, importance=5, minutes=5,
+             draw=_cases_composition_score,
+             statement='``composition_score(A, B)`` is ``||A B||_F / (||A||_F ||B||_F)``.',
+             success="matches ||AB||_F / (||A||_F ||B||_F) on random, orthogonal, identical and model matrices"),
+    exercise(id='02.5', function='random_baseline', title='The random baseline',
+             difficulty=2, importance=4, minutes=15,
+             draw=_cases_random_baseline,
+             statement='``random_baseline(d_model, d_head, n_samples, seed)`` samples scores of random low-rank pairs.',
+             success="right shape, scores in [0, 1], and the mean agrees with mechlib.composition_baseline " "within sampling noise"),
+)

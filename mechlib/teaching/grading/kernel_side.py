@@ -1,11 +1,11 @@
 """What runs inside the student's sandboxed kernel when a notebook is graded.
 
-:mod:`mechlib.teaching.grading` appends one cell to the notebook that calls
+:mod:`mechlib.teaching.grading.runner` appends one cell to the notebook that calls
 :func:`collect`. The grader has already drawn the hidden cases and written their
-*inputs* -- and nothing else -- to a file (:func:`mechlib.teaching.transport.encode_calls`):
+*inputs* -- and nothing else -- to a file (:func:`mechlib.teaching.grading.transport.encode_calls`):
 models as the recipe that rebuilds them, tensors, numbers and heads. :func:`collect`
 calls each exercise's function on those inputs and writes what came back, as plain data
-(:mod:`mechlib.teaching.transport`), to the sandbox's scratch folder. It computes no
+(:mod:`mechlib.teaching.grading.transport`), to the sandbox's scratch folder. It computes no
 reference and decides nothing: the expected values exist only in the grader's process,
 which compares them with these outputs later. Whatever the notebook did to this module,
 to the checks or to torch can only change the outputs it reports -- and an output is worth
@@ -20,12 +20,11 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from mechlib._threads import single_thread
-from mechlib.teaching.checking import build_model, side_effects
+from mechlib.teaching.exercise import call
+from mechlib.teaching.grading.transport import decode_calls, encode_outcomes
+from mechlib.teaching.inputs import build_model
 from mechlib.teaching.registry import EXERCISES
-from mechlib.teaching.transport import decode_calls, encode_outcomes
 
 
 class _CheckTimeout(BaseException):
@@ -47,26 +46,15 @@ class _CappedIO(io.StringIO):
 
 
 def call_all(fn: Callable, calls: list[tuple], outcomes: list) -> None:
-    """Call ``fn`` on each ``(args, kwargs, edited)`` and append its outcome to ``outcomes``:
-    ``("value", result)``, ``("raised", type name, message)`` or ``("not_implemented",)``. Stops
-    at the first call that raises (the verdict stops there too). A ``None`` result of a function
-    that may edit argument ``edited`` in place is that argument. Hooks a call leaves on a model
-    are removed before the next call, so that they cannot change its inputs."""
+    """Call ``fn`` on each ``(args, kwargs, edited)`` (:func:`mechlib.teaching.exercise.call`, as the
+    self-check does) and append its outcome to ``outcomes``. Stops at the first call that raises
+    (the verdict stops there too)."""
     with single_thread():
         for args, kwargs, edited in calls:
-            try:
-                with torch.no_grad():
-                    got = fn(*args, **kwargs)
-            except NotImplementedError:
-                outcomes.append(("not_implemented",))
+            outcome, _ = call(fn, args, kwargs, edited)  # side effects are not evidence here: the notebook could forge them
+            outcomes.append(outcome)
+            if outcome[0] != "value":
                 return
-            except Exception as exc:  # noqa: BLE001 -- the learner's error is an outcome like any other
-                outcomes.append(("raised", type(exc).__name__, str(exc)))
-                return
-            if got is None and edited is not None:
-                got = args[edited]
-            side_effects(args, kwargs)  # removes leftover hooks; what it reports is not evidence here
-            outcomes.append(("value", got))
 
 
 def record_namespace(notebook: str, namespace: dict, calls: dict[str, list[tuple]],

@@ -1,0 +1,118 @@
+"""How a learner's output is compared with the reference: each comparison raises
+:class:`Mismatch` with a message that says precisely what is wrong -- the wrong type, the
+wrong shape (expected vs got), or the first index where the values differ (expected vs
+got, and the tolerance) -- and, when the output matches a common mistake, a hint.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from transformer_lens import FactoredMatrix
+
+
+class Mismatch(Exception):
+    """Raised inside a check when the learner's output disagrees with the reference."""
+
+
+def fmt_number(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _tol_text(rtol: float, atol: float) -> str:
+    return f"tolerance |got - expected| <= {atol:g} + {rtol:g} * |expected|"
+
+
+def compare_tensor(
+    got: Any,
+    expected: torch.Tensor,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+    what: str = "the result",
+    alternatives: tuple[tuple[torch.Tensor, str], ...] = (),
+) -> None:
+    """Raise ``Mismatch`` with a precise message unless ``got`` is a tensor close to ``expected``.
+
+    ``alternatives`` are (tensor, hint) pairs for common mistakes: when ``got`` matches
+    one of them, its hint is added to the message.
+    """
+    if isinstance(got, FactoredMatrix):
+        raise Mismatch(
+            f"{what} has the wrong type: expected a torch.Tensor, got a FactoredMatrix "
+            "(its dense matrix is .AB)"
+        )
+    if not isinstance(got, torch.Tensor):
+        raise Mismatch(f"{what} has the wrong type: expected a torch.Tensor, got {type(got).__name__}")
+    if tuple(got.shape) != tuple(expected.shape):
+        raise Mismatch(
+            f"{what} has the wrong shape: expected {tuple(expected.shape)}, got {tuple(got.shape)}"
+        )
+    if got.is_complex():
+        raise Mismatch(f"{what} has the wrong dtype: expected real numbers, got {got.dtype}")
+    g = got.detach().to(torch.float64)
+    e = expected.detach().to(torch.float64)
+    bad = ~torch.isclose(g, e, rtol=rtol, atol=atol)
+    if not bad.any():
+        return
+    idx = tuple(bad.nonzero()[0].tolist())
+    n_bad, n = int(bad.sum()), bad.numel()
+    diff = (g - e).abs().nan_to_num(nan=float("inf")).max().item()
+    msg = (
+        f"{what}: values differ at index {idx}: expected {fmt_number(e[idx].item())}, got {fmt_number(g[idx].item())} "
+        f"({_tol_text(rtol, atol)}); {n_bad} of {n} entries differ, largest difference {diff:.3g}"
+    )
+    for alt, hint in alternatives:
+        if tuple(alt.shape) == tuple(g.shape) and torch.allclose(g, alt.detach().double(), rtol=rtol, atol=atol):
+            msg += f". Hint: {hint}"
+            break
+    raise Mismatch(msg)
+
+
+def _as_float(got: Any, what: str) -> float:
+    if isinstance(got, bool):
+        raise Mismatch(f"{what} has the wrong type: expected a number (float), got bool")
+    if isinstance(got, (int, float)):
+        return float(got)
+    if isinstance(got, torch.Tensor):
+        if got.numel() != 1 or got.ndim > 0:
+            raise Mismatch(
+                f"{what} has the wrong shape: expected a single number (a float or 0-d tensor), "
+                f"got a tensor of shape {tuple(got.shape)}"
+            )
+        return float(got.item())
+    if hasattr(got, "item") and getattr(got, "size", None) == 1:  # numpy scalar
+        return float(got.item())
+    raise Mismatch(f"{what} has the wrong type: expected a number (float), got {type(got).__name__}")
+
+
+def compare_scalar(
+    got: Any,
+    expected: float,
+    rtol: float = 1e-4,
+    atol: float = 1e-6,
+    what: str = "the result",
+    alternatives: tuple[tuple[float, str], ...] = (),
+) -> None:
+    """Raise ``Mismatch`` unless ``got`` is one number close to ``expected``."""
+    g = _as_float(got, what)
+    if math.isclose(g, expected, rel_tol=rtol, abs_tol=atol):
+        return
+    msg = f"{what}: expected {fmt_number(expected)}, got {fmt_number(g)} ({_tol_text(rtol, atol)})"
+    for alt, hint in alternatives:
+        if math.isclose(g, alt, rel_tol=rtol, abs_tol=atol):
+            msg += f". Hint: {hint}"
+            break
+    raise Mismatch(msg)
+
+
+def compare_int(got: Any, expected: int, what: str = "the result") -> None:
+    """Raise ``Mismatch`` unless ``got`` is the integer ``expected`` (an ``int``, not a float)."""
+    if isinstance(got, torch.Tensor) and got.ndim == 0 and not got.dtype.is_floating_point and got.dtype != torch.bool:
+        got = int(got.item())
+    elif type(got).__module__ == "numpy" and getattr(got, "ndim", None) == 0:
+        got = got.item()  # a numpy scalar: judge the Python number it holds
+    if isinstance(got, bool) or not isinstance(got, int):
+        raise Mismatch(f"{what} has the wrong type: expected an int, got {type(got).__name__} {got!r}")
+    if got != expected:
+        raise Mismatch(f"{what}: expected {expected}, got {got}")

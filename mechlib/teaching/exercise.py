@@ -1,0 +1,212 @@
+"""An exercise as data: what the learner writes, its ratings, and its cases -- each case an
+input, a reference and a comparison that names common mistakes.
+
+The notebook's self-check (:meth:`Exercise.check`) and the grader
+(:mod:`mechlib.teaching.grading`) both ask the exercise for its cases
+(:meth:`Exercise.cases`) and compare the learner's outputs with them, one case after the
+other, stopping at the first that is wrong. The self-check calls the function itself; the
+grader sends only the cases' inputs into the sandbox, where
+:mod:`~mechlib.teaching.grading.kernel_side` calls the function with :func:`call`, and judges
+the recorded outcomes here (:meth:`Exercise.judge`), with the same messages.
+
+An outcome of one call is ``("value", result)``, ``("raised", type name, message)``,
+``("not_implemented",)`` (the placeholder's ``NotImplementedError``), or -- in grading only --
+``("none", why)`` when the sandboxed run left nothing for the case.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+
+from mechlib._threads import single_thread
+from mechlib.teaching.comparisons import Mismatch
+from mechlib.teaching.inputs import hidden_cases
+from mechlib.teaching.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
+
+NOT_IMPLEMENTED_MESSAGE = (
+    "the body still raises NotImplementedError (the placeholder): write your code in place "
+    "of `raise NotImplementedError()`, and finish any exercise it calls")
+
+
+@dataclass
+class Case:
+    """One call of the learner's function: ``fn(*args, **kwargs)`` compared by ``compare``.
+
+    ``compare(got)`` raises :class:`~mechlib.teaching.comparisons.Mismatch` when ``got`` is
+    wrong; it holds the reference value and the hints for common mistakes. ``edited``: the
+    index of an argument the function may edit in place instead of returning a result (a
+    TransformerLens hook may return ``None``); a ``None`` result is then judged as that
+    argument after the call. ``after``: a check of the call's side effects
+    (:func:`side_effects`), run before ``compare`` in the notebook's self-check only (grading
+    sees outputs, not side effects).
+    """
+
+    desc: str
+    args: tuple
+    compare: Callable[[Any], None]
+    kwargs: dict = field(default_factory=dict)
+    edited: int | None = None
+    after: Callable[[dict], None] | None = None
+
+
+# the cases of the grader's notebooks are drawn one notebook at a time: they run the shared
+# check models, and hooks are model state (two threads' path ablations would fire each other's hooks)
+_DRAWING = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: where it lives, what the learner writes, how hard, how important, how long,
+    what passing it is worth in ``mechlib-grade``'s CSV, and how it is checked.
+
+    ``draw`` yields the cases (see :meth:`cases`); ``success`` is the message of a pass;
+    ``statement`` says what the function computes (the check's docstring);
+    ``none_is_placeholder``: a ``None`` result means "not attempted" (not so for hooks,
+    which may return ``None`` after editing their input).
+    """
+
+    id: str
+    notebook: str
+    function: str
+    title: str
+    difficulty: int  # 1 (easy) .. 5
+    importance: int  # 1 (optional) .. 5 (core idea)
+    minutes: int
+    draw: Callable[[], Iterable[Case]] = field(repr=False)
+    success: str = ""
+    statement: str = ""
+    points: int = 1
+    none_is_placeholder: bool = True
+
+    @property
+    def column(self) -> str:
+        """Column name in the grades CSV."""
+        return f"{self.id} {self.function}"
+
+    def header(self) -> str:
+        """The ratings line printed under the exercise's title in the notebooks."""
+        return (
+            f"**Difficulty** {self.difficulty} of 5 · **Importance** {self.importance} of 5 · "
+            f"**Time** about {self.minutes} minutes"
+        )
+
+    def cases(self, seed: int | None = None) -> Iterable[Case]:
+        """The cases: the self-check's (``seed=None``, drawn lazily, so that a check stops early
+        without computing every reference), or the grader's hidden ones for ``seed`` (a list)."""
+        if seed is None:
+            return iter(self.draw())
+        with _DRAWING, hidden_cases(seed):
+            return list(self.draw())
+
+    def check(self, fn: Any, verbose: bool = True) -> CheckResult:
+        """The notebook's self-check: call ``fn`` on each case and compare; print the result's line."""
+        result = self._check(fn)
+        if verbose:
+            print(result)
+        return result
+
+    def _check(self, fn: Any) -> CheckResult:
+        if fn is None:
+            return self.result(NOT_ATTEMPTED, f"no function named {self.function} was given")
+        if not callable(fn):
+            return self.not_callable(type(fn).__name__)
+        with single_thread():
+            return self._verdict((case, *call(fn, case.args, case.kwargs, case.edited)) for case in self.cases())
+
+    def judge(self, outcomes: list, cases: list[Case], note: str = "") -> CheckResult:
+        """The grader's verdict: the ``outcomes`` a sandboxed run recorded on the inputs of ``cases``
+        (in order; fewer outcomes than cases when the run stopped early, ``note`` says why)."""
+        outcomes = list(outcomes)
+        why = note or "the notebook's run recorded no result for this case"
+        return self._verdict((case, outcomes[i] if i < len(outcomes) else ("none", why), None)
+                             for i, case in enumerate(cases))
+
+    def not_callable(self, type_name: str) -> CheckResult:
+        return self.result(FAILED, f"{self.function} must be a function; got {type_name}")
+
+    def result(self, status: str, message: str) -> CheckResult:
+        return CheckResult(self.id, self.function, status, message)
+
+    def _verdict(self, calls: Iterator[tuple[Case, tuple, dict | None]]) -> CheckResult:
+        n = 0
+        for case, outcome, effects in calls:
+            n += 1
+            wrong = self._judge_case(case, outcome, effects)
+            if wrong is not None:
+                return self.result(*wrong)
+        return self.result(PASSED, self.success or f"{n} cases agree with the reference")
+
+    def _judge_case(self, case: Case, outcome: tuple, effects: dict | None) -> tuple[str, str] | None:
+        """``(status, message)`` when ``outcome`` is not right for ``case``; None when it is."""
+        call_text = _call_text(self.function, case)
+        kind = outcome[0] if isinstance(outcome, (tuple, list)) and outcome else None
+        if kind == "not_implemented":
+            return NOT_ATTEMPTED, NOT_IMPLEMENTED_MESSAGE
+        if kind == "raised":  # the learner's code raised: say where, not a stack trace from torch
+            name, message = str(outcome[1])[:80] or "Exception", str(outcome[2])[:2000]
+            return FAILED, f"calling {call_text} on {case.desc} raised {name}: {message}"
+        if kind != "value":
+            why = outcome[1] if kind == "none" else f"unreadable recorded outcome {kind!r}"
+            return FAILED, f"calling {call_text} on {case.desc}: no result ({why})"
+        got = outcome[1]
+        if self.none_is_placeholder and (got is None or got is Ellipsis):
+            return NOT_ATTEMPTED, f"{self.function} returned {got!r}: it still looks like the placeholder"
+        try:
+            if case.after is not None and effects is not None:
+                case.after(effects)
+            case.compare(got)
+        except Mismatch as exc:
+            return FAILED, f"{call_text} on {case.desc}: {exc}"
+        return None
+
+
+def call(fn: Callable, args: tuple, kwargs: dict, edited: int | None) -> tuple[tuple, dict]:
+    """Call the learner's ``fn(*args, **kwargs)`` once: ``(outcome, side effects)``.
+
+    A ``None`` result of a function that may edit argument ``edited`` in place is that
+    argument. Hooks the call left on a model are removed (:func:`side_effects`), so that they
+    cannot change the next case. Used by the self-check and, in the sandbox, by the grader's
+    kernel side.
+    """
+    try:
+        with torch.no_grad():
+            got = fn(*args, **kwargs)
+    except NotImplementedError:
+        return ("not_implemented",), {}
+    except Exception as exc:  # noqa: BLE001 -- the learner's error is an outcome like any other
+        return ("raised", type(exc).__name__, str(exc)), {}
+    if got is None and edited is not None:
+        got = args[edited]
+    return ("value", got), side_effects(args, kwargs)
+
+
+def side_effects(args: tuple, kwargs: dict) -> dict[str, list[str]]:
+    """What a call left behind that a check may judge: ``{"hooks_left": names}``, the hook
+    points of any model among the arguments that still have a hook attached. The hooks are
+    then removed, so one case's leftovers cannot change the next case."""
+    left: list[str] = []
+    for x in (*args, *kwargs.values()):
+        if hasattr(x, "hook_dict") and hasattr(x, "reset_hooks"):
+            left += [name for name, hp in x.hook_dict.items() if len(getattr(hp, "_forward_hooks", {})) > 0]
+            if left:
+                x.reset_hooks(including_permanent=True)
+    return {"hooks_left": sorted(set(left))}
+
+
+def _short(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"<tensor {tuple(x.shape)}>"
+    if hasattr(x, "cfg") and hasattr(x, "run_with_cache"):
+        return "model"
+    if isinstance(x, dict) or type(x).__name__ == "ActivationCache":
+        return "cache"
+    r = repr(x)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _call_text(name: str, case: Case) -> str:
+    parts = [_short(a) for a in case.args] + [f"{k}={_short(v)}" for k, v in case.kwargs.items()]
+    return f"{name}({', '.join(parts)})"
