@@ -10,6 +10,9 @@ import pytest
 import torch
 from nbclient import NotebookClient
 
+# runs the appendix notebook on a random local GPT-2 (a minute): make test, not make check
+pytestmark = pytest.mark.slow
+
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 

@@ -43,6 +43,9 @@ import mechlib
 from mechlib.teaching import registry
 from mechlib.teaching.grading import cli, folder, notebook, sandbox
 
+# grades whole notebooks, most of them in the bubblewrap sandbox (minutes): make test, not make check
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = "07_combinatorial_richness"
 SMALL_IDS = [ex.id for ex in registry.EXERCISES[SMALL]]
