@@ -10,8 +10,11 @@ count and BLAS:
 * a quantity at the noise floor is recorded as a bound, after an assert that it holds
   (:func:`glue_bound`), never as digits of noise.
 
-Where ``myst_nb`` is not installed (a learner's install, Colab) recording does nothing,
-and the notebook runs the same: every value is also kept in :data:`RECORDED`.
+A record is the display output myst-nb's ``glue`` writes (the value's mime bundle under
+``application/papermill.record/``, with ``scrapbook`` metadata naming it), written here
+without importing myst-nb: a learner's install (Colab) has no myst-nb, and its notebooks must
+produce the same outputs as the book's, which the book build reads. Outside IPython nothing
+is displayed; every value is also kept in :data:`RECORDED`.
 
 Used by every chapter, in its hidden (``remove-cell``) cells.
 """
@@ -21,10 +24,8 @@ import math
 import numbers
 from typing import Any
 
-try:  # the book build has myst_nb; a learner's install does not, and needs no glue
-    from myst_nb import glue as _myst_glue
-except ImportError:  # pragma: no cover - exercised by the learner-install test
-    _myst_glue = None
+#: the mime prefix of a recorded value (myst-nb's ``GLUE_PREFIX``, as papermill's scrapbook wrote it)
+GLUE_PREFIX = "application/papermill.record/"
 
 #: every value recorded in this process, by name (what the prose would show)
 RECORDED: dict[str, Any] = {}
@@ -60,8 +61,7 @@ def glue(name: str, value: Any, decimals: int | None = None, sig: int | None = N
     elif decimals is not None or sig is not None:
         value = round_to(value, decimals, sig) if isinstance(value, numbers.Real) else value
     RECORDED[name] = value
-    if _myst_glue is not None:
-        _myst_glue(name, value, display=False)
+    _display_record(name, value)
     return value
 
 
@@ -74,6 +74,21 @@ def glue_bound(name: str, value: float, below: float) -> float:
     if not value < below:
         raise AssertionError(f"{name}: expected a value below {below:g}, got {value:.3g}")
     RECORDED[name] = below
-    if _myst_glue is not None:
-        _myst_glue(name, below, display=False)
+    _display_record(name, below)
     return below
+
+
+def _display_record(name: str, value: Any) -> None:
+    """Write the record as myst-nb's ``glue(name, value, display=False)`` would, in IPython only."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - the views extra brings IPython
+        return
+    if get_ipython() is None:
+        return
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display
+
+    bundle, metadata = format_display_data(value)
+    metadata["scrapbook"] = {"name": name, "mime_prefix": GLUE_PREFIX}
+    display({GLUE_PREFIX + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)

@@ -31,3 +31,26 @@ def test_glue_bound_asserts_and_records_the_bound():
     assert book.RECORDED["t_bound"] == 1e-4
     with pytest.raises(AssertionError, match="below 1e-05"):
         book.glue_bound("t_bound_fails", 2e-5, below=1e-5)
+
+
+def test_a_record_is_the_output_myst_nb_glue_writes(monkeypatch):
+    """Without importing myst-nb (a learner's install has none), the same display output, so a
+    notebook's outputs are the same in every install and the book build finds every record."""
+    import IPython
+    import IPython.display
+    from myst_nb.ext import glue as myst_glue
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    monkeypatch.setattr(myst_glue, "ipy_display", lambda obj, **kw: shown.append((obj, kw)))
+    for value in (0.125, 9504, "0.3"):
+        book.glue("t_same", value, decimals=3 if isinstance(value, float) else None)
+        myst_glue.glue("t_same", value, display=False)
+        ours, theirs = shown[-2:]
+        assert ours == theirs
+
+
+def test_outside_ipython_a_record_displays_nothing(capsys):
+    book.glue("t_quiet", 7)
+    assert capsys.readouterr().out == ""
