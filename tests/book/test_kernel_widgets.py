@@ -167,6 +167,19 @@ def test_the_calculator_in_a_kernel_counts(notebook):
     assert shown == str(12 ** 3 * math.comb(12, 3))  # H^k C(L, k) chains of 3 heads in 12 layers of 12
 
 
+# Console errors the page may log, each with why it is harmless. This JupyterLab is the dev
+# environment's, whose widget manager (ipywidgets 8's jupyterlab_widgets) registers only the
+# version-2 widget protocol; the learner's kernel runs Colab's ipywidgets 7.7.1, whose models
+# name the version-1 base module (@jupyter-widgets/base ^1.2.0, e.g. a widget's layout), and
+# the manager logs this for them. The anywidget itself renders and answers clicks here
+# (test_the_kernel_backed_toggle_shows_what_the_kernel_computes); Colab's own front end
+# speaks ipywidgets 7's protocol.
+ALLOWED_CONSOLE_ERRORS = [r"Module @jupyter-widgets/base, version \^1\.2\.0 is not registered, however,\s+2\.0\.0 is"]
+
+
 def test_the_notebook_logged_no_error_and_requested_nothing_off_the_server(notebook):
-    assert notebook.errors == []
+    import re
+
+    unexpected = [e for e in notebook.errors if not any(re.search(p, e) for p in ALLOWED_CONSOLE_ERRORS)]
+    assert unexpected == []
     assert notebook.off_site == []
