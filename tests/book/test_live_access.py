@@ -157,6 +157,27 @@ def test_text_on_coloured_cells_meets_contrast_and_says_its_value(toggle):
     assert all(title.startswith("head ") for *_, title in cells[:8])
 
 
+def test_the_toggle_asks_which_head_matters_before_it_answers(toggle, model):
+    t = tokens_shown(toggle)
+    heads = mechlib.all_heads(model)
+    clean = repeat_loss_brute_force(model, t, [])
+    rise = {f"{l}.{h}": repeat_loss_brute_force(model, t, [(l, h)]) - clean for l, h in heads}
+    best = max(rise, key=rise.get)
+    tab_to(toggle, "input[name='w-guess']")
+    for _ in range(list(rise).index(best)):  # arrow keys walk the radio group to the right head
+        toggle.keyboard.press("ArrowRight")
+    assert toggle.is_checked(f"#w-guess-{best.replace('.', '-')}")
+    tab_to(toggle, "input[name='w-size']")  # "hardly": the first size
+    toggle.keyboard.press("Space")
+    tab_to(toggle, "#w-commit")
+    toggle.keyboard.press("Space")
+    for name, r in rise.items():
+        assert float(toggle.text_content(f"#w-rise-{name.replace('.', '-')}").split()[0]) == pytest.approx(r, abs=1e-3)
+    verdict = toggle.text_content("#w-verdict")
+    assert f"The model: switching off {best} matters most, +{rise[best]:.3f} nats" in verdict
+    assert f"Your choice is right; the size is {'right' if rise[best] < 0.1 else 'wrong'}." in verdict
+
+
 def test_the_toggle_is_for_everyone(toggle):
     assert_for_everyone(toggle)
 
@@ -208,7 +229,7 @@ def test_the_prediction_is_committed_then_the_model_answers_beside_it(paths, mod
     size = "small" if r[best] < 0.1 else "medium" if r[best] < 1 else "large"
     verdict = paths.text_content("#w-verdict")
     assert f"cutting {best} matters most, +{r[best]:.3f} nats" in verdict
-    assert f"The kind is {'right' if best == 'K' else 'wrong'}; the size is {'right' if size == 'large' else 'wrong'}." in verdict
+    assert f"Your choice is {'right' if best == 'K' else 'wrong'}; the size is {'right' if size == 'large' else 'wrong'}." in verdict
     assert paths.is_disabled("#w-guess-Q")  # committed: the guess stays as it was
     tab_to(paths, "#w-again")
     paths.keyboard.press("Enter")
@@ -218,7 +239,7 @@ def test_the_prediction_is_committed_then_the_model_answers_beside_it(paths, mod
 def test_a_prediction_needs_both_answers(paths):
     tab_to(paths, "#w-commit")
     paths.keyboard.press("Enter")
-    assert paths.text_content("#w-verdict") == "Choose an input and a size first."
+    assert paths.text_content("#w-verdict") == "Choose an answer and a size first."
 
 
 def test_the_cut_is_driven_by_the_keyboard_and_said(paths, model):

@@ -39,6 +39,11 @@ def _html(widget: str, config: dict[str, Any], prefix: str, assets: str, weights
     return HTML(widget_html(widget_spec(widget, config, prefix, assets, weights)))
 
 
+def _check_predict(predict: Any) -> None:
+    if not isinstance(predict, bool):
+        raise ValueError(f"predict must be True (a prediction panel first) or False; got {predict!r}")
+
+
 def _model(model: Any) -> Any:
     if model is None:
         from mechlib import load_model
@@ -114,7 +119,8 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
 
 
 def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None = None,
-                prefix: str | None = None, assets: str = "auto", backend: str = "auto", **kwargs: Any):
+                prefix: str | None = None, assets: str = "auto", backend: str = "auto", predict: bool = True,
+                **kwargs: Any):
     """The head toggle, computed live by the model in the page (``IPython.display.HTML``).
 
     The reader switches heads off (zero ablation), types a sequence or draws a new repeated
@@ -125,6 +131,10 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
     in a running notebook alike (``assets``: see :func:`resolve_assets`); ``kwargs`` go to
     :func:`head_toggle_config`.
 
+    ``predict`` (default ``True``; in the page only): a "predict, then see" panel where the
+    reader first commits which head, switched off alone, raises the loss most and roughly by
+    how much; then the page shows the rise for every head beside the guess.
+
     ``backend``: ``"page"`` (the model runs in the page; a model it cannot run is refused),
     ``"kernel"`` (the same view, each forward pass asked of this kernel: a
     :class:`mechlib.views.live.kernel.KernelWidget`, for GPT-2 in Colab or a learner's own
@@ -132,13 +142,14 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
     else the kernel).
     """
     model = _model(model)
+    _check_predict(predict)
     if backend not in ("auto", "page", "kernel"):
         raise ValueError(f"backend must be 'auto', 'page' (the model runs in the page) or 'kernel' "
                          f"(each run asked of this kernel); got {backend!r}")
     if backend == "kernel" or (backend == "auto" and page_model_problem(model) is not None):
         return _kernel_head_toggle(model, tokens, pattern_head, prefix, **kwargs)
     weights = page_weights(model)
-    config = {"model": weights[0], **head_toggle_config(model, tokens, pattern_head, **kwargs)}
+    config = {"model": weights[0], "predict": predict, **head_toggle_config(model, tokens, pattern_head, **kwargs)}
     return _html("headToggle", config, check_prefix(prefix, "mllht"), assets, weights)
 
 
@@ -172,8 +183,7 @@ def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kin
     model = _model(model)
     if not isinstance(kinds, str) or any(k not in "QKV" for k in kinds) or len(set(kinds)) != len(kinds):
         raise ValueError(f"kinds must be a string of distinct 'Q', 'K', 'V' (e.g. 'K', or '' for none); got {kinds!r}")
-    if not isinstance(predict, bool):
-        raise ValueError(f"predict must be True (a prediction panel first) or False; got {predict!r}")
+    _check_predict(predict)
 
     weights = page_weights(model)
     config = {"model": weights[0], **head_toggle_config(model, tokens, pattern_head, **kwargs)}

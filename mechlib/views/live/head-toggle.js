@@ -1,9 +1,10 @@
 /* head-toggle.js: the head toggle (chapter 5): a checkbox per head, ticked = on; unticking one
  * switches that head off (zero ablation) and the model view (model-view.js) reruns. Runs in the
- * page, or asks a kernel for each run (kernel.js passes the runner). Needs model-view.js.
+ * page, or asks a kernel for each run (kernel.js passes the runner). With config.predict, the
+ * reader may first commit which head matters most (predict.js). Needs model-view.js, predict.js.
  *
  * window.mechlibLive.widgets.headToggle(root, config[, runner]); config as modelView's, and
- * heads_off (names "l.h" off at the start).
+ * heads_off (names "l.h" off at the start), predict: true or absent.
  */
 (function () {
   "use strict";
@@ -25,6 +26,10 @@
     [["all-on", "all on", true], ["all-off", "all off", false]].forEach(function (b) {
       ui.button(btns, ctx.P + "-" + b[0], b[1], function () { boxes.forEach(function (cb) { cb.checked = b[2]; }); ctx.changed(); });
     });
+    if (ctx.config.predict) api.predict.panel(ctx.view, box, {
+      intro: "Switch one head off, alone, every other head on.", question: "which head matters most?",
+      choices: heads.map(function (h) { return [h, h]; }), verb: "switching off ",
+      options: function (h) { return {heads_off: [h]}; }});
     return function () {
       return {heads_off: heads.filter(function (n, i) { return !boxes[i].checked; })};
     };

@@ -28,7 +28,7 @@ SITE_DIR = "_static/live"
 ASSETS_ENV = "MECHLIB_LIVE_ASSETS"
 #: the files of each view after :data:`SHARED_FILES`, in order (each needs the ones before it)
 WIDGET_FILES = {
-    "headToggle": ("heatmap.js", "model-view.js", "head-toggle.js"),
+    "headToggle": ("heatmap.js", "model-view.js", "predict.js", "head-toggle.js"),
     "pathAblation": ("heatmap.js", "model-view.js", "predict.js", "path-ablation.js"),
     "termPicker": ("heatmap.js", "model-view.js", "term-picker.js"),
     "virtualHeadCalculator": ("virtual-heads.js",),

@@ -48,11 +48,13 @@
     var btns = el("div", {style: "margin-top:0.3em"}, box);
     ui.button(btns, ctx.P + "-uncut", "cut nothing", function () { kinds.forEach(function (cb) { cb.checked = false; }); ctx.changed(); });
     var count = el("span", {"class": "mlt-axis", id: ctx.P + "-npaths"}, btns);
-    var view = ctx.view;
-    view.cut = {senders: senders, receivers: receivers, kinds: kinds, pathsOf: function (ks) {
-      return pathsOf(picked(senders), picked(receivers), ks);
-    }};
-    if (ctx.config.predict && api.predict) api.predict.panel(view, box);
+    if (ctx.config.predict) api.predict.panel(ctx.view, box, {
+      intro: "Cut the ticked senders from one input of the ticked receivers.", question: "which input matters most?",
+      choices: [["Q", "Q"], ["K", "K"], ["V", "V"]], verb: "cutting ",
+      options: function (k) { return {paths_off: pathsOf(picked(senders), picked(receivers), [k])}; },
+      problem: function () {
+        return pathsOf(picked(senders), picked(receivers), ["K"]).length ? null : "Tick a sender and a receiver in a later layer first.";
+      }});
     return function () {
       var paths = pathsOf(picked(senders), picked(receivers), picked(kinds));
       count.textContent = paths.length + " path" + (paths.length === 1 ? "" : "s") + " cut";
