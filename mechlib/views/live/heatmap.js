@@ -100,10 +100,11 @@
 
   function bind(v) {
     v.select.addEventListener("change", function () { draw(v); });
-    v.table.addEventListener("mouseover", function (e) {
+    v.table.addEventListener("mousemove", function (e) {  // not mouseover: scrolling under a still mouse moves no cursor
       var td = e.target.closest("td[data-q]");
       if (!td || +td.getAttribute("data-k") > +td.getAttribute("data-q")) return;
-      v.state.cursor = [+td.getAttribute("data-q"), +td.getAttribute("data-k")]; showCell(v);
+      var c = v.state.cursor, q = +td.getAttribute("data-q"), k = +td.getAttribute("data-k");
+      if (!c || c[0] !== q || c[1] !== k) { v.state.cursor = [q, k]; showCell(v); }
     });
     v.table.addEventListener("focus", function () { if (!v.state.cursor) { v.state.cursor = [0, 0]; showCell(v); } });
     v.table.addEventListener("keydown", function (e) {
