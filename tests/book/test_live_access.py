@@ -84,6 +84,7 @@ def contrast(fg, bg):
 
 
 def assert_for_everyone(page):
+    assert page.get_attribute("#w-root", "role") == "group" and page.get_attribute("#w-root", "aria-label")
     assert unnamed_controls(page) == []
     assert overflowing(page) == []
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390

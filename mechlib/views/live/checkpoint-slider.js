@@ -136,7 +136,7 @@
   }
 
   api.widgets.checkpointSlider = function checkpointSlider(root, config) {
-    var v = {root: root, D: config, P: ui.start(root), decoded: {}};
+    var v = {root: root, D: config, P: ui.start(root, "checkpoint slider"), decoded: {}};
     controls(v);
     v.live = ui.liveRegion(root, v.P);
     var charts = el("div", {"class": "mlt-row mll-built"}, root);

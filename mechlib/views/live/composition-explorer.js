@@ -78,7 +78,7 @@
   }
 
   api.widgets.compositionExplorer = function compositionExplorer(root, config) {
-    var v = {root: root, config: config, P: ui.start(root)};
+    var v = {root: root, config: config, P: ui.start(root, "composition explorer")};
     form(v);
     v.result = el("div", {"class": "mll-built", id: v.P + "-result", role: "status", "aria-live": "polite", style: "margin:0.5em 0"}, root);
     var charts = el("div", {"class": "mll-built mlt-row"}, root);

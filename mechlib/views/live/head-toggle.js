@@ -36,6 +36,6 @@
   }
 
   api.widgets.headToggle = function headToggle(root, config, runner) {
-    return api.modelView.mount(root, config, headControls, runner);
+    return api.modelView.mount(root, Object.assign({label: "live head toggle"}, config), headControls, runner);
   };
 })();

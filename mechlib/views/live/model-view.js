@@ -210,7 +210,7 @@
   function mount(root, config, controls, runner) {
     runner = runner || pageRunner(config.model);
     var info = runner.info, v = {root: root, config: config, C: info.config, H: info.config.n_heads, runner: runner,
-      heads: info.heads, name: config.model, P: ui.start(root), cells: [], predCells: [], out: null,
+      heads: info.heads, name: config.model, P: ui.start(root, config.label), cells: [], predCells: [], out: null,
       state: {tokens: config.tokens.slice(), seed: config.seed >>> 0 || 1, cursor: null, refs: null}};
     sequenceBox(v);
     v.options = controls(root, {P: v.P, H: v.H, heads: v.heads, config: config, view: v, changed: function () { update(v); }});

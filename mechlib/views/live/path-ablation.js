@@ -63,6 +63,6 @@
   }
 
   api.widgets.pathAblation = function pathAblation(root, config) {
-    return api.modelView.mount(root, config, pathControls);
+    return api.modelView.mount(root, Object.assign({label: "live path ablation"}, config), pathControls);
   };
 })();

@@ -52,6 +52,6 @@
   }
 
   api.widgets.termPicker = function termPicker(root, config) {
-    return api.modelView.mount(root, config, termControls, termRunner(config.model));
+    return api.modelView.mount(root, Object.assign({label: "live term picker"}, config), termControls, termRunner(config.model));
   };
 })();

@@ -59,12 +59,13 @@
     td.style.color = ink(bg);
   }
 
-  // "w-root" -> "w"; removes the no-JavaScript note and whatever an earlier mount built
-  function start(root) {
+  // "w-root" -> "w"; removes the no-JavaScript note and whatever an earlier mount built; names the widget
+  function start(root, name) {
     var nojs = root.querySelector(".mll-nojs");
     if (nojs) root.removeChild(nojs);
     Array.prototype.forEach.call(root.querySelectorAll(".mll-built"), function (e) { e.parentNode.removeChild(e); });
     root.setAttribute("role", "group");
+    if (name) root.setAttribute("aria-label", name);
     return root.id.replace(/-root$/, "");
   }
 
@@ -85,7 +86,7 @@
   // own tab stop unless `inner` says its content has one), and followed by a cue that says
   // so when it scrolls: {wrap, cue}
   function scrollBox(parent, label, cueText, cueId, inner) {
-    var wrap = el("div", {"class": "mll-scroll", role: "region", "aria-label": label}, parent);
+    var wrap = el("div", {"class": "mll-scroll", role: "group", "aria-label": label}, parent);
     if (!inner) wrap.setAttribute("tabindex", "0");
     var cue = el("div", {"class": "mlt-axis mll-cue", "data-cue": cueText}, parent, "");
     if (cueId) cue.id = cueId;

@@ -62,7 +62,7 @@
   }
 
   api.widgets.virtualHeadCalculator = function virtualHeadCalculator(root, config) {
-    var v = {root: root, P: ui.start(root), inputs: {}};
+    var v = {root: root, P: ui.start(root, "virtual-head calculator"), inputs: {}};
     var form = el("div", {"class": "mll-built mll-calc"}, root);
     FIELDS.forEach(function (f) {
       v.inputs[f[0]] = el("input", {type: "number", id: v.P + "-" + f[0], min: String(f[2]), max: String(f[3]),
