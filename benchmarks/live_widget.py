@@ -7,8 +7,8 @@ from _static/live/), opens it in headless Chromium (Debian's package) and measur
    redraws loss, predictions and pattern synchronously; reading offsetHeight then forces
    style and layout, so this is the time until the new view is laid out (median of --clicks);
 2. window.mechlibLive.run alone on a full-context sequence (32 tokens), with a head off;
-3. the weight of the assets the widget adds to a page (weights, model.js, widgets.js, live.css and the widget's
-   own HTML), in kB.
+3. the weight of the assets the widget adds to a page (weights, model.js, ui.js, live.css, its view's
+   files and the widget's own HTML), in kB.
 
 Prints the load average too: on a shared machine the times include waiting for a core.
 
@@ -58,7 +58,7 @@ def main() -> None:
         html = live.path_ablation(model, senders=["0.0", "0.3"], receivers=mechlib.layer_heads(model, 1),
                                   prefix="bench", assets="site").data
         clicks = ["bench-kind-K", "bench-kind-Q", "bench-kind-V"]
-    sizes = {f.name: f.stat().st_size for f in live.asset_files()}
+    sizes = {a["file"]: (live.asset_dir() / a["file"]).stat().st_size for a in live.spec_of(html)["assets"]}
     sizes["widget HTML in the page"] = len(html.encode())
     for name, size in sizes.items():
         print(f"  {name:<28} {size / 1000:7.1f} kB")

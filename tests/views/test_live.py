@@ -85,7 +85,9 @@ def test_site_assets_are_loaded_from_the_book_and_inline_assets_are_carried(mode
     assert weights not in site and live.spec_of(site)["site_dir"] == "_static/live"
     assert all("text" not in a for a in live.spec_of(site)["assets"])
     carried = {a["file"]: a["text"] for a in live.spec_of(inline)["assets"]}
-    assert carried == {f.name: f.read_text() for f in live.asset_files()}
+    own = ["model.js", "ui.js", "live.css", "heatmap.js", "model-view.js", "predict.js", "head-toggle.js"]  # in order
+    assert list(carried) == [WEIGHTS.name] + own
+    assert carried == {f.name: f.read_text() for f in [WEIGHTS] + [live.asset_dir() / f for f in own]}
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -3,8 +3,8 @@ browser, in the built book and in a running notebook alike (no kernel, no server
 
 Each entry point below checks its arguments, computes the widget's configuration (plain JSON)
 and returns the widget as ``IPython.display.HTML``: the template ``widget.html`` holding that
-JSON and ``loader.js``, which mounts the view ``window.mechlibLive.widgets.<name>`` of
-``widgets.js`` (see :mod:`mechlib.views.live.page`). The views that run a model run the one
+JSON and ``loader.js``, which mounts the view ``window.mechlibLive.widgets.<name>`` (one
+JavaScript file per view, see :mod:`mechlib.views.live.page`). The views that run a model run the one
 they are given: the bundled model's weights ship as a file, any other model the page can run
 travels with the widget, and one it cannot run is refused with a ``ValueError``
 (:func:`mechlib.views.live.weights.page_weights`) -- except by the head toggle, which then
@@ -20,22 +20,28 @@ from typing import Any
 
 import numpy as np
 
-from mechlib.views.live.page import (ASSETS_ENV, CODE_FILES, SITE_DIR, asset_dir, asset_files, check_prefix,
-                                     resolve_assets, spec_of, widget_html, widget_spec)
+from mechlib.views.live.page import (ASSETS_ENV, CODE_FILES, SHARED_FILES, SITE_DIR, WIDGET_FILES, asset_dir,
+                                     asset_files, check_prefix, code_files, resolve_assets, spec_of, widget_html,
+                                     widget_spec)
 from mechlib.views.live.slider import checkpoint_slider, checkpoint_slider_payload
 from mechlib.views.live.weights import (MAX_PAGE_PARAMS, TENSORS, page_model_problem, page_weights, read_weights_js,
                                         weights_file, weights_js)
 
 __all__ = ["head_toggle", "path_ablation", "term_picker", "virtual_head_calculator", "composition_explorer",
            "checkpoint_slider", "checkpoint_slider_payload", "head_toggle_config", "resolve_assets", "asset_dir", "asset_files", "weights_js",
-           "read_weights_js", "weights_file", "page_weights", "page_model_problem", "spec_of",
-           "ASSETS_ENV", "SITE_DIR", "CODE_FILES", "TENSORS", "MAX_PAGE_PARAMS"]
+           "read_weights_js", "weights_file", "page_weights", "page_model_problem", "spec_of", "code_files",
+           "ASSETS_ENV", "SITE_DIR", "CODE_FILES", "SHARED_FILES", "WIDGET_FILES", "TENSORS", "MAX_PAGE_PARAMS"]
 
 
 def _html(widget: str, config: dict[str, Any], prefix: str, assets: str, weights: tuple[str, str | None] | None):
     from IPython.display import HTML
 
     return HTML(widget_html(widget_spec(widget, config, prefix, assets, weights)))
+
+
+def _check_predict(predict: Any) -> None:
+    if not isinstance(predict, bool):
+        raise ValueError(f"predict must be True (a prediction panel first) or False; got {predict!r}")
 
 
 def _model(model: Any) -> Any:
@@ -113,7 +119,8 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
 
 
 def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None = None,
-                prefix: str | None = None, assets: str = "auto", backend: str = "auto", **kwargs: Any):
+                prefix: str | None = None, assets: str = "auto", backend: str = "auto", predict: bool = True,
+                **kwargs: Any):
     """The head toggle, computed live by the model in the page (``IPython.display.HTML``).
 
     The reader switches heads off (zero ablation), types a sequence or draws a new repeated
@@ -124,6 +131,10 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
     in a running notebook alike (``assets``: see :func:`resolve_assets`); ``kwargs`` go to
     :func:`head_toggle_config`.
 
+    ``predict`` (default ``True``; in the page only): a "predict, then see" panel where the
+    reader first commits which head, switched off alone, raises the loss most and roughly by
+    how much; then the page shows the rise for every head beside the guess.
+
     ``backend``: ``"page"`` (the model runs in the page; a model it cannot run is refused),
     ``"kernel"`` (the same view, each forward pass asked of this kernel: a
     :class:`mechlib.views.live.kernel.KernelWidget`, for GPT-2 in Colab or a learner's own
@@ -131,13 +142,14 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
     else the kernel).
     """
     model = _model(model)
+    _check_predict(predict)
     if backend not in ("auto", "page", "kernel"):
         raise ValueError(f"backend must be 'auto', 'page' (the model runs in the page) or 'kernel' "
                          f"(each run asked of this kernel); got {backend!r}")
     if backend == "kernel" or (backend == "auto" and page_model_problem(model) is not None):
         return _kernel_head_toggle(model, tokens, pattern_head, prefix, **kwargs)
     weights = page_weights(model)
-    config = {"model": weights[0], **head_toggle_config(model, tokens, pattern_head, **kwargs)}
+    config = {"model": weights[0], "predict": predict, **head_toggle_config(model, tokens, pattern_head, **kwargs)}
     return _html("headToggle", config, check_prefix(prefix, "mllht"), assets, weights)
 
 
@@ -152,7 +164,7 @@ def _kernel_head_toggle(model: Any, tokens: Any, pattern_head: Any, prefix: str 
 
 def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kinds: str = "",
                   tokens: Any = None, pattern_head: str | None = None, prefix: str | None = None,
-                  assets: str = "auto", **kwargs: Any):
+                  assets: str = "auto", predict: bool = True, **kwargs: Any):
     """Path ablation computed live by the model in the page (``IPython.display.HTML``).
 
     The reader ticks senders, receivers and inputs (``Q``, ``K``, ``V``): every ticked sender's
@@ -160,6 +172,10 @@ def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kin
     :func:`mechlib.path_ablation`, and the loss on the repeated tokens, each head's induction
     score on the sequence, the predictions and any head's attention pattern update at once.
     ``senders``, ``receivers`` (heads) and ``kinds`` (e.g. ``"K"``) are ticked at the start.
+    ``predict`` (default ``True``): a "predict, then see" panel above the readouts, where the
+    reader first commits which input (Q, K or V), cut from the ticked senders, raises the loss
+    most and roughly by how much (under 0.1 nats, 0.1 to 1, over 1); then the page shows the
+    rise of each kind of cut on the current sequence beside the guess (state in the page only).
     The other arguments are those of :func:`head_toggle`.
 
     Shown in Chapter 3, K-Composition, and Chapter 4, Q-Composition.
@@ -167,12 +183,14 @@ def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kin
     model = _model(model)
     if not isinstance(kinds, str) or any(k not in "QKV" for k in kinds) or len(set(kinds)) != len(kinds):
         raise ValueError(f"kinds must be a string of distinct 'Q', 'K', 'V' (e.g. 'K', or '' for none); got {kinds!r}")
+    _check_predict(predict)
 
     weights = page_weights(model)
     config = {"model": weights[0], **head_toggle_config(model, tokens, pattern_head, **kwargs)}
     config["cut"] = {"senders": _head_labels(model, senders, "senders"),
                      "receivers": _head_labels(model, receivers, "receivers"),
                      "kinds": list(kinds)}
+    config["predict"] = predict
     return _html("pathAblation", config, check_prefix(prefix, "mllpa"), assets, weights)
 
 

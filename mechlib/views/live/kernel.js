@@ -1,11 +1,11 @@
 /* kernel.js: the live views asking a kernel to run the model (an anywidget ES module).
  *
  * For a model the page cannot run (GPT-2 in Colab, a learner's own), the same view of
- * widgets.js is drawn, and each forward pass is a message to the kernel through the
+ * head-toggle.js is drawn, and each forward pass is a message to the kernel through the
  * ipywidgets protocol: {type: "run", id, tokens, heads_off} -> {type: "result", id, n, V,
  * n_layers, n_heads} with two float32 buffers (logits [n, V] and patterns [layer, head, n, n]),
  * or {type: "error", id, message}. The Python side is mechlib.views.live.kernel.KernelWidget,
- * whose _esm is model.js, widgets.js and this file, one after the other.
+ * whose _esm is the head toggle's scripts (model.js to head-toggle.js) and this file, in order.
  */
 
 function floats(view) {  // a DataView of float32 little-endian -> Float64Array

@@ -1,9 +1,9 @@
 """The live views backed by a kernel: for a model the page cannot run (GPT-2 in Colab, a
 learner's own), the same JavaScript view asks the kernel for each forward pass.
 
-:class:`KernelWidget` is an anywidget (``_esm``: ``model.js``, ``widgets.js`` and
-``kernel.js``; ``_css``: ``live.css``) that syncs one trait, ``spec`` (``{id, widget,
-config}``, as the page's widgets), and answers the view's messages with :func:`kernel_run`.
+:class:`KernelWidget` is an anywidget (``_esm``: the head toggle's scripts, ``model.js``
+to ``head-toggle.js``, then ``kernel.js``; ``_css``: ``live.css``) that syncs one trait,
+``spec`` (``{id, widget, config}``, as the page's widgets), and answers the view's messages with :func:`kernel_run`.
 anywidget runs in JupyterLab, Notebook, VS Code and Colab, with ipywidgets 7 or 8.
 
 Shown in Chapter 5, Virtual Attention Heads (the head toggle), on any model.
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import traitlets
 
-from mechlib.views.live.page import CODE_FILES, asset_dir
+from mechlib.views.live.page import asset_dir, code_files
 
 #: the views that can ask a kernel (their runs only switch heads off)
 KERNEL_WIDGETS = ("headToggle",)
@@ -53,15 +53,16 @@ def kernel_run(model: Any, request: dict[str, Any]) -> tuple[dict[str, Any], lis
 
 
 def _esm() -> str:
-    """The widget's ES module: the forward pass and the views (plain scripts), then kernel.js."""
-    return "\n".join((asset_dir() / f).read_text() for f in ("model.js", "widgets.js", "kernel.js"))
+    """The widget's ES module: the forward pass and the head toggle's view (plain scripts), then kernel.js."""
+    files = [f for f in code_files("headToggle") if f.endswith(".js")] + ["kernel.js"]
+    return "\n".join((asset_dir() / f).read_text() for f in files)
 
 
 class KernelWidget(anywidget.AnyWidget):
     """A live view whose forward passes run in this kernel, on ``model`` (see :func:`kernel_run`)."""
 
     _esm = _esm()
-    _css = (asset_dir() / CODE_FILES[-1]).read_text()
+    _css = (asset_dir() / "live.css").read_text()
     spec = traitlets.Dict().tag(sync=True)
 
     def __init__(self, model: Any, spec: dict[str, Any], **kwargs: Any):

@@ -4,8 +4,8 @@
  * <script type="application/json" class="mll-config"> with its configuration, and this file.
  * The configuration (written by mechlib.views.live) is
  *   {id, widget, site_dir, assets: [{file, text?}], config}
- * where `assets` are the files the widget needs in order (weights, model.js, widgets.js,
- * live.css): one that carries its `text` is put into the page as it is (a running notebook:
+ * where `assets` are the files the widget needs in order (weights, model.js, ui.js, live.css,
+ * then its view's files, e.g. heatmap.js, model-view.js, head-toggle.js): one that carries its `text` is put into the page as it is (a running notebook:
  * Jupyter, Colab, VS Code); one without is fetched from <content root>/<site_dir>/<file>,
  * where the built book has it (Sphinx writes the root into <html data-content_root>).
  * Each file is added to the page once, whatever the number of widgets.
@@ -41,7 +41,7 @@
     return loading[asset.file];
   }
 
-  // assets one after the other: widgets.js needs model.js, which needs nothing
+  // assets one after the other: each view's file needs the ones before it; model.js needs nothing
   function addAll(assets, base, siteDir) {
     return assets.reduce(function (done, a) { return done.then(function () { return add(a, base, siteDir); }); },
                          Promise.resolve());

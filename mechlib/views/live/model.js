@@ -18,8 +18,8 @@
  *     expansion of the clean run (as mechlib.path_expansion, chapter 6)
  *   Bad input throws an Error that names the option and what is allowed.
  *
- * Computed in float64 from the float32 weights. The views (widgets.js) register themselves
- * in window.mechlibLive.widgets; loader.js mounts them.
+ * Computed in float64 from the float32 weights. The views (one file each, after ui.js)
+ * register themselves in window.mechlibLive.widgets; loader.js mounts them.
  */
 (function () {
   "use strict";

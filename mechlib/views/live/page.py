@@ -1,7 +1,8 @@
 """One live widget as notebook output: the template ``widget.html`` with one JSON blob in it.
 
 The files of this folder (package data) are what the page runs: ``model.js`` (the forward
-pass, pure), ``widgets.js`` (the views), ``live.css``, ``loader.js`` (mounts the widgets) and
+pass, pure), ``ui.js`` (what the views share), one file per view and the parts some views
+share (:data:`WIDGET_FILES`), ``live.css``, ``loader.js`` (mounts the widgets) and
 ``<model>.weights.js``. A widget's output is ``widget.html``: its root element, a
 ``<script type="application/json">`` holding ``{id, widget, site_dir, assets, config}``, and
 the loader, which loads each asset once per page -- from the built book's ``_static/live/``
@@ -25,8 +26,19 @@ from mechlib.views.live.weights import weights_file
 SITE_DIR = "_static/live"
 #: environment variable naming how ``assets="auto"`` ships the scripts: ``site`` or ``inline``
 ASSETS_ENV = "MECHLIB_LIVE_ASSETS"
-#: what every widget loads, in order: the forward pass, the views, their look
-CODE_FILES = ("model.js", "widgets.js", "live.css")
+#: the files of each view after :data:`SHARED_FILES`, in order (each needs the ones before it)
+WIDGET_FILES = {
+    "headToggle": ("heatmap.js", "model-view.js", "predict.js", "head-toggle.js"),
+    "pathAblation": ("heatmap.js", "model-view.js", "predict.js", "path-ablation.js"),
+    "termPicker": ("heatmap.js", "model-view.js", "term-picker.js"),
+    "virtualHeadCalculator": ("virtual-heads.js",),
+    "compositionExplorer": ("composition-explorer.js",),
+    "checkpointSlider": ("checkpoint-slider.js",),
+}
+#: what every view loads first: the forward pass (and the page's API), the shared helpers, the look
+SHARED_FILES = ("model.js", "ui.js", "live.css")
+#: every code file, in an order that loads each after what it needs
+CODE_FILES = SHARED_FILES + tuple(dict.fromkeys(f for files in WIDGET_FILES.values() for f in files))
 LOADER_FILE, TEMPLATE_FILE = "loader.js", "widget.html"
 
 _counter = itertools.count()
@@ -37,9 +49,17 @@ def asset_dir() -> Path:
     return Path(str(resources.files("mechlib.views.live")))
 
 
+def code_files(widget: str) -> tuple[str, ...]:
+    """The code files view ``widget`` loads, in order: :data:`SHARED_FILES`, then its own
+    (:data:`WIDGET_FILES`)."""
+    if widget not in WIDGET_FILES:
+        raise ValueError(f"widget must be one of {sorted(WIDGET_FILES)}; got {widget!r}")
+    return SHARED_FILES + WIDGET_FILES[widget]
+
+
 def asset_files(name: str | None = "induction-2l") -> list[Path]:
-    """The files a page with a live widget loads, in order: ``name``'s weights (none for
-    ``None``), then :data:`CODE_FILES`."""
+    """Every file a page with live widgets may load: ``name``'s weights (none for ``None``),
+    then :data:`CODE_FILES` (what the book copies to ``_static/live/``)."""
     return ([asset_dir() / weights_file(name)] if name is not None else []) + [asset_dir() / f for f in CODE_FILES]
 
 
@@ -96,7 +116,7 @@ def widget_spec(widget: str, config: dict[str, Any], prefix: str, assets: str = 
         if text is None and inline:
             text = (asset_dir() / weights_file(name)).read_text()
         files.append({"file": weights_file(name), **({"text": text} if text is not None else {})})
-    for f in CODE_FILES:
+    for f in code_files(widget):
         files.append({"file": f, **({"text": (asset_dir() / f).read_text()} if inline else {})})
     return {"id": prefix + "-root", "widget": widget, "site_dir": SITE_DIR, "assets": files, "config": config}
 

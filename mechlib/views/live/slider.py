@@ -3,7 +3,7 @@
 :func:`checkpoint_slider` takes what :func:`mechlib.training_dynamics` measured at every
 checkpoint of ``induction-2l`` (the attention patterns of every head on one repeated
 sequence, the loss at each of its positions, and the loss on the repeated half of the whole
-batch) and hands it to the view ``checkpointSlider`` of ``widgets.js`` as JSON: dragging the
+batch) and hands it to the view ``checkpointSlider`` (``checkpoint-slider.js``) as JSON: dragging the
 slider (or pressing the arrow keys on it) redraws the patterns and the losses of that step.
 Patterns travel as one byte per entry of their lower triangle (``round(255 * a)``, within
 1/510 of the truth), so the payload stays near 150 kB. It runs no model in the page.
