@@ -63,13 +63,14 @@ def _save_pattern(pattern: torch.Tensor, hook: Any, store: dict[int, torch.Tenso
 
 
 def ablated_run(
-    model: Any, tokens: torch.Tensor, heads_off: Any
+    model: Any, tokens: torch.Tensor, heads_off: Any, extra_hooks: Any = ()
 ) -> tuple[Float[torch.Tensor, "batch seq vocab"], Float[torch.Tensor, "layer batch head dest src"]]:
     """Logits and all attention patterns of one forward pass with ``heads_off`` zero-ablated
-    (activations: on the model's device)."""
+    and ``extra_hooks`` (e.g. :func:`mechlib.path_ablation_hooks`) applied (activations: on
+    the model's device)."""
     tokens = check_tokens(model, tokens)
     store: dict[int, torch.Tensor] = {}
-    hooks = ablation_hooks(model, list(heads_off), "zero")
+    hooks = ablation_hooks(model, list(heads_off), "zero") + list(extra_hooks)
     hooks += [(f"blocks.{l}.attn.hook_pattern", partial(_save_pattern, store=store, layer=l))
               for l in range(model.cfg.n_layers)]
     with torch.no_grad():

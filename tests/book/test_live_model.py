@@ -610,14 +610,16 @@ widget.render({model, el: document.getElementById("host")});
 </script></body></html>"""
 
 
-def test_the_kernel_view_shows_what_the_kernel_computes(browser, tmp_path, model, monkeypatch):
+@contextlib.contextmanager
+def kernel_page(browser, tmp_path, w, monkeypatch):
+    """The kernel-backed widget ``w`` in Chromium, its messages answered by ``w._answer`` in
+    this process (as anywidget would); yields the page and the list of messages asked."""
     import base64
     import functools
     import http.server
     import json
     import threading
 
-    w = live.head_toggle(model, prefix="w", backend="kernel")  # the bundled model, its runs asked of Python
     sent, asked = [], []
     monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, buffers or [])))
 
@@ -641,18 +643,50 @@ def test_the_kernel_view_shows_what_the_kernel_computes(browser, tmp_path, model
         page.expose_function("pyKernel", py_kernel)
         page.goto(base + "index.html")
         page.wait_for_selector("#w-root[data-ready='1']", timeout=20_000)
+        yield page, asked
+        assert page.errors == []
+    finally:
+        page.close()
+        server.shutdown()
+
+
+def _updated(page, action):
+    before = int(page.get_attribute("#w-root", "data-updates"))
+    action()
+    page.wait_for_function(f"() => +document.querySelector('#w-root').getAttribute('data-updates') > {before}")
+
+
+def test_the_kernel_view_shows_what_the_kernel_computes(browser, tmp_path, model, monkeypatch):
+    w = live.head_toggle(model, prefix="w", backend="kernel")  # the bundled model, its runs asked of Python
+    with kernel_page(browser, tmp_path, w, monkeypatch) as (page, asked):
         t = tokens_shown(page)
         assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(model, t, []), abs=1e-3)
-        before = int(page.get_attribute("#w-root", "data-updates"))
-        page.click("#w-cb-0")  # head 0.0 off: one more question to the kernel
-        page.wait_for_function(f"() => +document.querySelector('#w-root').getAttribute('data-updates') > {before}")
-        assert asked[-1]["heads_off"] == ["0.0"] and asked[-1]["tokens"] == t
+        _updated(page, lambda: page.click("#w-cb-0"))  # head 0.0 off: one more question to the kernel
+        assert asked[-1]["options"]["heads_off"] == ["0.0"] and asked[-1]["tokens"] == t
         assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(model, t, [(0, 0)]), abs=1e-3)
         page.fill("#w-tokens", "1 2 3 1 2 3")
         page.click("#w-apply")
         page.wait_for_function("() => document.querySelectorAll('#w-attn tr').length === 7")
         page.wait_for_function("() => document.querySelector('#w-loss').textContent !== ''")
-        assert page.errors == []
-    finally:
-        page.close()
-        server.shutdown()
+
+
+def test_the_kernel_path_ablation_shows_what_path_ablation_computes(browser, tmp_path, model, monkeypatch):
+    senders, receivers = [(0, 0), (0, 3)], mechlib.layer_heads(model, 1)
+    w = live.path_ablation(model, senders=["0.0", "0.3"], receivers=receivers, prefix="w", backend="kernel")
+    with kernel_page(browser, tmp_path, w, monkeypatch) as (page, asked):
+        t = torch.tensor(tokens_shown(page))
+        _updated(page, lambda: page.click("#w-kind-K"))
+        assert len(asked[-1]["options"]["paths_off"]) == 8
+        logits = mechlib.path_ablation(model, t[None], senders, receivers, "K")
+        assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(model, t.tolist(), logits=logits), abs=1e-3)
+
+
+def test_the_kernel_term_picker_follows_the_kept_terms(browser, tmp_path, model, monkeypatch):
+    w = live.term_picker(model, prefix="w", backend="kernel")
+    with kernel_page(browser, tmp_path, w, monkeypatch) as (page, asked):
+        t = tokens_shown(page)
+        ref = mechlib.path_expansion(model, torch.tensor([t]))
+        _updated(page, lambda: page.click("#w-virtual-none"))
+        kept = [n for n, k in ref.kinds.items() if k != "virtual"]
+        assert sorted(asked[-1]["options"]["terms"]) == sorted(kept)
+        assert shown_loss(page) == pytest.approx(repeat_loss_brute_force(model, t, logits=ref.total(kept)), abs=1e-3)

@@ -207,9 +207,10 @@ def _changed(model, **cfg):
     ({"normalization_type": "LN"}, "it has LayerNorm"),
     ({"positional_embedding_type": "rotary"}, "its positions are 'rotary'"),
 ])
-@pytest.mark.parametrize("entry, kwargs", [("head_toggle", {"backend": "page"}), ("path_ablation", {}), ("term_picker", {})])
+@pytest.mark.parametrize("entry, kwargs", [("head_toggle", {"backend": "page"}), ("path_ablation", {"backend": "page"}),
+                                           ("term_picker", {"backend": "page"})])
 def test_a_model_the_page_cannot_run_is_refused_naming_the_argument(model, cfg, why, entry, kwargs):
-    # (the head toggle's default backend asks the kernel instead: tests/views/test_live_kernel.py)
+    # (their default backend asks the kernel instead: tests/views/test_live_kernel.py)
     with pytest.raises(ValueError, match=rf"^model: the page cannot run this model, because {why}.*attention-only models"):
         getattr(live, entry)(_changed(model, **cfg), **kwargs)
 

@@ -6,10 +6,11 @@ and returns the widget as ``IPython.display.HTML``: the template ``widget.html``
 JSON and ``loader.js``, which mounts the view ``window.mechlibLive.widgets.<name>`` (one
 JavaScript file per view, see :mod:`mechlib.views.live.page`). The views that run a model run the one
 they are given: the bundled model's weights ship as a file, any other model the page can run
-travels with the widget, and one it cannot run is refused with a ``ValueError``
-(:func:`mechlib.views.live.weights.page_weights`) -- except by the head toggle, which then
-returns the same view asking the kernel for each run (:mod:`mechlib.views.live.kernel`, an
-anywidget). ``window.mechlibLive.run(tokens, options)`` (``model.js``) is the forward pass
+travels with the widget; given one it cannot run (GPT-2 in Colab, a learner's own), the head
+toggle, the path ablation and the term picker return the same view asking the kernel for each
+run (``backend="auto"``: :mod:`mechlib.views.live.kernel`, an anywidget), and with
+``backend="page"`` refuse it with a ``ValueError`` naming why
+(:func:`mechlib.views.live.weights.page_weights`). ``window.mechlibLive.run(tokens, options)`` (``model.js``) is the forward pass
 they share in the page.
 
 Shown in Chapters 2-7 and The Circuit Forms.
@@ -143,28 +144,44 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
     """
     model = _model(model)
     _check_predict(predict)
-    if backend not in ("auto", "page", "kernel"):
-        raise ValueError(f"backend must be 'auto', 'page' (the model runs in the page) or 'kernel' "
-                         f"(each run asked of this kernel); got {backend!r}")
-    if backend == "kernel" or (backend == "auto" and page_model_problem(model) is not None):
-        return _kernel_head_toggle(model, tokens, pattern_head, prefix, **kwargs)
+    if _asks_kernel(model, backend):
+        config = {"model": None, "info": _kernel_info(model, "the head toggle"),
+                  **head_toggle_config(model, tokens, pattern_head, **kwargs)}
+        return _kernel_widget(model, "headToggle", config, check_prefix(prefix, "mllht"))
     weights = page_weights(model)
     config = {"model": weights[0], "predict": predict, **head_toggle_config(model, tokens, pattern_head, **kwargs)}
     return _html("headToggle", config, check_prefix(prefix, "mllht"), assets, weights)
 
 
-def _kernel_head_toggle(model: Any, tokens: Any, pattern_head: Any, prefix: str | None, **kwargs: Any):
-    from mechlib.models.info import check_next_token_model
-    from mechlib.views.live.kernel import KernelWidget, model_info
+def _asks_kernel(model: Any, backend: Any) -> bool:
+    """Whether a view runs ``model`` through the kernel (see :func:`head_toggle`'s ``backend``)."""
+    if backend not in ("auto", "page", "kernel"):
+        raise ValueError(f"backend must be 'auto', 'page' (the model runs in the page) or 'kernel' "
+                         f"(each run asked of this kernel); got {backend!r}")
+    return backend == "kernel" or (backend == "auto" and page_model_problem(model) is not None)
 
-    check_next_token_model(model, "the head toggle")
-    config = {"model": None, "info": model_info(model), **head_toggle_config(model, tokens, pattern_head, **kwargs)}
-    return KernelWidget(model, {"id": check_prefix(prefix, "mllht") + "-root", "widget": "headToggle", "config": config})
+
+def _kernel_info(model: Any, what: str) -> dict[str, Any]:
+    from mechlib.models.info import check_next_token_model
+    from mechlib.views.live.kernel import model_info
+
+    check_next_token_model(model, what)
+    return model_info(model)
+
+
+def _kernel_widget(model: Any, widget: str, config: dict[str, Any], prefix: str):
+    """The view ``widget`` as a :class:`mechlib.views.live.kernel.KernelWidget` asking this kernel.
+
+    The prediction panel stays in the page only: a kernel-backed view has none."""
+    from mechlib.views.live.kernel import KernelWidget
+
+    config = {**config, "predict": False}
+    return KernelWidget(model, {"id": prefix + "-root", "widget": widget, "config": config})
 
 
 def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kinds: str = "",
                   tokens: Any = None, pattern_head: str | None = None, prefix: str | None = None,
-                  assets: str = "auto", predict: bool = True, **kwargs: Any):
+                  assets: str = "auto", predict: bool = True, backend: str = "auto", **kwargs: Any):
     """Path ablation computed live by the model in the page (``IPython.display.HTML``).
 
     The reader ticks senders, receivers and inputs (``Q``, ``K``, ``V``): every ticked sender's
@@ -176,7 +193,10 @@ def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kin
     reader first commits which input (Q, K or V), cut from the ticked senders, raises the loss
     most and roughly by how much (under 0.1 nats, 0.1 to 1, over 1); then the page shows the
     rise of each kind of cut on the current sequence beside the guess (state in the page only).
-    The other arguments are those of :func:`head_toggle`.
+    The other arguments are those of :func:`head_toggle`; with ``backend="kernel"`` (or
+    ``"auto"`` and a model the page cannot run) each cut is run by this kernel, as
+    :func:`mechlib.path_ablation` (LayerNorm frozen where the model has it), and there is no
+    prediction panel.
 
     Shown in Chapter 3, K-Composition, and Chapter 4, Q-Composition.
     """
@@ -184,13 +204,16 @@ def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kin
     if not isinstance(kinds, str) or any(k not in "QKV" for k in kinds) or len(set(kinds)) != len(kinds):
         raise ValueError(f"kinds must be a string of distinct 'Q', 'K', 'V' (e.g. 'K', or '' for none); got {kinds!r}")
     _check_predict(predict)
-
-    weights = page_weights(model)
-    config = {"model": weights[0], **head_toggle_config(model, tokens, pattern_head, **kwargs)}
+    kernel = _asks_kernel(model, backend)
+    weights = None if kernel else page_weights(model)  # refuses, by name, a model the page cannot run
+    config = head_toggle_config(model, tokens, pattern_head, **kwargs)
     config["cut"] = {"senders": _head_labels(model, senders, "senders"),
                      "receivers": _head_labels(model, receivers, "receivers"),
                      "kinds": list(kinds)}
-    config["predict"] = predict
+    if weights is None:
+        config = {"model": None, "info": _kernel_info(model, "path ablation"), **config}
+        return _kernel_widget(model, "pathAblation", config, check_prefix(prefix, "mllpa"))
+    config = {"model": weights[0], **config, "predict": predict}
     return _html("pathAblation", config, check_prefix(prefix, "mllpa"), assets, weights)
 
 
@@ -260,7 +283,7 @@ def composition_explorer(model: Any = None, sender: Any = None, receiver: Any = 
 
 
 def term_picker(model: Any = None, tokens: Any = None, terms_off: Any = (), pattern_head: str | None = None,
-                prefix: str | None = None, assets: str = "auto", **kwargs: Any):
+                prefix: str | None = None, assets: str = "auto", backend: str = "auto", **kwargs: Any):
     """The path-expansion term picker, computed in the page (``IPython.display.HTML``).
 
     The page splits the model's logits on the reader's sequence into the exact path
@@ -268,7 +291,9 @@ def term_picker(model: Any = None, tokens: Any = None, terms_off: Any = (), patt
     bias terms, from the clean run's attention patterns) and the reader switches terms
     off: the loss on the repeated tokens and the predictions follow the sum of the kept
     terms. ``terms_off`` (term names such as ``"0.3->1.1"``) start unticked; the other
-    arguments are those of :func:`head_toggle`.
+    arguments are those of :func:`head_toggle` (with ``backend="kernel"``, or ``"auto"`` and an
+    expandable model too large for the page, this kernel expands each sequence and sums the
+    kept terms).
 
     Shown in Chapter 6, The Two-Layer Expansion.
     """
@@ -277,13 +302,20 @@ def term_picker(model: Any = None, tokens: Any = None, terms_off: Any = (), patt
     from mechlib.expansion import path_expansion
 
     model = _model(model)
-    weights = page_weights(model)
-    config = {"model": weights[0], **head_toggle_config(model, tokens, pattern_head, **kwargs)}
-    names = list(path_expansion(model, torch.tensor([config["tokens"]])).terms)
+    kernel = _asks_kernel(model, backend)
+    weights = None if kernel else page_weights(model)  # refuses, by name, a model the page cannot run
+    config = head_toggle_config(model, tokens, pattern_head, **kwargs)
+    expansion = path_expansion(model, torch.tensor([config["tokens"]]))
+    names = list(expansion.terms)
     if isinstance(terms_off, str):
         terms_off = [terms_off]
     unknown = [t for t in terms_off if t not in names]
     if unknown:
         raise ValueError(f"terms_off: unknown term(s) {unknown}; terms are {names}")
     config["terms_off"] = list(terms_off)
+    if weights is None:
+        config = {"model": None, "info": _kernel_info(model, "the term picker"),
+                  "expansion": {"names": names, "kinds": dict(expansion.kinds)}, **config}
+        return _kernel_widget(model, "termPicker", config, check_prefix(prefix, "mlltp"))
+    config = {"model": weights[0], **config}
     return _html("termPicker", config, check_prefix(prefix, "mlltp"), assets, weights)

@@ -2,7 +2,8 @@
  *
  * For a model the page cannot run (GPT-2 in Colab, a learner's own), the same view of
  * head-toggle.js is drawn, and each forward pass is a message to the kernel through the
- * ipywidgets protocol: {type: "run", id, tokens, heads_off} -> {type: "result", id, n, V,
+ * ipywidgets protocol: {type: "run", id, tokens, options} (options: heads_off, paths_off or
+ * terms, as window.mechlibLive.run's and the term picker's) -> {type: "result", id, n, V,
  * n_layers, n_heads} with two float32 buffers (logits [n, V] and patterns [layer, head, n, n]),
  * or {type: "error", id, message}. The Python side is mechlib.views.live.kernel.KernelWidget,
  * whose _esm is the head toggle's scripts (model.js to head-toggle.js) and this file, in order.
@@ -34,7 +35,7 @@ function kernelRunner(model, info) {
       return new Promise(function (resolve, reject) {
         var id = ++next;
         pending[id] = {resolve: resolve, reject: reject};
-        model.send({type: "run", id: id, tokens: Array.from(tokens), heads_off: options.heads_off || []});
+        model.send({type: "run", id: id, tokens: Array.from(tokens), options: options || {}});
       });
     }
   };

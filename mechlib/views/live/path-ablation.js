@@ -62,7 +62,8 @@
     };
   }
 
-  api.widgets.pathAblation = function pathAblation(root, config) {
-    return api.modelView.mount(root, Object.assign({label: "live path ablation"}, config), pathControls);
+  // runner: the page's (default) or a kernel's (kernel.js)
+  api.widgets.pathAblation = function pathAblation(root, config, runner) {
+    return api.modelView.mount(root, Object.assign({label: "live path ablation"}, config), pathControls, runner);
   };
 })();

@@ -2,7 +2,9 @@
  * (direct path, single heads, virtual heads, biases), ticked = kept; the logits are the sum of
  * the kept terms (model.js's expandRaw), shown by the model view (model-view.js).
  *
- * window.mechlibLive.widgets.termPicker(root, config); config as modelView's, and terms_off.
+ * window.mechlibLive.widgets.termPicker(root, config, runner); config as modelView's, and
+ * terms_off; asking a kernel (kernel.js: runner given), config.expansion {names, kinds} lists the
+ * terms and the kernel sums the kept ones.
  */
 (function () {
   "use strict";
@@ -31,7 +33,8 @@
   }
 
   function termControls(root, ctx) {
-    var ex = api.expandRaw(ctx.config.model, ctx.config.tokens), boxes = [], off = ctx.config.terms_off || [];
+    var ex = ctx.config.expansion || api.expandRaw(ctx.config.model, ctx.config.tokens);
+    var boxes = [], off = ctx.config.terms_off || [];
     var box = el("fieldset", {"class": "mlt-heads mll-built"}, root);
     el("legend", {}, box, "Terms of the path expansion (ticked = kept in the logits)");
     GROUPS.forEach(function (g) { termGroup(box, ctx, ex, g, off, boxes); });
@@ -51,7 +54,8 @@
     }};
   }
 
-  api.widgets.termPicker = function termPicker(root, config) {
-    return api.modelView.mount(root, Object.assign({label: "live term picker"}, config), termControls, termRunner(config.model));
+  api.widgets.termPicker = function termPicker(root, config, runner) {
+    return api.modelView.mount(root, Object.assign({label: "live term picker"}, config), termControls,
+                               runner || termRunner(config.model));
   };
 })();
