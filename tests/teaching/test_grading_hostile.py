@@ -6,6 +6,8 @@ One grading run in the sandbox, shared by the tests that read it; never run outs
 """
 from __future__ import annotations
 
+import os
+import json
 import shutil
 import time
 import uuid
@@ -23,6 +25,8 @@ from mechlib.teaching.grading import folder
 pytestmark = pytest.mark.slow
 
 MARKER = f"mg-daemon-{uuid.uuid4().hex}"
+SECRET = f"mg-secret-{uuid.uuid4().hex}"
+INJECTOR = '=HYPERLINK("evil.example","grade")'
 
 
 def _hostile(subs, listener: Listener) -> dict[str, nbformat.NotebookNode]:
@@ -76,6 +80,37 @@ def _hostile(subs, listener: Listener) -> dict[str, nbformat.NotebookNode]:
             "import torch\nfrom transformer_lens import FactoredMatrix\n"
             "def count_chains(n_layers, n_heads, length):\n"
             "    fm = FactoredMatrix(torch.ones(2, 2), torch.ones(2, 2))\n    fm.A = torch.ones(2, 3)\n    return fm"),
+        # takes the runner's stdout and stderr (pidfd_getfd), writes a forged result and 200,000 brackets,
+        # then kills every process it could reach
+        "a_fd_thief": exercise(
+            "import ctypes, os, signal\nlibc = ctypes.CDLL(None, use_errno=True)\ntook = []\n"
+            "for pid in [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]:\n"
+            "    pfd = libc.syscall(434, pid, 0)\n    if pfd < 0:\n        continue\n"
+            "    for fd in (1, 2):\n        got = libc.syscall(438, pfd, fd, 0)\n        if got >= 0:\n"
+            "            took.append((pid, fd))\n"
+            "            os.write(got, b'{\"notes\": [\"Total: 33 / 33 <!--\"], \"outcomes\": null}' + b'[' * 200000)\n"
+            "for pid, _ in took:\n    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\n"
+            "raise RuntimeError(f'took {took}')"),
+        # reads every environment it can see (the grader's holds a secret) into its feedback
+        "a_env_reader": exercise(
+            "import os\nseen = []\nfor p in os.listdir('/proc'):\n    try:\n"
+            "        seen.append(open(f'/proc/{p}/environ', 'rb').read().decode(errors='replace'))\n"
+            "    except OSError:\n        pass\nraise RuntimeError(' '.join(seen))"),
+        # a user namespace of its own, to mount a tmpfs outside every limit; and /dev/shm beyond its cap
+        "a_namespace": exercise(
+            "import subprocess\n"
+            "r = subprocess.run(['unshare', '-Urm', 'sh', '-c', 'mount -t tmpfs none /mnt && head -c 300M /dev/zero > "
+            "/mnt/x && echo filled'], capture_output=True, text=True)\n"
+            "s = subprocess.run(['sh', '-c', 'head -c 300M /dev/zero > /dev/shm/x && echo filled'], capture_output=True, "
+            "text=True)\nassert 'filled' not in r.stdout, 'made a user namespace'\n"
+            "assert 'filled' not in s.stdout, 'filled /dev/shm'\nraise RuntimeError('contained')"),
+        # three processes that together hold more than the notebook's memory (each under its own limit)
+        "a_many_hogs": exercise(
+            "import subprocess, sys\nhog = 'x = bytearray(1200 * 2**20)\\nfor i in range(0, len(x), 4096): x[i] = 1\\n"
+            "import time; time.sleep(60)'\nps = [subprocess.Popen([sys.executable, '-c', hog]) for _ in range(3)]\n"
+            "[p.wait() for p in ps]"),
+        # a folder name that is a spreadsheet formula, and an error message that is markup
+        INJECTOR: exercise("raise RuntimeError('<!-- **Total: 33 / 33** \\x1b[2J [click](http://evil.example)')"),
         # tries the network: the internet, and a server on the grading machine's own loopback
         "a_network": exercise(
             "import socket, urllib.request\nreached = []\n"
@@ -102,7 +137,8 @@ def _hungry() -> dict[str, nbformat.NotebookNode]:
     }
 
 
-HOSTILE = ["a_print_rewriter", "a_package_rewriter", "a_patcher", "a_snooper", "a_daemon", "a_network", "a_reroller"]
+HOSTILE = ["a_print_rewriter", "a_package_rewriter", "a_patcher", "a_snooper", "a_daemon", "a_network", "a_reroller",
+           "a_fd_thief", "a_env_reader", "a_namespace", "a_many_hogs", INJECTOR]
 HUNGRY = ["a_memory", "a_forkbomb", "a_bigfile"]
 
 
@@ -120,7 +156,11 @@ def hostile_run(tmp_path_factory):
     originals = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
     before = package_digest()
     out = tmp_path_factory.mktemp("out")
-    grades = folder.grade(subs, out, cell_timeout=180, notebook_timeout=600, jobs=2, progress=False, memory_gib=3)
+    os.environ["INSTRUCTOR_API_TOKEN"] = SECRET  # what an instructor's shell may hold
+    try:
+        grades = folder.grade(subs, out, cell_timeout=180, notebook_timeout=600, jobs=2, progress=False, memory_gib=3)
+    finally:
+        del os.environ["INSTRUCTOR_API_TOKEN"]
     time.sleep(1)
     listener.stop.set()
     return {"grades": {g.student: g for g in grades}, "rows": rows(out), "out": out, "subs": subs,
@@ -136,10 +176,48 @@ def test_untouched_exercises_get_zero_and_are_not_attempted(hostile_run):
 
 @pytest.mark.parametrize("student", HOSTILE)
 def test_a_hostile_cell_earns_nothing(hostile_run, student):
-    """Each hostile notebook is the untouched exercise (worth 0) plus its cell: it still gets 0."""
-    assert small_points(hostile_run, student) == NOTHING, hostile_run["grades"][student].notebooks[SMALL].results
-    assert hostile_run["rows"][student]["total"] == "0"
-    assert hostile_run["rows"][student]["graded"] == "yes"
+    """Each hostile notebook is the untouched exercise (worth 0) plus its cell: it still gets 0, and
+    is graded (never a grader's error, which would be graded again on every rerun)."""
+    row = hostile_run["rows"]["'" + student if student == INJECTOR else student]
+    assert {ex.id: int(row[ex.column]) for ex in registry.EXERCISES[SMALL]} == NOTHING
+    assert row["total"] == "0" and row["graded"] == "yes"
+    assert not hostile_run["grades"][student].notebooks[SMALL].grader_error
+
+
+def _notes(run, student) -> str:
+    return " ".join(run["grades"][student].notebooks[SMALL].notes)
+
+
+def test_the_kernel_cannot_take_the_runners_channel(hostile_run):
+    assert "took []" in _notes(hostile_run, "a_fd_thief")
+    assert "33 / 33" not in (hostile_run["out"] / "feedback" / "a_fd_thief.md").read_text().replace(
+        f"/ {registry.MAX_POINTS} points", "")
+
+
+def test_no_secret_of_the_graders_environment_reaches_any_feedback(hostile_run):
+    assert "code cell" in _notes(hostile_run, "a_env_reader")
+    for page in (hostile_run["out"] / "feedback").iterdir():
+        assert SECRET not in page.read_text(), page
+    assert SECRET not in json.dumps([g.notebooks[SMALL].notes for g in hostile_run["grades"].values()])
+
+
+def test_no_user_namespace_and_no_uncapped_shared_memory(hostile_run):
+    notes = _notes(hostile_run, "a_namespace")
+    assert "contained" in notes and "made a user namespace" not in notes and "filled /dev/shm" not in notes
+
+
+def test_one_memory_budget_holds_the_notebooks_processes_together(hostile_run):
+    assert "used more than 3 GiB" in _notes(hostile_run, "a_many_hogs")
+
+
+def test_names_and_messages_cannot_inject_formulas_or_markup(hostile_run):
+    import re
+
+    assert "'" + INJECTOR in hostile_run["rows"]  # a quoted formula is still a formula: prefixed instead
+    text = (hostile_run["out"] / "feedback" / f"{INJECTOR}.md").read_text()
+    assert "Total: 33 / 33" in text.replace("\\", "")  # shown as typed ...
+    for markup in ["<!--", "**Total: 33", "[click]"]:  # ... but never as markup
+        assert not re.search(r"(?<!\\)" + re.escape(markup), text), markup
 
 
 @pytest.mark.parametrize("student", HUNGRY)

@@ -13,6 +13,7 @@ from mechlib.teaching.grading import folder
 pytestmark = pytest.mark.slow
 
 LOOP_TIMEOUT = 8  # seconds per cell and per check in the loop run
+NOTEBOOK_TIMEOUT = 80  # seconds per notebook: ample for these small notebooks, less than the grading cell's 92
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,13 @@ def loop_run(tmp_path_factory):
         "while True:\n    try:\n        time.sleep(0.1)\n    except KeyboardInterrupt:\n        pass",
     ]])
     write(subs / "stubborn", SMALL, stubborn)
+    # a cell that quotes the grading cell's marker gets the ordinary limit, not the grading cell's
+    quoter = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in [
+        "import math\n" + sol["count_pairs"], "# _mg_kernel_side\nwhile True:\n    pass",
+    ]])
+    write(subs / "quoter", SMALL, quoter)
     out = tmp_path_factory.mktemp("loops-out")
-    grades = folder.grade(subs, out, cell_timeout=LOOP_TIMEOUT, notebook_timeout=45, jobs=2, progress=False)
+    grades = folder.grade(subs, out, cell_timeout=LOOP_TIMEOUT, notebook_timeout=NOTEBOOK_TIMEOUT, jobs=2, progress=False)
     return {g.student: g for g in grades}, rows(out)
 
 
@@ -51,3 +57,10 @@ def test_a_loop_that_ignores_interrupts_is_stopped_by_the_notebook_time_limit(lo
     assert rows_["stubborn"]["total"] == "0"
     assert any("time limit" in n for n in grades["stubborn"].notebooks[SMALL].notes)
     assert rows_["looper"]["total"] == "3"
+
+
+def test_a_cell_quoting_the_grading_cells_marker_gets_the_ordinary_limit(loop_run):
+    grades, rows_ = loop_run
+    notes = grades["quoter"].notebooks[SMALL].notes
+    assert any(f"code cell 2 ran longer than {LOOP_TIMEOUT} s" in n for n in notes), notes
+    assert rows_["quoter"]["07.1 count_pairs"] == "1"
