@@ -66,7 +66,7 @@ def read_submission(path: Path) -> bytes:
 def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: float = DEFAULT_CELL_TIMEOUT,
           notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT, jobs: int = 2,
           max_output: int = DEFAULT_MAX_OUTPUT, progress: bool = True, sandbox: bool = True,
-          memory_gib: float = DEFAULT_MEMORY_GIB, regrade: bool = False) -> list[StudentGrade]:
+          memory_gib: float = DEFAULT_MEMORY_GIB, regrade: bool = False, as_user: bool = False) -> list[StudentGrade]:
     """Grade every student folder in ``submissions`` into ``out`` (see :mod:`mechlib.teaching.grading`).
 
     Raises :class:`SandboxUnavailable` before anything runs when ``sandbox`` is asked for and
@@ -86,7 +86,10 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
                          f"least {MIN_MEMORY_GIB:g} GiB of address space, or every notebook would score 0 "
                          f"(torch cannot load); use --memory {MIN_MEMORY_GIB:g} or more (default "
                          f"{DEFAULT_MEMORY_GIB:g})")
-    if sandbox:
+    if sandbox and as_user:
+        if os.geteuid() != 0:
+            raise SandboxUnavailable("isolating the notebooks as another user needs root")
+    elif sandbox:
         ok, why = sb.available()
         if not ok:
             raise SandboxUnavailable(
@@ -95,7 +98,7 @@ def grade(submissions: str | os.PathLike, out: str | os.PathLike, cell_timeout: 
     out_resolved = out.resolve()
     if out_resolved == submissions.resolve() or submissions.resolve() in out_resolved.parents:
         raise ValueError("--out must not be inside SUBMISSIONS")
-    settings = Settings(cell_timeout, notebook_timeout, max_output, memory_gib, sandbox)
+    settings = Settings(cell_timeout, notebook_timeout, max_output, memory_gib, sandbox, as_user)
     notebook.remove_stale_scratch()  # what a grader killed with SIGKILL left behind
     folders = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
     done: dict[tuple[str, str], NotebookGrade] = {}

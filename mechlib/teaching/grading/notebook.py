@@ -92,6 +92,44 @@ def run_sandboxed(argv: list[str], files: dict[str, bytes], settings: Settings, 
                 os.close(fd)
 
 
+def run_as_user(argv: list[str], files: dict[str, bytes], settings: Settings, scratch: Path,
+                timeout: float) -> tuple[bytes, bool, str]:
+    """Where bubblewrap cannot run (a Gradescope container): run ``argv`` as a fresh unprivileged
+    user id, which can read neither the grader's files (root's, mode 0700) nor its environment
+    (``/proc`` of root's processes), with the same resource limits and budget; ``files`` are
+    written under ``scratch/sandbox/in`` (which the spec points at). Needs root. What it cannot
+    give: a private network, a private ``/tmp`` and a read-only view of world-readable files."""
+    uid = 200_000 + secrets.randbelow(800_000)
+    home = scratch / "sandbox"
+    scratch.chmod(0o711)
+    (home / "in").mkdir(parents=True)
+    for dest, data in files.items():
+        (home / "in" / Path(dest).name).write_bytes(data)
+        (home / "in" / Path(dest).name).chmod(0o444)
+    (home / "in").chmod(0o555)
+    os.chown(home, uid, uid)
+    home.chmod(0o700)
+    limits = sandbox.Limits(memory=int(settings.memory_gib * sandbox.GiB))
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1",
+           "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HOME": str(home / "root" / "home"),
+           "JUPYTER_RUNTIME_DIR": str(home / "root" / "runtime"), "MPLCONFIGDIR": str(home / "root" / "home"),
+           "TMPDIR": str(home / "tmp")}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    (home / "tmp").mkdir()
+    os.chown(home / "tmp", uid, uid)
+    cmd = ["prlimit", f"--as={limits.memory}", f"--nproc={limits.processes}", f"--fsize={limits.file_size}",
+           f"--cpu={limits.cpu_seconds}", "--core=0", "--", "setpriv", f"--reuid={uid}", f"--regid={uid}",
+           "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"] + argv
+    try:
+        return processes.run_capped(cmd, cwd=str(home), env=env, timeout=timeout, log=scratch / "runner.log",
+                                    cap=MAX_OUTCOMES * 2,
+                                    budget=processes.Budget(memory=limits.memory, tasks=limits.processes))
+    finally:
+        processes.kill_user(uid)
+
+
 def read_run(raw: bytes) -> tuple[bool, dict | None]:
     """``(started, result)`` from what the runner printed: whether it said it started, and its
     JSON object, or None when there is none that can be read (whatever the reason)."""
@@ -132,7 +170,12 @@ def grade_notebook(path: Path, name: str, settings: Settings = Settings(), data:
                 "n_checks": len(EXERCISES[name])}
         timeout = settings.notebook_timeout + 120
         log = scratch / "runner.log"
-        if settings.sandbox:
+        if settings.sandbox and settings.as_user:
+            home = scratch / "sandbox"
+            spec.update(root=str(home / "root"), notebook=str(home / "in" / "submitted.ipynb"), inputs=str(home / "in"))
+            files = {"submitted.ipynb": data, "inputs.json": doc.encode(), "inputs.npz": npz}
+            raw, timed_out, over = run_as_user(RUNNER + [json.dumps(spec)], files, settings, scratch, timeout)
+        elif settings.sandbox:
             spec.update(root=sandbox.SANDBOX_ROOT, notebook="/grading-in/submitted.ipynb", inputs="/grading-in")
             files = {"/grading-in/submitted.ipynb": data, "/grading-in/inputs.json": doc.encode(),
                      "/grading-in/inputs.npz": npz}

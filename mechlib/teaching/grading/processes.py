@@ -110,6 +110,20 @@ def kill_tree(pid: int) -> None:
             pass
 
 
+def kill_user(uid: int) -> None:
+    """SIGKILL every process of user ``uid`` (a fresh uid that ran one notebook: a daemon that left
+    the process tree is caught too). Never root's, never this process's own user's."""
+    if uid <= 0 or uid == os.geteuid():
+        return
+    for _ in range(3):  # a process may fork while the first pass kills
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and d.stat().st_uid == uid:
+                    os.kill(int(d.name), signal.SIGKILL)
+            except (OSError, ValueError):
+                continue
+
+
 def kill_running() -> None:
     """Kill every run in flight (and everything it started)."""
     with RUNNING_LOCK:

@@ -20,8 +20,10 @@ class Settings:
     max_output: int = DEFAULT_MAX_OUTPUT
     memory_gib: float = DEFAULT_MEMORY_GIB
     sandbox: bool = True
+    as_user: bool = False  # isolated as an unprivileged user instead of bubblewrap (the Gradescope fallback)
 
     def verdict_key(self) -> dict:
         """The settings a verdict depends on: a saved result graded under others is graded again."""
         return {"cell_timeout": float(self.cell_timeout), "notebook_timeout": float(self.notebook_timeout),
-                "max_output": int(self.max_output), "memory_gib": float(self.memory_gib), "sandbox": bool(self.sandbox)}
+                "max_output": int(self.max_output), "memory_gib": float(self.memory_gib), "sandbox": bool(self.sandbox),
+                "as_user": bool(self.as_user)}
