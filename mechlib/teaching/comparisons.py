@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from transformer_lens import FactoredMatrix
 
+from mechlib.teaching.results import single_number
+
 
 class Mismatch(Exception):
     """Raised inside a check when the learner's output disagrees with the reference."""
@@ -70,6 +72,7 @@ def compare_tensor(
 
 
 def _as_float(got: Any, what: str) -> float:
+    got = single_number(got)  # numpy scalars, one-element arrays and tensors: their number
     if isinstance(got, bool):
         raise Mismatch(f"{what} has the wrong type: expected a number (float), got bool")
     if isinstance(got, (int, float)):
@@ -108,10 +111,7 @@ def compare_scalar(
 
 def compare_int(got: Any, expected: int, what: str = "the result") -> None:
     """Raise ``Mismatch`` unless ``got`` is the integer ``expected`` (an ``int``, not a float)."""
-    if isinstance(got, torch.Tensor) and got.ndim == 0 and not got.dtype.is_floating_point and got.dtype != torch.bool:
-        got = int(got.item())
-    elif type(got).__module__ == "numpy" and getattr(got, "ndim", None) == 0:
-        got = got.item()  # a numpy scalar: judge the Python number it holds
+    got = single_number(got)  # numpy scalars, one-element arrays and tensors: the Python number they hold
     if isinstance(got, bool) or not isinstance(got, int):
         raise Mismatch(f"{what} has the wrong type: expected an int, got {type(got).__name__} {got!r}")
     if got != expected:

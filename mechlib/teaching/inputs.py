@@ -5,11 +5,16 @@ In a notebook's self-check every case is fixed. Under :func:`hidden_cases` (the 
 picked at grading time -- other random models, tokens, matrices and sizes -- so that an
 answer memorised from the self-check fails. A model goes into the sandbox as the recipe
 that rebuilds it (:func:`model_spec`, :func:`build_model`), never as weights.
+
+Every seed a hidden input is drawn with is derived one way from the grader's seed
+(:func:`derive`, a BLAKE2b hash): the seed of a model's recipe, or one recovered from the
+random numbers of a tensor, says nothing about the grader's seed or the other inputs.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import random
 import threading
 
@@ -41,6 +46,11 @@ def hidden_cases(seed: int):
         _HIDDEN.seeds.pop()
 
 
+def derive(seed: int, *tags: object) -> int:
+    """A 64-bit seed derived one way from ``seed`` and ``tags``: ``BLAKE2b(repr((seed, *tags)))``."""
+    return int.from_bytes(hashlib.blake2b(repr((seed, *tags)).encode(), digest_size=8).digest(), "big")
+
+
 def hidden_seed() -> int | None:
     """The seed of the hidden cases, or None for the notebook's own self-check."""
     return _HIDDEN.seeds[-1] if _HIDDEN.seeds else None
@@ -51,7 +61,7 @@ def hidden_sizes(count: int, *ranges: tuple[int, int]) -> list[tuple[int, ...]]:
     seed = hidden_seed()
     if seed is None:
         return []
-    rng = random.Random(seed * 1_000_003 + count * 7919 + sum(a * 31 + b for a, b in ranges))
+    rng = random.Random(derive(seed, "sizes", count, ranges))
     return [tuple(rng.randint(a, b) for a, b in ranges) for _ in range(count)]
 
 
@@ -111,12 +121,12 @@ def check_model(n_layers: int = 3):
 def _check_model(n_layers: int, seed: int | None):
     if seed is None:
         return build_model({"random_model": {"n_layers": n_layers}})
-    rng = random.Random(seed * 7 + n_layers)
+    rng = random.Random(derive(seed, "model shape", n_layers))
     d_head = rng.choice([4, 6, 8])
     n_heads = rng.randint(2, 4)
     return build_model({"random_model": dict(
         n_layers=n_layers, n_heads=n_heads, d_head=d_head, d_model=d_head * rng.randint(3, 6),
-        d_vocab=rng.randint(17, 29), n_ctx=rng.randint(16, 24), seed=1000 + seed % 1_000_000)})
+        d_vocab=rng.randint(17, 29), n_ctx=rng.randint(16, 24), seed=1000 + derive(seed, "model weights", n_layers) % 1_000_000)})
 
 
 def model_desc(model) -> str:
@@ -133,7 +143,7 @@ def head_pairs(model) -> list[tuple[Head, Head]]:
 
 def _case_seed(seed: int) -> int:
     hidden = hidden_seed()
-    return seed if hidden is None else (seed + 1 + hidden * 104_729) % (2**63)
+    return seed if hidden is None else derive(hidden, "case", seed) % (2**63)
 
 
 def generator(seed: int) -> torch.Generator:

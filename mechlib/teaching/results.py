@@ -6,8 +6,30 @@ grader's bookkeeping (:mod:`mechlib.teaching.grading.report`) reads it without l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+
+
+def single_number(x: Any) -> Any:
+    """The Python number ``x`` holds when it is one number in any form an honest notebook may
+    return it in -- a numpy scalar (``np.float64``, ``np.int64``, ``np.bool_``), a 0-d or
+    one-element numpy array, a tensor of one element of any shape (``()``, ``(1,)``, ``(1, 1)``) --
+    and ``x`` itself otherwise (already a Python number, or not one number). Read the same
+    way wherever a check expects a number, in the self-check and in grading alike."""
+    if type(x) in (bool, int, float):
+        return x
+    module = type(x).__module__.split(".")[0]
+    if module not in ("numpy", "torch"):
+        return x
+    try:
+        n = x.numel() if module == "torch" else x.size
+        if n == 1 and getattr(x, "dtype", None) is not None and not getattr(x, "is_complex", lambda: False)():
+            value = x.item()
+            return value if type(value) in (bool, int, float) else x
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        pass
+    return x
 
 
 @dataclass

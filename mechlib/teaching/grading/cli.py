@@ -27,8 +27,14 @@ def parser() -> argparse.ArgumentParser:
         prog="mechlib-grade",
         description="Grade a folder of submitted exercise notebooks (one folder per student), each in a sandbox, "
                     "into OUT/grades.csv, OUT/feedback/<student>.md and OUT/summary.md.")
-    p.add_argument("submissions", help="folder with one sub-folder per student")
-    p.add_argument("--out", required=True, help="output folder (also where a rerun resumes from)")
+    p.add_argument("submissions", nargs="?", help="folder with one sub-folder per student")
+    p.add_argument("--out", help="output folder (also where a rerun resumes from)")
+    p.add_argument("--canvas-csv", metavar="FILE",
+                   help="also write FILE, a gradebook CSV that Canvas imports (Grades > Import): one column per "
+                        "exercise notebook; name the student folders by their Canvas SIS login IDs")
+    p.add_argument("--gradescope-bundle", metavar="FILE.zip",
+                   help="write a Gradescope autograder (setup.sh, run_autograder) to FILE.zip and stop; "
+                        "SUBMISSIONS and --out are then not needed")
     p.add_argument("--timeout", type=float, default=DEFAULT_CELL_TIMEOUT,
                    help=f"seconds allowed per cell, and per check (default {DEFAULT_CELL_TIMEOUT})")
     p.add_argument("--notebook-timeout", type=float, default=DEFAULT_NOTEBOOK_TIMEOUT,
@@ -63,6 +69,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    if args.gradescope_bundle:
+        from mechlib.teaching.grading.gradescope import write_bundle
+
+        try:
+            path = write_bundle(args.gradescope_bundle)
+        except ValueError as exc:
+            p.error(str(exc))
+        print(f"wrote {path}: upload it as the assignment's autograder (Gradescope: Configure Autograder > zip)")
+        return 0
+    if not args.submissions or not args.out:
+        p.error("SUBMISSIONS and --out are required (unless --gradescope-bundle)")
     if args.no_sandbox:
         print("warning: --no-sandbox: the notebooks run with this user's rights and can read and change its files",
               file=sys.stderr)
@@ -74,6 +91,10 @@ def _main(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: what was graded is in {args.out}; run the same command to finish", file=sys.stderr)
         return 130
+    if args.canvas_csv:
+        from mechlib.teaching.grading.gradebooks import write_canvas_csv
+
+        print(f"Canvas gradebook: {write_canvas_csv(grades, args.canvas_csv)}")
     errors = sum(nb.grader_error for g in grades for nb in g.notebooks.values())
     print(f"graded {len(grades)} student(s): {Path(args.out) / 'grades.csv'}, summary in "
           f"{Path(args.out) / 'summary.md'}")

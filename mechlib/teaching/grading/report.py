@@ -20,7 +20,7 @@ from typing import Any
 
 from mechlib.teaching.results import PASSED
 
-RECORD_VERSION = 3
+RECORD_VERSION = 4
 NO_SANDBOX_WARNING = ("**Warning: graded with `--no-sandbox`.** The notebook ran without the sandbox, so it could "
                       "read and change files of the grading machine; treat these points with care.")
 
@@ -67,7 +67,11 @@ class StudentGrade:
 
 
 def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_bytes(path.read_bytes())
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -81,22 +85,28 @@ def record_path(out: Path, student: str, name: str) -> Path:
     return out / "records" / student / f"{name}.json"
 
 
-def load_record(out: Path, student: str, name: str, sha: str) -> NotebookGrade | None:
-    """The recorded grade of this very file (same SHA-256), or None: graded again."""
+def load_record(out: Path, student: str, name: str, sha: str, settings: Any = None) -> NotebookGrade | None:
+    """The recorded grade of this very file (same SHA-256) under the same verdict-changing settings
+    (:meth:`~mechlib.teaching.grading.settings.Settings.verdict_key`), or None: graded again."""
     path = record_path(out, student, name)
     try:
         rec = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    if rec.get("sha256") != sha or rec.get("version") != RECORD_VERSION or rec.get("grader_error"):
-        return None  # changed, from another grader version, or not graded through no fault of its own: again
+    if not isinstance(rec, dict):
+        return None
+    key = settings.verdict_key() if settings is not None else None
+    if (rec.get("sha256") != sha or rec.get("version") != RECORD_VERSION or rec.get("grader_error")
+            or rec.get("settings") != key):
+        return None  # changed, other settings or grader version, or not graded through no fault of its own: again
     return NotebookGrade(name, results=rec["results"], notes=rec["notes"], sandboxed=rec["sandboxed"],
                          grader_error=rec.get("grader_error", False))
 
 
-def save_record(out: Path, student: str, g: NotebookGrade, sha: str) -> None:
+def save_record(out: Path, student: str, g: NotebookGrade, sha: str, settings: Any = None) -> None:
     rec = {"version": RECORD_VERSION, "sha256": sha, "notebook": g.notebook, "results": g.results,
-           "notes": g.notes, "sandboxed": g.sandboxed, "grader_error": g.grader_error}
+           "notes": g.notes, "sandboxed": g.sandboxed, "grader_error": g.grader_error,
+           "settings": settings.verdict_key() if settings is not None else None}
     write_atomic(record_path(out, student, g.notebook), json.dumps(rec, indent=1))
 
 
@@ -138,7 +148,7 @@ def write_outputs(grades: list[StudentGrade], out: Path) -> None:
             nbs = [nb for nb in g.notebooks.values() if not nb.missing]
             graded = "partly" if any(nb.pending or nb.grader_error for nb in nbs) else "yes"
             sandboxed = "no (--no-sandbox)" if any(not nb.sandboxed for nb in nbs if not nb.pending) else "yes"
-            writer.writerow({"student": g.student, **g.points(), "total": g.total(), "graded": graded,
+            writer.writerow({"student": csv_cell(g.student), **g.points(), "total": g.total(), "graded": graded,
                              "sandbox": sandboxed})
     os.replace(tmp, out / "grades.csv")
     write_atomic(out / "summary.md", summary(grades))
@@ -148,7 +158,7 @@ def feedback(g: StudentGrade) -> str:
     """The feedback page of one student, in Markdown."""
     from mechlib.teaching.registry import EXERCISES, MAX_POINTS, NOTEBOOKS
 
-    lines = [f"# Feedback for {g.student}", "", f"**Total: {g.total()} / {MAX_POINTS} points.**", ""]
+    lines = [f"# Feedback for {md(g.student)}", "", f"**Total: {g.total()} / {MAX_POINTS} points.**", ""]
     if any(not nb.sandboxed for nb in g.notebooks.values() if not nb.missing and not nb.pending):
         lines += [NO_SANDBOX_WARNING, ""]
     for name in NOTEBOOKS:
@@ -165,12 +175,12 @@ def feedback(g: StudentGrade) -> str:
             r = nb.results.get(ex.id, {})
             pts = nb.points(ex.id)
             lines.append(f"- **{ex.id} `{ex.function}`** ({pts} point{'s' if pts != 1 else ''}): "
-                         f"{r.get('status', 'failed')}. {r.get('message', '')}")
+                         f"{md(r.get('status', 'failed'))}. {md(r.get('message', ''))}")
         if nb.notes:
-            lines += ["", "Notes on this notebook:"] + [f"- {n}" for n in nb.notes]
+            lines += ["", "Notes on this notebook:"] + [f"- {md(n)}" for n in nb.notes]
         lines.append("")
     if g.ignored:
-        lines += ["Ignored (not an exercise notebook): " + ", ".join(g.ignored), ""]
+        lines += ["Ignored (not an exercise notebook): " + ", ".join(md(i) for i in g.ignored), ""]
     return "\n".join(lines)
 
 
@@ -187,7 +197,7 @@ def summary(grades: list[StudentGrade]) -> str:
         lines += [f"**{errors} notebooks could not be graded** through no fault of theirs; see their feedback.", ""]
     if any(not nb.sandboxed for g in grades for nb in g.notebooks.values() if not nb.missing and not nb.pending):
         lines += [NO_SANDBOX_WARNING, ""]
-    flagged = [f"{g.student}/{nb.notebook}" for g in grades for nb in g.notebooks.values()
+    flagged = [md(f"{g.student}/{nb.notebook}") for g in grades for nb in g.notebooks.values()
                if any(n.startswith("FLAGGED") for n in nb.notes)]
     if flagged:
         lines += ["**Flagged for a human look** (code that reaches for the grading machinery or the call stack; "
@@ -207,9 +217,9 @@ def summary(grades: list[StudentGrade]) -> str:
             counts[status] += 1
             if status == "failed":
                 messages[gist(r.get("message", ""))] += 1
-        common = "; ".join(f"{m} (×{n})" for m, n in messages.most_common(3)) or "–"
+        common = "; ".join(f"{md(m)} (×{n})" for m, n in messages.most_common(3)) or "–"
         lines.append(f"| {ex.id} `{ex.function}` | {ex.points} | {counts['passed']} | {counts['failed']} | "
-                     f"{counts['not attempted']} | {counts['missing']} | {common.replace('|', '/')} |")
+                     f"{counts['not attempted']} | {counts['missing']} | {common} |")
     lines += ["", "## Totals", "", "```"]
     totals = Counter(g.total() for g in grades)
     width = max(totals.values(), default=0)
@@ -222,11 +232,30 @@ def summary(grades: list[StudentGrade]) -> str:
 
 
 def clean(text: Any) -> Any:
-    """Student-supplied text made safe for Markdown files read in a terminal: no control
-    characters (escape sequences, carriage returns), no line breaks (no injected headings)."""
+    """Student-supplied text made safe for a terminal: no control characters (escape sequences,
+    carriage returns), no invisible reordering or zero-width characters, no line breaks (no
+    injected headings)."""
     if not isinstance(text, str):
         return text
-    return re.sub(r"\s+", " ", re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", text)).strip()
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+_MARKDOWN = re.compile(r"([\\`*\[\]<>|~$&])")
+
+
+def md(text: Any) -> str:
+    """Student-supplied text for a Markdown or HTML page: :func:`clean`, then every character that
+    Markdown or HTML would read as markup (emphasis, links, code, tables, tags, comments,
+    entities) escaped with a backslash, so it shows as typed and hides nothing after it."""
+    return _MARKDOWN.sub(r"\\\1", clean(str(text)))
+
+
+def csv_cell(text: Any) -> str:
+    """Student-supplied text for a CSV cell: :func:`clean`, and a cell that a spreadsheet would read
+    as a formula (starting with ``= + - @``, a tab or a carriage return) gets a leading ``'``."""
+    text = clean(str(text))
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def gist(message: str) -> str:

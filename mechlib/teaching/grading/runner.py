@@ -6,9 +6,13 @@ Started by :mod:`~mechlib.teaching.grading.notebook` as
 folder is not put on ``sys.path``), where ``SPEC`` is a JSON object: ``name`` (the exercise
 notebook), ``notebook`` (the submitted file), ``inputs`` (the folder with ``inputs.json`` and
 ``inputs.npz``), ``root`` (a writable folder), ``cell_timeout``, ``notebook_timeout``,
-``max_output``, ``n_checks``. It prints one JSON object, ``{"notes", "outcomes", "arrays"}``,
-and decides nothing: the verdict is computed in the grader's process
-(:mod:`~mechlib.teaching.grading.judge`).
+``max_output``, ``n_checks``. It prints :data:`STARTED`, then one JSON object,
+``{"notes", "outcomes", "arrays"}``, and decides nothing: the verdict is computed in the
+grader's process (:mod:`~mechlib.teaching.grading.judge`).
+
+The kernel runs under the same user id as this runner; the runner makes itself not dumpable
+(``PR_SET_DUMPABLE`` 0) before the kernel starts, so the kernel cannot take its file
+descriptors (``pidfd_getfd``), trace it or read its ``/proc`` files.
 """
 from __future__ import annotations
 
@@ -23,11 +27,41 @@ from typing import Any
 from mechlib.teaching.grading.processes import kill_group
 from mechlib.teaching.grading.settings import MAX_OUTCOMES
 
+STARTED = b"mechlib-grade-runner: started\n"  # the sandbox is up: from here on, a failure is the notebook's
+PR_SET_DUMPABLE = 4
+
 GRADING_CELL = """\
 # appended by mechlib-grade: not part of the submission
 import mechlib.teaching.grading.kernel_side as _mg_kernel_side
 _mg_kernel_side.collect({notebook!r}, globals(), inputs={inputs!r}, out_dir={out!r}, time_limit={limit!r})
 """
+
+
+def not_dumpable() -> bool:
+    """Make this process not dumpable (Linux), so that a process of the same user cannot attach to it."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def grading_cell_timeout(cell_timeout: float, n_checks: int) -> int:
+    """The grading cell's time limit: each exercise's, plus a minute to start and write."""
+    return int(cell_timeout * n_checks + 60)
+
+
+def timeout_notes(timed_out: list[int], n_learner: int, code_number: dict[int, int], cell_timeout: float,
+                  grading_timeout: float) -> list[str]:
+    """The note for each cell (by index) that ran over its limit, naming the limit it had."""
+    notes = []
+    for i in timed_out:
+        if i < n_learner:
+            notes.append(f"code cell {code_number[i] + 1} ran longer than {cell_timeout:g} s and was interrupted")
+        else:
+            notes.append(f"the grading cell ran longer than {grading_timeout:g} s and was interrupted")
+    return notes
 
 
 def kernel_spec_dir(root: Path) -> Path:
@@ -82,9 +116,10 @@ def run(spec: dict[str, Any]) -> None:
         return finish()
     n_learner = len(nb.cells)
     n_checks = int(spec["n_checks"])
-    nb.cells.append(nbformat.v4.new_code_cell(GRADING_CELL.format(
-        notebook=spec["name"], inputs=str(spec["inputs"]), out=str(out), limit=float(spec["cell_timeout"]))))
-    grading_timeout = int(spec["cell_timeout"] * n_checks + 60)
+    grading_cell = nbformat.v4.new_code_cell(GRADING_CELL.format(
+        notebook=spec["name"], inputs=str(spec["inputs"]), out=str(out), limit=float(spec["cell_timeout"])))
+    nb.cells.append(grading_cell)
+    grading_timeout = grading_cell_timeout(spec["cell_timeout"], n_checks)
     kernel_dirs = kernel_spec_dir(runtime)
     max_output = int(spec["max_output"])
 
@@ -126,7 +161,8 @@ def run(spec: dict[str, Any]) -> None:
         error_on_timeout={"ename": "CellTimeoutError",
                           "evalue": f"the cell ran longer than {spec['cell_timeout']} s and was interrupted",
                           "traceback": []},
-        timeout_func=lambda cell: grading_timeout if "_mg_kernel_side" in cell.source else int(spec["cell_timeout"]),
+        # the grading cell by identity: a learner's cell that quotes it gets no longer limit
+        timeout_func=lambda cell: grading_timeout if cell is grading_cell else int(spec["cell_timeout"]),
         record_timing=False, store_widget_state=False, startup_timeout=120,
         resources={"metadata": {"path": str(work)}}, on_notebook_start=on_start,
     )
@@ -157,9 +193,7 @@ def run(spec: dict[str, Any]) -> None:
         for pid in kernel_pid:
             kill_group(pid)
     code_number = {i: n for n, i in enumerate(i for i, c in enumerate(nb.cells) if c.cell_type == "code")}
-    for i in Client.timed_out_cells:
-        what = f"code cell {code_number[i] + 1}" if i < n_learner else "the grading cell"
-        notes.append(f"{what} ran longer than {spec['cell_timeout']:g} s and was interrupted")
+    notes += timeout_notes(Client.timed_out_cells, n_learner, code_number, spec["cell_timeout"], grading_timeout)
     for i, cell in enumerate(nb.cells[:n_learner]):
         for o in cell.get("outputs", []):
             if o.get("output_type") == "error":
@@ -175,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -P -m mechlib.teaching.grading.runner SPEC_JSON (started by mechlib-grade)",
               file=sys.stderr)
         return 2
+    sys.stdout.buffer.write(STARTED)
+    sys.stdout.flush()
+    not_dumpable()
     run(json.loads(argv[0]))
     return 0
 

@@ -12,9 +12,17 @@ What the notebook's processes see and may do:
 * their own PID namespace (no other process of the machine is visible through
   ``/proc``), no network (a network namespace with loopback only), ``--die-with-parent``;
   when the notebook's runner ends, every process it started is killed with the namespace;
-* resource limits: address space (``--memory``), processes, file size and CPU time.
-  As root, each sandbox also runs under its own unprivileged user id, so the process
-  limit counts only its own processes and no file of the host is writable anyway.
+* resource limits: address space (``--memory``), processes, file size and CPU time per
+  process, and one budget per notebook (:mod:`~mechlib.teaching.grading.processes`: the
+  memory and tasks of all its processes together);
+* no way out of these rules: bubblewrap itself starts with a minimal environment (nothing
+  of the grader's, so ``/proc/1/environ`` holds nothing to leak); no user namespace can be
+  made inside (a seccomp filter, :mod:`~mechlib.teaching.grading.seccomp`, refuses
+  ``unshare``/``clone`` with ``CLONE_NEWUSER``; as an ordinary user also ``--disable-userns``):
+  no ``unshare -Urm`` to mount an uncapped tmpfs; ``/dev`` is read-only and ``/dev/shm``
+  private and capped. As root, the notebook runs under a fresh user id per notebook, so
+  the process limit counts only its own processes. The submission and the hidden inputs
+  are copied in from file descriptors (nothing of the grader's scratch folder is bound).
 """
 from __future__ import annotations
 
@@ -41,6 +49,11 @@ class Limits:
     file_size: int = 256 * 2**20  # largest file it may write (RLIMIT_FSIZE)
     cpu_seconds: int = 1800  # CPU time of each process (RLIMIT_CPU)
     scratch: int = 1 * GiB  # size of each of the two writable tmpfs folders, /grading and /tmp
+    shm: int = 64 * 2**20  # size of the private /dev/shm
+
+
+# what bubblewrap itself is started with: nothing of the grader's environment (its secrets)
+LAUNCH_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 
 SANDBOX_ROOT = "/grading"
@@ -85,12 +98,15 @@ def _tasks_of_this_user() -> int:
     return total
 
 
-def command(argv: list[str], inputs: dict[str, Path], limits: Limits, env: dict[str, str],
-            uid: int | None = None) -> list[str]:
-    """The ``bwrap`` command line that runs ``argv`` in the sandbox.
+def command(argv: list[str], inputs: dict[str, int], limits: Limits, env: dict[str, str],
+            uid: int | None = None, seccomp_fd: int | None = None) -> list[str]:
+    """The command line that runs ``argv`` in the sandbox; start it with :data:`LAUNCH_ENV`
+    as its environment, and ``pass_fds`` the values of ``inputs`` and ``seccomp_fd``.
 
-    ``inputs`` maps a path inside the sandbox to a host file bound there read-only.
-    ``uid``: run as this (unprivileged) user id; needs root.
+    ``inputs`` maps a path inside the sandbox to an open file descriptor whose content is
+    copied there, read-only. ``env`` is the whole environment inside. ``uid``: run as this
+    (unprivileged) user id; needs root. ``seccomp_fd``: a compiled seccomp filter
+    (:func:`mechlib.teaching.grading.seccomp.no_user_namespaces`).
     """
     bwrap = bwrap_path()
     if bwrap is None:
@@ -106,8 +122,9 @@ def command(argv: list[str], inputs: dict[str, Path], limits: Limits, env: dict[
                 cmd.extend(["--perms", "0755", "--dir", s])
 
     # the private /tmp first: a read-only bind below it (a virtualenv in /tmp) must land on top of it
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.scratch), "--tmpfs", "/tmp",
-            "--chmod", "1777", "/tmp"]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.shm), "--tmpfs", "/dev/shm",
+            "--chmod", "1777", "/dev/shm", "--remount-ro", "/dev",
+            "--size", str(limits.scratch), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"]
     made.add("/tmp")
     for p in _read_only_paths():
         dirs_for(p)
@@ -120,24 +137,26 @@ def command(argv: list[str], inputs: dict[str, Path], limits: Limits, env: dict[
         elif top.is_dir():
             cmd.extend(["--ro-bind", str(top), str(top)])
     cmd += ["--size", str(limits.scratch), "--tmpfs", SANDBOX_ROOT, "--chmod", "1777", SANDBOX_ROOT]
-    for dest, src in inputs.items():
+    for dest, fd in inputs.items():
         dirs_for(Path(dest))
-        cmd.extend(["--ro-bind", str(src), dest])
+        cmd.extend(["--perms", "0444", "--ro-bind-data", str(int(fd)), dest])
     cmd += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--chdir", SANDBOX_ROOT, "--clearenv"]
+    if seccomp_fd is not None:
+        cmd += ["--seccomp", str(int(seccomp_fd))]
     for k, v in env.items():
         cmd.extend(["--setenv", k, v])
     # RLIMIT_NPROC counts every task of the real user: a sandbox with its own uid starts from 0; one
     # that runs as the instructor (not root) gets its allowance on top of what that user runs already
     nproc = limits.processes if uid is not None else limits.processes + _tasks_of_this_user()
     rlimits = ["prlimit", f"--as={limits.memory}", f"--nproc={nproc}",
-               f"--fsize={limits.file_size}", f"--cpu={limits.cpu_seconds}", f"--core=0", "--"]
+               f"--fsize={limits.file_size}", f"--cpu={limits.cpu_seconds}", "--core=0", "--"]
     if uid is not None:
         cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--"]
         cmd += rlimits + ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                           "--inh-caps=-all", "--bounding-set=-all", "--"]
     else:
-        cmd += ["--unshare-user", "--"] + rlimits
+        cmd += ["--unshare-user", "--disable-userns", "--"] + rlimits
     return cmd + list(argv)
 
 
