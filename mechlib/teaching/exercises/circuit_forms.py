@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import torch
 
-from mechlib.teaching.comparisons import Mismatch
+from mechlib.teaching.comparisons import Mismatch, as_int
 from mechlib.teaching.exercise import Case, Exercise
 from mechlib.teaching.inputs import generator, hidden_seed
 
@@ -49,8 +49,7 @@ def _window(steps: list[int], centre: float, width: float) -> tuple[float, float
 
 
 def _compare_formation_step(got: Any, steps: list[int], centre: float, width: float) -> None:
-    if isinstance(got, torch.Tensor) and got.ndim == 0 and not got.dtype.is_floating_point:
-        got = int(got.item())
+    got = as_int(got)
     if isinstance(got, bool) or not isinstance(got, int):
         raise Mismatch(f"the result has the wrong type: expected an int (one of steps), got {type(got).__name__} {got!r}")
     if got not in steps:

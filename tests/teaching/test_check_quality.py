@@ -1,0 +1,80 @@
+"""Do the checks tell right from wrong? Answers as students write them (``check_answers``):
+every wrong answer fails the notebook's self-check and the grader's hidden cases for each
+seed tried, and every correct alternative passes both.
+
+The grader's side goes the way ``mechlib-grade`` goes, without the notebook and the sandbox:
+the hidden cases drawn for a seed, their inputs sent through the transport, the function
+called as the kernel side calls it, its outcomes sent back and judged
+(:mod:`mechlib.teaching.grading`).
+"""
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from mechlib.teaching.registry import ALL_EXERCISES, EXERCISE_BY_ID
+from check_answers import RIGHT, WRONG
+
+#: hidden seeds tried for every answer (the grader draws one in [0, 2**31)); more under -m slow
+SEEDS = (1, 2, 2**31 - 1)
+MORE_SEEDS = (3, 4, 5, 77, 12345, 987654321)
+
+
+@functools.lru_cache(maxsize=None)
+def _hidden(ex_id: str, seed: int):
+    return EXERCISE_BY_ID[ex_id].cases(seed)
+
+
+def graded(ex_id: str, fn, seed: int) -> dict:
+    """The grader's verdict on ``fn`` for hidden ``seed``, as in ``mechlib-grade``."""
+    from mechlib.teaching.grading import judge, kernel_side
+    from mechlib.teaching.grading.transport import decode_calls, decode_outcomes, encode_calls, encode_outcomes
+    from mechlib.teaching.inputs import build_model, model_spec
+
+    ex = EXERCISE_BY_ID[ex_id]
+    cases = {ex_id: _hidden(ex_id, seed)}
+    calls = decode_calls(*encode_calls(cases, model_spec), build_model)
+    records = kernel_side.record_namespace(ex.notebook, {ex.function: fn}, calls, time_limit=120)
+    return judge.judge(ex.notebook, decode_outcomes(*encode_outcomes(records)), cases)[ex_id]
+
+
+def _params(answers: dict) -> list:
+    return [pytest.param(ex_id, name, fn, id=f"{ex_id}-{name}") for ex_id, named in answers.items()
+            for name, fn in named.items()]
+
+
+def test_every_exercise_has_wrong_answers_and_alternatives():
+    ids = {ex.id for ex in ALL_EXERCISES}
+    assert set(WRONG) == ids and set(RIGHT) == ids
+    assert all(len(WRONG[i]) >= 3 for i in ids), {i: len(WRONG[i]) for i in ids if len(WRONG[i]) < 3}
+    assert all(len(RIGHT[i]) >= 2 for i in ids), {i: len(RIGHT[i]) for i in ids if len(RIGHT[i]) < 2}
+
+
+@pytest.mark.parametrize("ex_id, name, fn", _params(WRONG))
+def test_a_wrong_answer_fails_the_self_check_and_every_hidden_seed(ex_id, name, fn):
+    ex = EXERCISE_BY_ID[ex_id]
+    result = ex.check(fn, verbose=False)
+    assert result.status == "failed", f"self-check accepted {name!r}: {result.message}"
+    for seed in SEEDS:
+        verdict = graded(ex_id, fn, seed)
+        assert verdict["status"] == "failed", f"seed {seed} accepted {name!r}: {verdict['message']}"
+
+
+@pytest.mark.parametrize("ex_id, name, fn", _params(RIGHT))
+def test_a_correct_alternative_passes_the_self_check_and_every_hidden_seed(ex_id, name, fn):
+    ex = EXERCISE_BY_ID[ex_id]
+    result = ex.check(fn, verbose=False)
+    assert result.status == "passed", f"self-check refused {name!r}: {result.message}"
+    for seed in SEEDS:
+        verdict = graded(ex_id, fn, seed)
+        assert verdict["status"] == "passed", f"seed {seed} refused {name!r}: {verdict['message']}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ex_id, name, fn", _params(WRONG) + _params(RIGHT))
+def test_more_seeds(ex_id, name, fn):
+    want = "failed" if name in WRONG.get(ex_id, {}) and WRONG[ex_id][name] is fn else "passed"
+    for seed in MORE_SEEDS:
+        verdict = graded(ex_id, fn, seed)
+        assert verdict["status"] == want, f"seed {seed}, {name!r}: {verdict['message']}"
