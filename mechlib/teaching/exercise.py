@@ -101,20 +101,22 @@ class Exercise:
         with _DRAWING, hidden_cases(seed):
             return list(self.draw())
 
-    def check(self, fn: Any, verbose: bool = True) -> CheckResult:
-        """The notebook's self-check: call ``fn`` on each case and compare; print the result's line."""
-        result = self._check(fn)
+    def check(self, fn: Any, verbose: bool = True, cases: Iterable[Case] | None = None) -> CheckResult:
+        """The notebook's self-check: call ``fn`` on each case and compare; print the result's line.
+        ``cases``: these instead of the self-check's own (a test that checks many answers draws them once)."""
+        result = self._check(fn, cases)
         if verbose:
             print(result)
         return result
 
-    def _check(self, fn: Any) -> CheckResult:
+    def _check(self, fn: Any, cases: Iterable[Case] | None = None) -> CheckResult:
         if fn is None:
             return self.result(NOT_ATTEMPTED, f"no function named {self.function} was given")
         if not callable(fn):
             return self.not_callable(type(fn).__name__)
         with single_thread():
-            return self._verdict((case, *call(fn, case.args, case.kwargs, case.edited)) for case in self.cases())
+            return self._verdict((case, *call(fn, case.args, case.kwargs, case.edited))
+                                 for case in (self.cases() if cases is None else cases))
 
     def judge(self, outcomes: list, cases: list[Case], note: str = "") -> CheckResult:
         """The grader's verdict: the ``outcomes`` a sandboxed run recorded on the inputs of ``cases``

@@ -165,7 +165,7 @@ _STD_RATIO = (0.7, 1.4)
 
 def _compare_baseline(got: Any, d_model: int, d_head: int, n_samples: int) -> None:
     g = _scores_of(got, n_samples)
-    ref = mechlib.composition_baseline(d_model, d_head, n_samples=2000, seed=12345).double()
+    ref = _reference_baseline(d_model, d_head)
     # the two means differ by sampling noise only; allow 6 standard errors of the difference
     se = math.sqrt(ref.var().item() / ref.numel() + g.var().item() / g.numel())
     diff = abs(g.mean().item() - ref.mean().item())
@@ -185,6 +185,11 @@ def _compare_baseline(got: Any, d_model: int, d_head: int, n_samples: int) -> No
             f"the mean is right but the scores spread too {'little' if ratio < 1 else 'much'}: standard deviation "
             f"{fmt_number(g.std().item())}, while random rank-{d_head} matrices of size {d_model} give "
             f"{fmt_number(ref.std().item())} (allowed ratio {_STD_RATIO[0]} to {_STD_RATIO[1]}): {recipe}{hint}")
+
+
+@functools.lru_cache(maxsize=32)
+def _reference_baseline(d_model: int, d_head: int) -> torch.Tensor:
+    return mechlib.composition_baseline(d_model, d_head, n_samples=2000, seed=12345).double()
 
 
 class _SeedChecks:
