@@ -26,6 +26,19 @@ def _tol_text(rtol: float, atol: float) -> str:
     return f"tolerance |got - expected| <= {atol:g} + {rtol:g} * |expected|"
 
 
+def as_tensor(got: Any, what: str = "the result") -> Any:
+    """``got`` as a tensor when it is a numpy array of real numbers (an answer may compute in
+    numpy); anything else unchanged."""
+    if type(got).__module__ == "numpy" and hasattr(got, "dtype") and hasattr(got, "shape"):
+        import numpy as np
+
+        a = np.asarray(got)
+        if a.dtype.kind in "fiub":
+            return torch.from_numpy(a.astype(np.float64) if a.dtype.kind == "f" else a.copy())
+        raise Mismatch(f"{what} has the wrong dtype: expected real numbers, got a numpy array of {a.dtype}")
+    return got
+
+
 def compare_tensor(
     got: Any,
     expected: torch.Tensor,
@@ -34,7 +47,8 @@ def compare_tensor(
     what: str = "the result",
     alternatives: tuple[tuple[torch.Tensor, str], ...] = (),
 ) -> None:
-    """Raise ``Mismatch`` with a precise message unless ``got`` is a tensor close to ``expected``.
+    """Raise ``Mismatch`` with a precise message unless ``got`` is a tensor (or a numpy array)
+    close to ``expected``.
 
     ``alternatives`` are (tensor, hint) pairs for common mistakes: when ``got`` matches
     one of them, its hint is added to the message.
@@ -44,8 +58,10 @@ def compare_tensor(
             f"{what} has the wrong type: expected a torch.Tensor, got a FactoredMatrix "
             "(its dense matrix is .AB)"
         )
+    got = as_tensor(got, what)
     if not isinstance(got, torch.Tensor):
-        raise Mismatch(f"{what} has the wrong type: expected a torch.Tensor, got {type(got).__name__}")
+        raise Mismatch(f"{what} has the wrong type: expected a torch.Tensor (or a numpy array), "
+                       f"got {type(got).__name__}")
     if tuple(got.shape) != tuple(expected.shape):
         raise Mismatch(
             f"{what} has the wrong shape: expected {tuple(expected.shape)}, got {tuple(got.shape)}"
@@ -64,11 +80,17 @@ def compare_tensor(
         f"{what}: values differ at index {idx}: expected {fmt_number(e[idx].item())}, got {fmt_number(g[idx].item())} "
         f"({_tol_text(rtol, atol)}); {n_bad} of {n} entries differ, largest difference {diff:.3g}"
     )
-    for alt, hint in alternatives:
-        if tuple(alt.shape) == tuple(g.shape) and torch.allclose(g, alt.detach().double(), rtol=rtol, atol=atol):
-            msg += f". Hint: {hint}"
-            break
-    raise Mismatch(msg)
+    hints = [hint for alt, hint in alternatives
+             if tuple(alt.shape) == tuple(g.shape) and torch.allclose(g, alt.detach().double(), rtol=rtol, atol=atol)
+             and not torch.allclose(e, alt.detach().double(), rtol=rtol, atol=atol)]
+    raise Mismatch(msg + _one_hint(hints))
+
+
+def _one_hint(hints: list[str]) -> str:
+    """The hint of the one mistake the output matches; none when it matches several (a coincidence
+    of this case, which cannot tell which mistake was made)."""
+    distinct = list(dict.fromkeys(hints))
+    return f". Hint: {distinct[0]}" if len(distinct) == 1 else ""
 
 
 def _as_float(got: Any, what: str) -> float:
@@ -102,17 +124,18 @@ def compare_scalar(
     if math.isclose(g, expected, rel_tol=rtol, abs_tol=atol):
         return
     msg = f"{what}: expected {fmt_number(expected)}, got {fmt_number(g)} ({_tol_text(rtol, atol)})"
-    for alt, hint in alternatives:
-        if math.isclose(g, alt, rel_tol=rtol, abs_tol=atol):
-            msg += f". Hint: {hint}"
-            break
-    raise Mismatch(msg)
+    hints = [hint for alt, hint in alternatives if math.isclose(g, alt, rel_tol=rtol, abs_tol=atol)
+             and not math.isclose(expected, alt, rel_tol=rtol, abs_tol=atol)]
+    raise Mismatch(msg + _one_hint(hints))
 
 
-def compare_int(got: Any, expected: int, what: str = "the result") -> None:
-    """Raise ``Mismatch`` unless ``got`` is the integer ``expected`` (an ``int``, not a float)."""
+def compare_int(got: Any, expected: int, what: str = "the result",
+                alternatives: tuple[tuple[int, str], ...] = ()) -> None:
+    """Raise ``Mismatch`` unless ``got`` is the integer ``expected`` (an ``int``, a numpy integer or an
+    integer tensor of one element; not a float)."""
     got = single_number(got)  # numpy scalars, one-element arrays and tensors: the Python number they hold
     if isinstance(got, bool) or not isinstance(got, int):
         raise Mismatch(f"{what} has the wrong type: expected an int, got {type(got).__name__} {got!r}")
     if got != expected:
-        raise Mismatch(f"{what}: expected {expected}, got {got}")
+        raise Mismatch(f"{what}: expected {expected}, got {got}"
+                       + _one_hint([hint for alt, hint in alternatives if alt == got]))

@@ -101,20 +101,22 @@ class Exercise:
         with _DRAWING, hidden_cases(seed):
             return list(self.draw())
 
-    def check(self, fn: Any, verbose: bool = True) -> CheckResult:
-        """The notebook's self-check: call ``fn`` on each case and compare; print the result's line."""
-        result = self._check(fn)
+    def check(self, fn: Any, verbose: bool = True, cases: Iterable[Case] | None = None) -> CheckResult:
+        """The notebook's self-check: call ``fn`` on each case and compare; print the result's line.
+        ``cases``: these instead of the self-check's own (a test that checks many answers draws them once)."""
+        result = self._check(fn, cases)
         if verbose:
             print(result)
         return result
 
-    def _check(self, fn: Any) -> CheckResult:
+    def _check(self, fn: Any, cases: Iterable[Case] | None = None) -> CheckResult:
         if fn is None:
             return self.result(NOT_ATTEMPTED, f"no function named {self.function} was given")
         if not callable(fn):
             return self.not_callable(type(fn).__name__)
         with single_thread():
-            return self._verdict((case, *call(fn, case.args, case.kwargs, case.edited)) for case in self.cases())
+            return self._verdict((case, *call(fn, case.args, case.kwargs, case.edited))
+                                 for case in (self.cases() if cases is None else cases))
 
     def judge(self, outcomes: list, cases: list[Case], note: str = "") -> CheckResult:
         """The grader's verdict: the ``outcomes`` a sandboxed run recorded on the inputs of ``cases``
@@ -147,6 +149,8 @@ class Exercise:
             return NOT_ATTEMPTED, NOT_IMPLEMENTED_MESSAGE
         if kind == "raised":  # the learner's code raised: say where, not a stack trace from torch
             name, message = str(outcome[1])[:80] or "Exception", str(outcome[2])[:2000]
+            if name == INPUT_CHANGED:
+                return FAILED, f"calling {call_text} on {case.desc} changed its input: {message}"
             return FAILED, f"calling {call_text} on {case.desc} raised {name}: {message}"
         if kind != "value":
             why = outcome[1] if kind == "none" else f"unreadable recorded outcome {kind!r}"
@@ -167,10 +171,15 @@ def call(fn: Callable, args: tuple, kwargs: dict, edited: int | None) -> tuple[t
     """Call the learner's ``fn(*args, **kwargs)`` once: ``(outcome, side effects)``.
 
     A ``None`` result of a function that may edit argument ``edited`` in place is that
-    argument. Hooks the call left on a model are removed (:func:`side_effects`), so that they
-    cannot change the next case. Used by the self-check and, in the sandbox, by the grader's
-    kernel side.
+    argument. A tensor or array argument the function changed in place (other than
+    ``edited``) makes the outcome ``("raised", INPUT_CHANGED, message)``: the learner's data
+    would be corrupted. A ``numpy.float64`` result (a subclass of ``float``) is passed on as
+    the ``float`` it is. Hooks the call left on a model are removed (:func:`side_effects`), so
+    that they cannot change the next case. Used by the self-check and, in the sandbox, by
+    the grader's kernel side.
     """
+    inputs = [(i, a) for i, a in enumerate((*args, *kwargs.values())) if i != edited and _is_array(a)]
+    before = [(i, _copy(a)) for i, a in inputs]
     try:
         with torch.no_grad():
             got = fn(*args, **kwargs)
@@ -178,9 +187,39 @@ def call(fn: Callable, args: tuple, kwargs: dict, edited: int | None) -> tuple[t
         return ("not_implemented",), {}
     except Exception as exc:  # noqa: BLE001 -- the learner's error is an outcome like any other
         return ("raised", type(exc).__name__, str(exc)), {}
+    names = [f"argument {i + 1}" for i in range(len(args))] + [f"argument {k}=" for k in kwargs]
+    for (i, a), (_, old) in zip(inputs, before):
+        if not _same(a, old):
+            return ("raised", INPUT_CHANGED, f"{names[i]} was changed in place; the caller's data must stay as it "
+                                             "was: work on a copy (x.clone(), or x * 1.0) or use out-of-place "
+                                             "operations (x / n, not x /= n)"), {}
     if got is None and edited is not None:
         got = args[edited]
+    if type(got).__module__ == "numpy" and isinstance(got, float):
+        got = float(got)
     return ("value", got), side_effects(args, kwargs)
+
+
+#: the outcome's error name when the learner's function changed one of its inputs in place
+INPUT_CHANGED = "InputChangedInPlace"
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, torch.Tensor) or type(x).__module__ == "numpy" and hasattr(x, "shape") and hasattr(x, "copy")
+
+
+def _copy(x: Any) -> Any:
+    return x.detach().clone() if isinstance(x, torch.Tensor) else x.copy()
+
+
+def _same(x: Any, old: Any) -> bool:
+    if isinstance(x, torch.Tensor):
+        return x.shape == old.shape and x.dtype == old.dtype and torch.equal(
+            x.detach().nan_to_num(nan=0.0, posinf=0.0, neginf=0.0) if x.is_floating_point() else x.detach(),
+            old.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0) if old.is_floating_point() else old)
+    import numpy as np
+
+    return x.shape == old.shape and bool(np.array_equal(x, old, equal_nan=True))
 
 
 def side_effects(args: tuple, kwargs: dict) -> dict[str, list[str]]:

@@ -90,9 +90,40 @@ def build_model(spec: dict):
 
 @functools.lru_cache(maxsize=16)
 def _random_model(kwargs: tuple):
-    model = mechlib.random_model(**dict(kwargs))
+    kw = dict(kwargs)
+    layernorm = bool(kw.pop("layernorm", 0))
+    model = _layernorm_model(**kw) if layernorm else mechlib.random_model(**kw)
+    # a non-zero unembedding bias: an answer that adds b_U where the text leaves it out (or drops it
+    # where it belongs) must change the result
+    with torch.no_grad():
+        model.b_U.copy_(torch.randn(model.cfg.d_vocab, generator=torch.Generator().manual_seed(kw.get("seed", 7) + 17)))
     _SPECS[id(model)] = {"random_model": dict(kwargs)}
     return model
+
+
+def _layernorm_model(n_layers: int = 3, n_heads: int = 3, d_model: int = 32, d_head: int = 8, d_vocab: int = 20,
+                     n_ctx: int = 16, seed: int = 7):
+    """An untrained attention-only model *with* LayerNorm (pre-LN, as GPT-2), its norms' weights
+    ``1 + N(0, 0.1^2)`` and every bias ``N(0, 0.1^2)``: an answer that handles no LayerNorm (or
+    forgets ``freeze_ln=True``) gets it wrong, as it would on MiniLM or GPT-2."""
+    import zlib
+
+    import transformer_lens.model_bridge.sources.native  # noqa: F401  (attaches boot_native)
+    from transformer_lens.config import TransformerBridgeConfig
+    from transformer_lens.model_bridge import TransformerBridge
+
+    cfg = TransformerBridgeConfig(d_model=d_model, d_head=d_head, n_heads=n_heads, n_layers=n_layers, n_ctx=n_ctx,
+                                  d_vocab=d_vocab, attn_only=True, normalization_type="LN",
+                                  positional_embedding_type="standard", seed=seed, act_fn="gelu")
+    model = mechlib.load_model(TransformerBridge.boot_native(cfg))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            g = torch.Generator().manual_seed(zlib.crc32(name.encode()) + seed)
+            if name.endswith("bias"):
+                p.normal_(0, 0.1, generator=g)
+            elif "ln" in name and name.endswith("weight"):
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
+    return model.requires_grad_(False)
 
 
 _LOADING = threading.Lock()
@@ -111,29 +142,39 @@ def _bundled():
     return model
 
 
-def check_model(n_layers: int = 3):
-    """An untrained model of another shape with non-zero biases (:func:`mechlib.random_model`):
-    a check must not pass by hard-coding the bundled model's sizes. Under
-    :func:`hidden_cases` its other sizes and its weights come from the hidden seed."""
-    return _check_model(n_layers, hidden_seed())
+#: head counts of the hidden cases' models: never the bundled model's 4, so that an answer
+#: that hard-codes 4 heads fails on every seed
+HIDDEN_HEAD_COUNTS = (2, 3, 5)
 
 
-def _check_model(n_layers: int, seed: int | None):
+def check_model(n_layers: int = 3, layernorm: bool = False):
+    """An untrained model of another shape with non-zero biases (:func:`mechlib.random_model`),
+    ``b_U`` included, with LayerNorm when ``layernorm``: a check must not pass by hard-coding
+    the bundled model's sizes or by leaving a bias (or a norm) out. Under
+    :func:`hidden_cases` its other sizes and its weights come from the hidden seed; it never
+    has 4 heads (:data:`HIDDEN_HEAD_COUNTS`)."""
+    return _check_model(n_layers, hidden_seed(), layernorm)
+
+
+def _check_model(n_layers: int, seed: int | None, layernorm: bool = False):
+    extra = {"layernorm": 1} if layernorm else {}
     if seed is None:
-        return build_model({"random_model": {"n_layers": n_layers}})
+        return build_model({"random_model": {"n_layers": n_layers, **extra}})
     rng = random.Random(derive(seed, "model shape", n_layers))
     d_head = rng.choice([4, 6, 8])
-    n_heads = rng.randint(2, 4)
+    n_heads = rng.choice(HIDDEN_HEAD_COUNTS)
     return build_model({"random_model": dict(
         n_layers=n_layers, n_heads=n_heads, d_head=d_head, d_model=d_head * rng.randint(3, 6),
-        d_vocab=rng.randint(17, 29), n_ctx=rng.randint(16, 24), seed=1000 + derive(seed, "model weights", n_layers) % 1_000_000)})
+        d_vocab=rng.randint(17, 29), n_ctx=rng.randint(16, 24), seed=1000 + derive(seed, "model weights", n_layers) % 1_000_000,
+        **extra)})
 
 
 def model_desc(model) -> str:
     if model is bundled():
         return "the bundled induction-2l model"
     c = model.cfg
-    return f"a random {c.n_layers}-layer model (d_model {c.d_model}, {c.n_heads} heads of d_head {c.d_head})"
+    ln = " with LayerNorm" if getattr(c, "normalization_type", None) else ""
+    return f"a random {c.n_layers}-layer model{ln} (d_model {c.d_model}, {c.n_heads} heads of d_head {c.d_head})"
 
 
 def head_pairs(model) -> list[tuple[Head, Head]]:

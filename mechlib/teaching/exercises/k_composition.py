@@ -45,6 +45,8 @@ def cases_path_ablation(kinds: tuple[str, ...], lists: bool) -> Iterator[Case]:
             combos = [([(0, h) for h in range(H)], [(L - 1, h) for h in range(H)]),
                       ([(0, 0)], [(1, 1)]),
                       ([(0, 1), (L - 2, H - 1)], [(L - 1, 0), (L - 1, H - 1)])]
+            if L >= 3:  # receivers in two layers: one hook per receiver, each at its own layer
+                combos.append(([(0, 0), (0, H - 1)], [(1, 1), (L - 1, 0)]))
         else:
             combos = [((0, 0), (1, 1)), ((0, H - 1), (L - 1, 0)), ((L - 2, 1), (L - 1, H - 1))]
         for kind in kinds:
@@ -58,6 +60,15 @@ def cases_path_ablation(kinds: tuple[str, ...], lists: bool) -> Iterator[Case]:
                 alts += ((mechlib.run_with_ablation(model, tokens, [s] if isinstance(s, tuple) else s),
                           "this removes the sender's output everywhere (a plain head ablation); remove it from "
                           "the receiver's input only"),)
+                if lists and len(r) > 1:
+                    alts += ((mechlib.path_ablation(model, tokens, s, [r[-1]], kind),
+                              "only the last receiver was changed: a hook defined in a loop reads the loop's "
+                              "variables when it runs, after the loop has ended (a late-binding closure); freeze "
+                              "each receiver's values with default arguments, def hook(act, hook, h=h, new=new)"),)
+                if lists and len(s) > 1:
+                    alts += tuple((mechlib.path_ablation(model, tokens, [one], r, kind),
+                                   f"only sender {head_label(one)} was removed: remove the sum of every sender's "
+                                   "output, sum(z^s W_O^s for s in senders)") for one in (s[0], s[-1]))
                 yield Case(f"kind {kind!r}, sender {s}, receiver {r} on {model_desc(model)}", args,
                            functools.partial(compare_tensor, expected=exp, rtol=1e-3, atol=1e-4,
                                              alternatives=alts))

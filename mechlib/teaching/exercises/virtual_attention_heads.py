@@ -60,8 +60,12 @@ def _hook_cases(mode: str) -> Iterator[Case]:
             exp[:, :, head] = 0.0
         else:
             exp[:, :, head] = exp[:, :, head].mean(dim=0, keepdim=True)
-        alts = ((_alt_mean_all(z, head), "you averaged over positions as well; average over the batch only, "
-                 "position by position (keepdim so it broadcasts)"),) if mode == "mean" else ()
+        alts = ((_alt_mean(z, head, (0, 1)), "you averaged over positions as well; average over the batch only, "
+                 "position by position (keepdim so it broadcasts)"),
+                (_alt_mean(z, head, (1,)), "you averaged over positions (dim 1); average over the batch (dim 0), "
+                 "separately at each position"),
+                (_alt_mean(z, head, (-1,)), "you averaged over d_head (the last dim); average over the batch (dim 0)"),
+                ) if mode == "mean" else ()
         alts += ((_zero_all(z), "you changed every head; only z[:, :, head] should change"),)
         # a hook may edit the activation in place and return nothing, as TransformerLens allows
         yield Case(f"a random hook_z activation of shape {shape} with head={head}", (z.clone(), None),
@@ -70,9 +74,9 @@ def _hook_cases(mode: str) -> Iterator[Case]:
                    kwargs={"head": head}, edited=0)
 
 
-def _alt_mean_all(z: torch.Tensor, head: int) -> torch.Tensor:
+def _alt_mean(z: torch.Tensor, head: int, dims: tuple[int, ...]) -> torch.Tensor:
     out = z.clone().double()
-    out[:, :, head] = out[:, :, head].mean(dim=(0, 1), keepdim=True)
+    out[:, :, head] = out[:, :, head].mean(dim=dims, keepdim=True)
     return out
 
 

@@ -1,0 +1,108 @@
+"""Do the checks tell right from wrong? Answers as students write them (``check_answers``):
+every wrong answer fails the notebook's self-check and the grader's hidden cases, and every
+correct alternative passes both.
+
+The self-check's cases are drawn once per exercise and each answer gets fresh copies of their
+tensors (an answer that changes its input in place must not spoil the next one). The
+grader's side goes the way ``mechlib-grade`` goes, without the notebook and the sandbox: the
+hidden cases drawn for a seed, their inputs sent through the transport (fresh objects for
+every answer), the function called as the kernel side calls it, its outcomes sent back and
+judged (:mod:`mechlib.teaching.grading`). ``make test`` tries one hidden seed; the slow tier
+tries more (the grader draws one in ``[0, 2**31)``).
+"""
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from check_answers import RIGHT, WRONG
+from mechlib.teaching.registry import ALL_EXERCISES, EXERCISE_BY_ID
+
+SEED = 2**31 - 1
+MORE_SEEDS = (1, 2, 3, 77, 12345, 987654321)
+
+
+@functools.lru_cache(maxsize=None)
+def _own(ex_id: str) -> list:
+    return list(EXERCISE_BY_ID[ex_id].cases())
+
+
+@functools.lru_cache(maxsize=None)
+def _hidden(ex_id: str, seed: int) -> list:
+    return EXERCISE_BY_ID[ex_id].cases(seed)
+
+
+def _fresh(x):
+    if isinstance(x, torch.Tensor):
+        return x.clone()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_fresh(v) for v in x)
+    return x  # models, caches, numbers: never changed by these answers
+
+
+def self_checked(ex_id: str, fn) -> dict:
+    """The notebook's self-check of ``fn`` (:meth:`Exercise.check`) on fresh copies of its cases."""
+    import dataclasses
+
+    cases = [dataclasses.replace(c, args=_fresh(c.args), kwargs={k: _fresh(v) for k, v in c.kwargs.items()})
+             for c in _own(ex_id)]
+    return EXERCISE_BY_ID[ex_id].check(fn, verbose=False, cases=cases).to_dict()
+
+
+def graded(ex_id: str, fn, seed: int) -> dict:
+    """The grader's verdict on ``fn`` for hidden ``seed``, as in ``mechlib-grade``."""
+    from mechlib.teaching.grading import judge, kernel_side
+    from mechlib.teaching.grading.transport import decode_calls, decode_outcomes, encode_calls, encode_outcomes
+    from mechlib.teaching.inputs import build_model, model_spec
+
+    ex = EXERCISE_BY_ID[ex_id]
+    cases = {ex_id: _hidden(ex_id, seed)}
+    calls = decode_calls(*encode_calls(cases, model_spec), build_model)
+    records = kernel_side.record_namespace(ex.notebook, {ex.function: fn}, calls, time_limit=120)
+    return judge.judge(ex.notebook, decode_outcomes(*encode_outcomes(records)), cases)[ex_id]
+
+
+def _params(answers: dict, marks=()) -> list:
+    return [pytest.param(ex_id, name, fn, id=f"{ex_id}-{name}", marks=marks) for ex_id, named in answers.items()
+            for name, fn in named.items()]
+
+
+def test_every_exercise_has_wrong_answers_and_alternatives():
+    ids = {ex.id for ex in ALL_EXERCISES}
+    assert set(WRONG) == ids and set(RIGHT) == ids
+    assert all(len(WRONG[i]) >= 3 for i in ids), {i: len(WRONG[i]) for i in ids if len(WRONG[i]) < 3}
+    assert all(len(RIGHT[i]) >= 2 for i in ids), {i: len(RIGHT[i]) for i in ids if len(RIGHT[i]) < 2}
+
+
+@pytest.mark.parametrize("ex_id, name, fn", _params(WRONG))
+def test_a_wrong_answer_fails_the_self_check_and_the_hidden_cases(ex_id, name, fn):
+    result = self_checked(ex_id, fn)
+    assert result["status"] == "failed", f"self-check accepted {name!r}: {result['message']}"
+    verdict = graded(ex_id, fn, SEED)
+    assert verdict["status"] == "failed", f"seed {SEED} accepted {name!r}: {verdict['message']}"
+
+
+@pytest.mark.parametrize("ex_id, name, fn", _params(RIGHT))
+def test_a_correct_alternative_passes_the_self_check_and_the_hidden_cases(ex_id, name, fn):
+    result = self_checked(ex_id, fn)
+    assert result["status"] == "passed", f"self-check refused {name!r}: {result['message']}"
+    verdict = graded(ex_id, fn, SEED)
+    assert verdict["status"] == "passed", f"seed {SEED} refused {name!r}: {verdict['message']}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", MORE_SEEDS)
+@pytest.mark.parametrize("ex_id, name, fn", _params(WRONG))
+def test_a_wrong_answer_fails_on_more_seeds(ex_id, name, fn, seed):
+    verdict = graded(ex_id, fn, seed)
+    assert verdict["status"] == "failed", f"seed {seed} accepted {name!r}: {verdict['message']}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", MORE_SEEDS)
+@pytest.mark.parametrize("ex_id, name, fn", _params(RIGHT))
+def test_a_correct_alternative_passes_on_more_seeds(ex_id, name, fn, seed):
+    verdict = graded(ex_id, fn, seed)
+    assert verdict["status"] == "passed", f"seed {seed} refused {name!r}: {verdict['message']}"
