@@ -156,6 +156,8 @@ def test_text_on_coloured_cells_meets_contrast_and_says_its_value(toggle):
         assert contrast(fg, bg) >= 4.5, f"{text!r}: {fg} on {bg} has contrast {contrast(fg, bg):.2f}"
         assert re.fullmatch(r"\d\.\d\d", text), text  # the value is written, the colour only repeats it
     assert all(title.startswith("head ") for *_, title in cells[:8])
+    framed = toggle.evaluate("() => [...document.querySelectorAll('#w-preds tr:nth-child(4) td.mll-rep')].map(td => td.title).filter(Boolean)")
+    assert framed and all(t.endswith("a repeated token, counted in the loss") for t in framed)
 
 
 def test_the_toggle_asks_which_head_matters_before_it_answers(toggle, model):
