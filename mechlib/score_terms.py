@@ -95,6 +95,41 @@ class AttentionScoreTerms:
             scores = scores.masked_fill(mask, float("-inf"))
         return scores.softmax(-1)
 
+    def margins(self, queries: Any, keys: Any) -> dict[tuple[str, str], float]:
+        """Each term's share in how much query ``queries[n]`` prefers key ``keys[n]`` over the others.
+
+        For a term ``T``: ``mean_{b, n} ( T[b, i_n, k_n] - mean_{j visible to i_n, j != k_n} T[b, i_n, j] )``,
+        the visible keys being ``j <= i`` in a causal model. The margins add up (the map is
+        linear) to the margin of :meth:`total`; divided by it they give each term's share
+        (Chapter 3: the induction stripe, ``k_n = i_n - half_len + 1``). Python floats.
+        """
+        n_pos = self.tokens.shape[1]
+        qs, ks = (torch.as_tensor(v, device="cpu").reshape(-1).long() for v in (queries, keys))
+        if qs.numel() == 0 or qs.shape != ks.shape:
+            raise ValueError(f"queries and keys must be non-empty and of one length (one key per query); got "
+                             f"{qs.numel()} queries and {ks.numel()} keys")
+        if qs.min() < 0 or ks.min() < 0 or qs.max() >= n_pos or ks.max() >= n_pos:
+            raise ValueError(f"queries and keys must be positions in 0..{n_pos - 1}")
+        if self.causal and ((ks > qs).any() or (qs < 1).any()):
+            raise ValueError("keys: each key must be at or before its query (keys[n] <= queries[n]), and each query "
+                             "must see another key (queries[n] >= 1): the model is causal")
+        device = next(iter(self.terms.values())).device
+        visible = torch.ones(n_pos, n_pos, dtype=torch.bool, device="cpu")
+        if self.causal:
+            visible = visible.tril()
+        others = visible[qs].clone()
+        others[torch.arange(len(qs), device="cpu"), ks] = False
+        others = others.to(device=device, dtype=next(iter(self.terms.values())).dtype)
+        qd, kd = qs.to(device), ks.to(device)
+
+        def margin(T: torch.Tensor) -> float:
+            rows = T[:, qd]  # [batch, n, key]
+            on = rows[:, torch.arange(len(qd), device=device), kd]
+            off = (rows * others).sum(-1) / others.sum(-1)
+            return (on - off).mean().item()
+
+        return {name: margin(T) for name, T in self.terms.items()}
+
     def __repr__(self) -> str:
         return (f"AttentionScoreTerms(receiver {head_label(self.receiver)}, {len(self.terms)} terms over sources "
                 f"{list(self.sources)}, scale {self.scale:g}, tokens {tuple(self.tokens.shape)})")

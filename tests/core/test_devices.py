@@ -93,6 +93,8 @@ def _cases(model, batch) -> dict:
         "head_output": (mechlib.head_output(model, cache, S), "model"),
         "path_expansion": (expansion.total(), "model"),
         "attention_score_terms": (mechlib.attention_score_terms(model, t, R).terms, "model"),
+        "AttentionScoreTerms.margins": (mechlib.attention_score_terms(model, t, R).margins(
+            list(range(10, 17)), list(range(4, 11))), "float"),
         "PathExpansion.sizes": (expansion.sizes(), "float"),
         "correct_token_attribution": (mechlib.correct_token_attribution(expansion, batch.mask), "float"),
         "correct_token_attribution all": (mechlib.correct_token_attribution(expansion), "float"),

@@ -132,3 +132,35 @@ def test_models_where_the_split_is_not_exact_are_refused_by_name(kind, expected)
         mechlib.attention_score_terms(m, torch.zeros(1, 4, dtype=torch.long), (1, 0))
     message = str(err.value)
     assert message.startswith("model: attention_score_terms") and expected in message
+
+
+def test_margins_by_brute_force_and_they_add_up(random_model, tokens3):
+    """Each term's margin, by loops: stripe-like pairs, and a query whose key is itself."""
+    terms = mechlib.attention_score_terms(random_model, tokens3, (2, 1))
+    queries, keys = [5, 7, 11, 3], [2, 4, 8, 3]
+    got = terms.margins(torch.tensor(queries), keys)
+    for name in [("embed", "0.2"), ("1.1", "pos"), ("bias", "bias")]:
+        T = terms.terms[name]
+        values = []
+        for b in range(T.shape[0]):
+            for i, k in zip(queries, keys):
+                others = [T[b, i, j].item() for j in range(i + 1) if j != k]
+                values.append(T[b, i, k].item() - sum(others) / len(others))
+        assert got[name] == pytest.approx(sum(values) / len(values), abs=1e-12)
+    assert got[("bias", "bias")] == pytest.approx(0, abs=1e-12)  # the same for every key
+    total = mechlib.attention_score_terms(random_model, tokens3, (2, 1))
+    whole = sum(got.values())
+    T = total.total()
+    direct = sum(T[b, i, k].item() - (T[b, i, : i + 1].sum().item() - T[b, i, k].item()) / i
+                 for b in range(T.shape[0]) for i, k in zip(queries, keys)) / (T.shape[0] * len(queries))
+    assert whole == pytest.approx(direct, abs=1e-9)
+
+
+def test_margins_errors_name_the_argument(random_model, tokens3):
+    terms = mechlib.attention_score_terms(random_model, tokens3, (1, 0))
+    with pytest.raises(ValueError, match="one key per query"):
+        terms.margins([3, 4], [1])
+    with pytest.raises(ValueError, match="keys: each key must be at or before its query"):
+        terms.margins([3], [5])
+    with pytest.raises(ValueError, match="positions in 0..11"):
+        terms.margins([12], [1])
