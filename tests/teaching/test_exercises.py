@@ -148,6 +148,7 @@ REFERENCE = {
     "03.1": lambda m, s, r: mechlib.pair_composition_score(m, s, r, "K"),
     "03.2": lambda m, kind: mechlib.composition_scores(m, kind),
     "03.3": lambda m, t, s, r: mechlib.path_ablation(m, t, s, r, "K"),
+    "03.4": lambda m, t, s, r: mechlib.attention_score_terms(m, t, r).terms["embed", mechlib.head_label(s)].float(),
     "04.1": lambda m, s, r: mechlib.pair_composition_score(m, s, r, "Q"),
     "04.2": lambda m, s, r, side: (mechlib.ov_circuit(m, s) @ mechlib.qk_circuit(m, r)).AB if side == "Q"
     else (mechlib.qk_circuit(m, r) @ mechlib.ov_circuit(m, s).T).AB,
@@ -255,6 +256,33 @@ def test_common_mistakes_get_a_hint():
     assert "duplicate-token score" in duplicate.message
     everywhere = checks.check_mean_ablation_hook(_mean_over_positions_too, verbose=False)
     assert "averaged over positions as well" in everywhere.message
+
+
+def _k_term(mistake):
+    """A learner's k_composition_term with one mistake, written with TransformerLens's cache."""
+    def term(m, tokens, s, r):
+        (l1, h1), (l2, h2) = s, r
+        _, cache = m.run_with_cache(tokens)
+        out = cache[f"blocks.{l1}.attn.hook_z"][:, :, h1] @ m.W_O[l1, h1]
+        if mistake == "no value bias":
+            out = out - m.b_V[l1, h1] @ m.W_O[l1, h1]
+        embed = m.W_E[tokens]
+        q, k = (out @ m.W_Q[l2, h2], embed @ m.W_K[l2, h2]) if mistake == "transposed" else \
+            (embed @ m.W_Q[l2, h2], out @ m.W_K[l2, h2])
+        scale = 1.0 if mistake == "no scale" else m.cfg.d_head ** 0.5
+        return q @ k.transpose(-1, -2) / scale
+    return term
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("transposed", "a Q-composition term"),
+    ("no scale", "divides q . k by sqrt(d_head)"),
+    ("no value bias", "includes its value bias"),
+])
+def test_k_term_mistakes_get_their_hint(mistake, hint):
+    result = checks.check_k_composition_term(_k_term(mistake), verbose=False)
+    assert result.status == "failed" and hint in result.message, result.message
+    assert checks.check_k_composition_term(_k_term(None), verbose=False).passed
 
 
 def _shifted_induction(pattern, half_len, prefix_len):
