@@ -170,7 +170,8 @@ REFERENCE = {
     "05b.1": lambda steps, values: mechlib.halfway_step(steps, values),
     "05b.2": lambda steps, a, b, tol: _order(mechlib.halfway_step(steps, a), mechlib.halfway_step(steps, b), tol),
     "08.1": lambda m, name: eval("m." + re.sub(r"\.(\d+)", r"[\1]", name)),  # noqa: S307 -- fixed names
-    "08.2": lambda m, t, layer: mechlib.attention_patterns(m, t)[layer],
+    "08.2": lambda m, t, layer: torch.stack([mechlib.attention_score_terms(m, t, (layer, h)).total()
+                                             for h in range(m.cfg.n_heads)], 1),
     "08.3": lambda m, t, name: m.run_with_cache(t)[1][name],
     "08.4": lambda m, cache, layer: torch.stack(
         [mechlib.head_output(m, cache, (layer, h)) for h in range(m.cfg.n_heads)], dim=2),
@@ -283,6 +284,21 @@ def test_k_term_mistakes_get_their_hint(mistake, hint):
     result = checks.check_k_composition_term(_k_term(mistake), verbose=False)
     assert result.status == "failed" and hint in result.message, result.message
     assert checks.check_k_composition_term(_k_term(None), verbose=False).passed
+
+
+def test_raw_scores_check_tells_the_hook_that_holds_the_pattern():
+    """08.2: on TransformerLens 4.3's bridge hook_attn_scores holds the pattern, so reading it must fail."""
+    def wrong_hook(m, tokens, layer):
+        return m.run_with_cache(tokens)[1][f"blocks.{layer}.attn.hook_attn_scores"]
+
+    def from_q_and_k(m, tokens, layer):
+        _, cache = m.run_with_cache(tokens)
+        q, k = cache[f"blocks.{layer}.attn.hook_q"], cache[f"blocks.{layer}.attn.hook_k"]
+        return torch.einsum("bihd,bjhd->bhij", q, k) / m.cfg.d_head ** 0.5
+
+    result = checks.check_attention_scores(wrong_hook, verbose=False)
+    assert result.status == "failed" and "hook_attn_scores holds the pattern" in result.message, result.message
+    assert checks.check_attention_scores(from_q_and_k, verbose=False).passed
 
 
 def _shifted_induction(pattern, half_len, prefix_len):
