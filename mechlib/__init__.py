@@ -3,7 +3,7 @@
 Three floors, each importing only those below it:
 
 * ``mechlib`` (this package, flat): the core -- heads, data, models, scores, roles, circuits,
-  composition, ablation, expansion, counting, attribution and the widgets' state.
+  composition, ablation, expansion, score terms, counting, attribution and the widgets' state.
   torch and TransformerLens only; everything public is exported here.
 * :mod:`mechlib.views`: plots, diagrams, colours, the live widgets, the book's glue.
 * :mod:`mechlib.teaching`: exercise checks, the exercise registry, grading.
@@ -32,6 +32,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "formation": ('TrainingDynamics', 'halfway_step', 'training_dynamics'),
     "heads": ('Head', 'all_heads', 'chain_label', 'head_label', 'heads_above', 'layer_heads', 'parse_head', 'ranked_heads', 'top_head', 'top_pair'),
     "models": ('BUNDLED_MODEL', 'MINILM', 'InductionConfig', 'ModelInfo', 'ModelUnavailableError', 'checkpoint_steps', 'is_causal', 'lm_head_trained', 'load_checkpoint', 'load_model', 'minilm_folder', 'model_info', 'random_model', 'save_model', 'train_induction_model'),
+    "score_terms": ('AttentionScoreTerms', 'attention_score_terms'),
     "roles": ('HeadRole', 'attention_by_offset', 'head_roles', 'heads_with_role'),
     "scores": ('attention_patterns', 'duplicate_token_scores', 'induction_scores', 'induction_scores_from_patterns', 'next_token_scores', 'per_token_loss', 'prev_token_scores', 'repeat_loss'),
     "toggle": ('HeadToggleState',),
@@ -63,6 +64,8 @@ __all__ = [
     "TrainingDynamics", "halfway_step", "training_dynamics",
     # expansion, counting, attribution
     "PathExpansion", "check_expandable", "path_expansion",
+    # the attention score taken apart
+    "AttentionScoreTerms", "attention_score_terms",
     "count_virtual_heads", "enumerate_virtual_heads",
     "composition_from_cache", "correct_token_attribution",
     # the state behind the widgets
@@ -147,6 +150,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the names as plain imports
         save_model,
         train_induction_model,
     )
+    from mechlib.score_terms import AttentionScoreTerms, attention_score_terms
     from mechlib.roles import HeadRole, attention_by_offset, head_roles, heads_with_role
     from mechlib.scores import (
         attention_patterns,

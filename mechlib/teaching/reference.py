@@ -183,3 +183,42 @@ def halfway_step_brute_force(steps: list[int], values: list[float]) -> int:
         if all((float(v) - v0) / (v1 - v0) >= 0.5 for v in values[i:]):
             return int(step)
     raise AssertionError("unreachable: the last value is always past half-way")
+
+
+def _heads64(model: Any, tokens: torch.Tensor):
+    """Every head's raw scores ``q k^T / sqrt(d_head)`` (unmasked, ``[batch, query, key]``) and output
+    ``A (x W_V + b_V) W_O`` (``[batch, pos, d_model]``), by head, in float64: the loop of :func:`forward`."""
+    w = weights64(model)
+    dh = model.cfg.d_head
+    tokens = tokens.to(w["W_E"].device)
+    seq = tokens.shape[1]
+    x = w["W_E"][tokens] + w["W_pos"][:seq]
+    mask = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()
+    scores, outputs = {}, {}
+    for l in range(model.cfg.n_layers):
+        new = torch.zeros_like(x)
+        for h in range(model.cfg.n_heads):
+            q = x @ w["W_Q"][l, h] + w["b_Q"][l, h]
+            k = x @ w["W_K"][l, h] + w["b_K"][l, h]
+            scores[(l, h)] = q @ k.transpose(-1, -2) / math.sqrt(dh)
+            A = scores[(l, h)].masked_fill(~mask, float("-inf")).softmax(-1)
+            outputs[(l, h)] = A @ (x @ w["W_V"][l, h] + w["b_V"][l, h]) @ w["W_O"][l, h]
+            new = new + outputs[(l, h)]
+        x = x + new + w["b_O"][l]
+    return scores, outputs
+
+
+def head_outputs64(model: Any, tokens: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
+    """What every head writes to the residual stream, ``A (x W_V + b_V) W_O`` ``[batch, pos, d_model]``, float64.
+
+    A head's output includes its value bias ``b_V W_O`` (TransformerLens's ``hook_z @ W_O``).
+    """
+    return _heads64(model, tokens)[1]
+
+
+def attention_scores64(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+    """Every head's raw attention scores before the softmax, ``q_i . k_j / sqrt(d_head)`` with the query and
+    key biases, every key (no mask): ``[layer, batch, head, query, key]``, float64."""
+    scores = _heads64(model, tokens)[0]
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    return torch.stack([torch.stack([scores[(l, h)] for h in range(H)], 1) for l in range(L)])

@@ -92,6 +92,9 @@ def _cases(model, batch) -> dict:
             t.to(logits.device), fwd_hooks=mechlib.ablation_hooks(model, [S])), "model"),
         "head_output": (mechlib.head_output(model, cache, S), "model"),
         "path_expansion": (expansion.total(), "model"),
+        "attention_score_terms": (mechlib.attention_score_terms(model, t, R).terms, "model"),
+        "AttentionScoreTerms.margins": (mechlib.attention_score_terms(model, t, R).margins(
+            list(range(10, 17)), list(range(4, 11))), "float"),
         "PathExpansion.sizes": (expansion.sizes(), "float"),
         "correct_token_attribution": (mechlib.correct_token_attribution(expansion, batch.mask), "float"),
         "correct_token_attribution all": (mechlib.correct_token_attribution(expansion), "float"),
@@ -120,7 +123,7 @@ DEVICE_FREE = {
     "repeated_tokens", "repeat_mask", "repeated_batch", "RepeatedBatch", "composition_baseline",
     "random_model", "train_induction_model",
     # the hooks themselves, and the tables the cases return (exercised through them)
-    "zero_ablation_hook", "mean_ablation_hook", "PathExpansion",
+    "zero_ablation_hook", "mean_ablation_hook", "PathExpansion", "AttentionScoreTerms",
     # models: the device tests below
     "load_model", "load_checkpoint", "save_model",
     # flags and a folder path read off a model or the installed package: no tensors

@@ -859,6 +859,30 @@ def _head_outputs(m, cache, layer, H=None, bO=0.0):
     return torch.stack([z[:, :, h] @ m.W_O[layer, h] for h in range(H)], dim=2) + bO
 
 
+def _record(m, t, name):
+    seen = {}
+
+    def keep(a, hook):
+        seen["a"] = a.detach().clone()
+    m.run_with_hooks(t, fwd_hooks=[(name, keep)])
+    return seen["a"]
+
+# --------------------------------------------------------------------------- A1 real transformer
+
+
+def _raw_scores(m, t, layer):
+    _, cache = m.run_with_cache(t)
+    q, k = cache[f"blocks.{layer}.attn.hook_q"], cache[f"blocks.{layer}.attn.hook_k"]
+    return torch.einsum("bqhd,bkhd->bhqk", q, k) / m.cfg.d_head ** 0.5
+
+
+def _scores_from_weights(m, t, layer):
+    x = _np(_record(m, t, f"blocks.{layer}.hook_resid_pre"))
+    q = np.einsum("bpm,hmd->bphd", x, _np(m.W_Q[layer])) + _np(m.b_Q[layer])
+    k = np.einsum("bpm,hmd->bphd", x, _np(m.W_K[layer])) + _np(m.b_K[layer])
+    return np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(m.cfg.d_head)
+
+
 WRONG_08 = {
     "08.1": {
         "always layer 0": lambda m, name: _get_by_regex(m, name.replace(name.split(".")[1], "0")
@@ -868,10 +892,14 @@ WRONG_08 = {
         "every layer": lambda m, name: getattr(m, name.split(".")[-1]),
     },
     "08.2": {
-        "mean over heads": lambda m, t, layer: _patterns(m, t)[f"blocks.{layer}.attn.hook_pattern"].mean(
-            1, keepdim=True).expand(-1, m.cfg.n_heads, -1, -1),
-        "first sequence only": lambda m, t, layer: _patterns(m, t)[f"blocks.{layer}.attn.hook_pattern"][:1],
-        "layer 0 always": lambda m, t, layer: _patterns(m, t)["blocks.0.attn.hook_pattern"],
+        "reads hook_attn_scores (the pattern on this bridge)": lambda m, t, layer: _patterns(m, t)[
+            f"blocks.{layer}.attn.hook_attn_scores"],
+        "reads hook_pattern": lambda m, t, layer: _patterns(m, t)[f"blocks.{layer}.attn.hook_pattern"],
+        "no 1/sqrt(d_head)": lambda m, t, layer: _raw_scores(m, t, layer) * m.cfg.d_head ** 0.5,
+        "divided by sqrt(d_model)": lambda m, t, layer: _raw_scores(m, t, layer) * (m.cfg.d_head / m.cfg.d_model) ** 0.5,
+        "query and key swapped": lambda m, t, layer: _raw_scores(m, t, layer).transpose(-1, -2),
+        "first sequence only": lambda m, t, layer: _raw_scores(m, t, layer)[:1],
+        "layer 0 always": lambda m, t, layer: _raw_scores(m, t, 0),
     },
     "08.3": {
         "the output of the whole model": lambda m, t, name: m(t),
@@ -895,8 +923,8 @@ RIGHT_08 = {
             lambda o, p: o[int(p)] if p.isdigit() else getattr(o, p), name.split("."), m),
     },
     "08.2": {
-        "attention_patterns": lambda m, t, layer: mechlib.attention_patterns(m, t)[layer],
-        "a recording hook, numpy": lambda m, t, layer: _record(m, t, f"blocks.{layer}.attn.hook_pattern").numpy(),
+        "einsum of hook_q and hook_k": _raw_scores,
+        "numpy float64, from the weights": lambda m, t, layer: _scores_from_weights(m, t, layer),
     },
     "08.3": {
         "hook records a clone": lambda m, t, name: _record(m, t, name),
@@ -908,17 +936,6 @@ RIGHT_08 = {
             _np(cache[f"blocks.{layer}.attn.hook_z"])[..., None, :] @ _np(m.W_O[layer])[None, None]).squeeze(-2),
     },
 }
-
-
-def _record(m, t, name):
-    seen = {}
-
-    def keep(a, hook):
-        seen["a"] = a.detach().clone()
-    m.run_with_hooks(t, fwd_hooks=[(name, keep)])
-    return seen["a"]
-
-# --------------------------------------------------------------------------- A1 real transformer
 
 
 def _prev_head(m, t, offset=-1, batch=slice(None), H=None):

@@ -148,6 +148,7 @@ REFERENCE = {
     "03.1": lambda m, s, r: mechlib.pair_composition_score(m, s, r, "K"),
     "03.2": lambda m, kind: mechlib.composition_scores(m, kind),
     "03.3": lambda m, t, s, r: mechlib.path_ablation(m, t, s, r, "K"),
+    "03.4": lambda m, t, s, r: mechlib.attention_score_terms(m, t, r).terms["embed", mechlib.head_label(s)].float(),
     "04.1": lambda m, s, r: mechlib.pair_composition_score(m, s, r, "Q"),
     "04.2": lambda m, s, r, side: (mechlib.ov_circuit(m, s) @ mechlib.qk_circuit(m, r)).AB if side == "Q"
     else (mechlib.qk_circuit(m, r) @ mechlib.ov_circuit(m, s).T).AB,
@@ -169,7 +170,8 @@ REFERENCE = {
     "05b.1": lambda steps, values: mechlib.halfway_step(steps, values),
     "05b.2": lambda steps, a, b, tol: _order(mechlib.halfway_step(steps, a), mechlib.halfway_step(steps, b), tol),
     "08.1": lambda m, name: eval("m." + re.sub(r"\.(\d+)", r"[\1]", name)),  # noqa: S307 -- fixed names
-    "08.2": lambda m, t, layer: mechlib.attention_patterns(m, t)[layer],
+    "08.2": lambda m, t, layer: torch.stack([mechlib.attention_score_terms(m, t, (layer, h)).total()
+                                             for h in range(m.cfg.n_heads)], 1),
     "08.3": lambda m, t, name: m.run_with_cache(t)[1][name],
     "08.4": lambda m, cache, layer: torch.stack(
         [mechlib.head_output(m, cache, (layer, h)) for h in range(m.cfg.n_heads)], dim=2),
@@ -255,6 +257,48 @@ def test_common_mistakes_get_a_hint():
     assert "duplicate-token score" in duplicate.message
     everywhere = checks.check_mean_ablation_hook(_mean_over_positions_too, verbose=False)
     assert "averaged over positions as well" in everywhere.message
+
+
+def _k_term(mistake):
+    """A learner's k_composition_term with one mistake, written with TransformerLens's cache."""
+    def term(m, tokens, s, r):
+        (l1, h1), (l2, h2) = s, r
+        _, cache = m.run_with_cache(tokens)
+        out = cache[f"blocks.{l1}.attn.hook_z"][:, :, h1] @ m.W_O[l1, h1]
+        if mistake == "no value bias":
+            out = out - m.b_V[l1, h1] @ m.W_O[l1, h1]
+        embed = m.W_E[tokens]
+        q, k = (out @ m.W_Q[l2, h2], embed @ m.W_K[l2, h2]) if mistake == "transposed" else \
+            (embed @ m.W_Q[l2, h2], out @ m.W_K[l2, h2])
+        scale = 1.0 if mistake == "no scale" else m.cfg.d_head ** 0.5
+        return q @ k.transpose(-1, -2) / scale
+    return term
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("transposed", "a Q-composition term"),
+    ("no scale", "divides q . k by sqrt(d_head)"),
+    ("no value bias", "includes its value bias"),
+])
+def test_k_term_mistakes_get_their_hint(mistake, hint):
+    result = checks.check_k_composition_term(_k_term(mistake), verbose=False)
+    assert result.status == "failed" and hint in result.message, result.message
+    assert checks.check_k_composition_term(_k_term(None), verbose=False).passed
+
+
+def test_raw_scores_check_tells_the_hook_that_holds_the_pattern():
+    """08.2: on TransformerLens 4.3's bridge hook_attn_scores holds the pattern, so reading it must fail."""
+    def wrong_hook(m, tokens, layer):
+        return m.run_with_cache(tokens)[1][f"blocks.{layer}.attn.hook_attn_scores"]
+
+    def from_q_and_k(m, tokens, layer):
+        _, cache = m.run_with_cache(tokens)
+        q, k = cache[f"blocks.{layer}.attn.hook_q"], cache[f"blocks.{layer}.attn.hook_k"]
+        return torch.einsum("bihd,bjhd->bhij", q, k) / m.cfg.d_head ** 0.5
+
+    result = checks.check_attention_scores(wrong_hook, verbose=False)
+    assert result.status == "failed" and "hook_attn_scores holds the pattern" in result.message, result.message
+    assert checks.check_attention_scores(from_q_and_k, verbose=False).passed
 
 
 def _shifted_induction(pattern, half_len, prefix_len):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Iterator
 
 import mechlib
@@ -74,6 +75,54 @@ def cases_path_ablation(kinds: tuple[str, ...], lists: bool) -> Iterator[Case]:
                                              alternatives=alts))
 
 
+def k_term64(model, tokens, sender, receiver, mistake: str | None = None):
+    """The score term (token at the query, sender's output at the key) of ``receiver``, float64, or a mistake's."""
+    (l1, h1), (l2, h2) = sender, receiver
+    w = ref.weights64(model)
+    tokens = tokens.cpu()
+    out = ref.head_outputs64(model, tokens)[sender]
+    if mistake == "no value bias":
+        out = out - w["b_V"][l1, h1] @ w["W_O"][l1, h1]
+    embed = w["W_E"][tokens]
+    W_Q, W_K = w["W_Q"][l2, h2], w["W_K"][l2, h2]
+    if mistake == "transposed":  # the sender at the query, the token at the key
+        q, k = out @ W_Q, embed @ W_K
+    elif mistake == "W_Q and W_K swapped":
+        q, k = embed @ W_K, out @ W_Q
+    else:
+        q, k = embed @ W_Q, out @ W_K
+    if mistake == "b_Q":
+        q = q + w["b_Q"][l2, h2]
+    scale = 1.0 if mistake == "no scale" else math.sqrt(model.cfg.d_head)
+    return q @ k.transpose(-1, -2) / scale
+
+
+K_TERM_HINTS = {
+    "transposed": "this is the term with the sender's output at the query and the token at the key (a "
+                  "Q-composition term); K-composition puts the token W_E[t_i] at the query and the sender's "
+                  "output at the key",
+    "W_Q and W_K swapped": "the query side reads the residual stream through W_Q and the key side through W_K; "
+                           "you swapped them",
+    "no scale": "TransformerLens divides q . k by sqrt(d_head) before the softmax; divide the term too",
+    "no value bias": "the sender's output includes its value bias: o = A (x W_V + b_V) W_O, which is "
+                     "cache['blocks.L.attn.hook_z'][:, :, h] @ W_O (hook_z already has b_V)",
+    "b_Q": "b_Q belongs to the bias term of the query, not to the token's: use W_E[t] @ W_Q alone",
+}
+
+
+def cases_k_term() -> Iterator[Case]:
+    for model in (bundled(), check_model()):
+        tokens, _, _ = repeat_tokens_for(model, 4, seed=23)
+        L, H = model.cfg.n_layers, model.cfg.n_heads
+        pairs = ([((0, 3), (1, 3)), ((0, 0), (1, 1)), ((0, 1), (1, 2))] if model is bundled()
+                 else [((0, 0), (1, 1)), ((0, H - 1), (L - 1, 0)), ((L - 2, 1), (L - 1, H - 1))])
+        for s, r in pairs:
+            alts = tuple((k_term64(model, tokens, s, r, mistake), hint) for mistake, hint in K_TERM_HINTS.items())
+            yield Case(f"sender {head_label(s)}, receiver {head_label(r)} of {model_desc(model)}", (model, tokens, s, r),
+                       functools.partial(compare_tensor, expected=k_term64(model, tokens, s, r), rtol=1e-3,
+                                         atol=1e-4, alternatives=alts))
+
+
 NOTEBOOK = '03_k_composition'
 exercise = functools.partial(Exercise, notebook=NOTEBOOK)
 
@@ -93,4 +142,11 @@ EXERCISES = (
              draw=lambda: cases_path_ablation(("K",), False),
              statement='``remove_sender_from_keys(model, tokens, sender, receiver)`` is path ablation through K.',
              success="logits match mechlib.path_ablation(..., kind='K') on the bundled and a random model"),
+    exercise(id='03.4', function='k_composition_term', title='One term of the attention score',
+             difficulty=3, importance=4, minutes=20,
+             draw=cases_k_term,
+             statement='``k_composition_term(model, tokens, sender, receiver)`` is the score term '
+                       '``(W_E[t_i] W_Q^r) . (o^s_j W_K^r) / sqrt(d_head)``, ``[batch, query, key]``.',
+             success="matches the float64 term (token at the query, sender's output at the key) on the bundled "
+                     "and a random model"),
 )

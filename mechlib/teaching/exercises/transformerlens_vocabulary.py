@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Iterator
 
 import torch
 
 import mechlib
+from mechlib.teaching import reference as ref
 from mechlib.teaching.comparisons import Mismatch, compare_tensor
 from mechlib.teaching.exercise import Case, Exercise
 from mechlib.teaching.inputs import bundled, check_model, model_desc, repeat_tokens_for
@@ -26,13 +28,22 @@ def _cases_get_weight() -> Iterator[Case]:
                        functools.partial(compare_tensor, expected=exp.detach(), rtol=0, atol=0))
 
 
-def _cases_attention_pattern() -> Iterator[Case]:
+def _cases_attention_scores() -> Iterator[Case]:
     for model in (bundled(), check_model()):
         tokens, _, _ = repeat_tokens_for(model, 3, seed=17)
-        P = mechlib.attention_patterns(model, tokens)
+        expected = ref.attention_scores64(model, tokens.cpu())
+        P = mechlib.attention_patterns(model, tokens).detach().cpu().double()
+        scale = math.sqrt(model.cfg.d_head)
         for l in range(model.cfg.n_layers):
+            alts = ((P[l], "this is the attention pattern, after the softmax (rows sum to 1): on TransformerLens "
+                           "4.3's bridge hook_attn_scores holds the pattern too; compute the scores from hook_q "
+                           "and hook_k"),
+                    (expected[l] * scale, "divide q . k by sqrt(d_head), as the model does before the softmax"),
+                    (expected[l].transpose(-1, -2), "the query position is the third axis and the key position "
+                                                    "the fourth: [batch, head, query, key]"))
             yield Case(f"layer {l} of {model_desc(model)}", (model, tokens, l),
-                       functools.partial(compare_tensor, expected=P[l], rtol=1e-5, atol=1e-6))
+                       functools.partial(compare_tensor, expected=expected[l], rtol=1e-4, atol=1e-4,
+                                         alternatives=alts))
 
 
 def _cases_capture() -> Iterator[Case]:
@@ -77,11 +88,13 @@ EXERCISES = (
              draw=_cases_get_weight,
              statement='``get_weight(model, name)`` resolves a dotted TransformerLens weight name.',
              success="resolves embedding, positional, unembedding and per-layer attention weights"),
-    exercise(id='08.2', function='attention_pattern', title='Reading the cache',
-             difficulty=1, importance=4, minutes=5,
-             draw=_cases_attention_pattern,
-             statement='``attention_pattern(model, tokens, layer)`` reads ``blocks.{layer}.attn.hook_pattern``.',
-             success="matches the cached hook_pattern of every layer"),
+    exercise(id='08.2', function='attention_scores', title='Raw scores from the cache',
+             difficulty=2, importance=4, minutes=10,
+             draw=_cases_attention_scores,
+             statement='``attention_scores(model, tokens, layer)`` is ``q_i . k_j / sqrt(d_head)`` of every head, '
+                       'from ``hook_q`` and ``hook_k``: ``[batch, head, query, key]``, before the softmax.',
+             success="matches the float64 raw scores of every layer (not the pattern that hook_attn_scores holds "
+                     "on this bridge)"),
     exercise(id='08.3', function='capture_activation', title='A hook that records',
              difficulty=2, importance=4, minutes=10,
              draw=_cases_capture,
