@@ -88,10 +88,12 @@ class RelayConfig:
     of heads, ``0.0 -> 1.0``, and cutting it means something (with four heads per layer the
     heads share the work and no single cut shows it). Each training sequence holds one to
     ``max_markers`` markers, and the answer is the token before the last one (see
-    :mod:`mechlib.relay` for why more than one).
+    :mod:`mechlib.relay` for why more than one). Training on this task is sensitive to the
+    seed: seed 0 of the same recipe ended with a loss of 0.18 nats at ``R`` on the one-marker
+    evaluation batch, seed 1 (the recorded one) with 0.05.
     """
 
-    seed: int = 0
+    seed: int = 1
     d_vocab: int = 32
     n_ctx: int = 32
     d_model: int = 64
