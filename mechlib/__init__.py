@@ -31,10 +31,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "explorers": ('CompositionExplorerState',),
     "formation": ('TrainingDynamics', 'halfway_step', 'training_dynamics'),
     "heads": ('Head', 'all_heads', 'chain_label', 'head_label', 'heads_above', 'layer_heads', 'parse_head', 'ranked_heads', 'top_head', 'top_pair'),
-    "models": ('BUNDLED_MODEL', 'MINILM', 'InductionConfig', 'ModelInfo', 'ModelUnavailableError', 'checkpoint_steps', 'is_causal', 'lm_head_trained', 'load_checkpoint', 'load_model', 'minilm_folder', 'model_info', 'random_model', 'save_model', 'train_induction_model'),
+    "models": ('BUNDLED_MODEL', 'MINILM', 'RELAY_MODEL', 'InductionConfig', 'RelayConfig', 'train_relay_model', 'ModelInfo', 'ModelUnavailableError', 'checkpoint_steps', 'is_causal', 'lm_head_trained', 'load_checkpoint', 'load_model', 'minilm_folder', 'model_info', 'random_model', 'save_model', 'train_induction_model'),
     "score_terms": ('AttentionScoreTerms', 'attention_score_terms'),
     "roles": ('HeadRole', 'attention_by_offset', 'head_roles', 'heads_with_role'),
     "scores": ('attention_patterns', 'duplicate_token_scores', 'induction_scores', 'induction_scores_from_patterns', 'next_token_scores', 'per_token_loss', 'prev_token_scores', 'repeat_loss'),
+    "relay": ('RelayBatch', 'relay_batch'),
     "toggle": ('HeadToggleState',),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -43,11 +44,11 @@ __all__ = [
     # heads
     "Head", "all_heads", "chain_label", "head_label", "heads_above", "layer_heads", "parse_head", "ranked_heads", "top_head", "top_pair",
     # data
-    "RepeatedBatch", "repeat_mask", "repeated_batch", "repeated_tokens",
+    "RepeatedBatch", "repeat_mask", "repeated_batch", "repeated_tokens", "RelayBatch", "relay_batch",
     # models
     "BUNDLED_MODEL", "MINILM", "InductionConfig", "ModelInfo", "ModelUnavailableError", "checkpoint_steps", "load_checkpoint",
     "load_model", "minilm_folder", "model_info", "lm_head_trained", "is_causal", "random_model", "save_model",
-    "train_induction_model",
+    "train_induction_model", "RELAY_MODEL", "RelayConfig", "train_relay_model",
     # scores
     "attention_patterns", "duplicate_token_scores", "induction_scores", "induction_scores_from_patterns",
     "next_token_scores", "per_token_loss", "prev_token_scores", "repeat_loss",
@@ -118,6 +119,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the names as plain imports
     )
     from mechlib.counting import count_virtual_heads, enumerate_virtual_heads
     from mechlib.data import RepeatedBatch, repeat_mask, repeated_batch, repeated_tokens
+    from mechlib.relay import RelayBatch, relay_batch
     from mechlib.expansion import PathExpansion, check_expandable, path_expansion
     from mechlib.explorers import CompositionExplorerState
     from mechlib.formation import TrainingDynamics, halfway_step, training_dynamics
@@ -136,7 +138,9 @@ if TYPE_CHECKING:  # for type checkers and editors: the names as plain imports
     from mechlib.models import (
         BUNDLED_MODEL,
         MINILM,
+        RELAY_MODEL,
         InductionConfig,
+        RelayConfig,
         ModelInfo,
         ModelUnavailableError,
         checkpoint_steps,
@@ -149,6 +153,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the names as plain imports
         random_model,
         save_model,
         train_induction_model,
+        train_relay_model,
     )
     from mechlib.score_terms import AttentionScoreTerms, attention_score_terms
     from mechlib.roles import HeadRole, attention_by_offset, head_roles, heads_with_role

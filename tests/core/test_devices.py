@@ -54,6 +54,7 @@ def _cases(model, batch) -> dict:
     _, cache = model.run_with_cache(t.to(logits.device), names_filter=lambda n: n in names)
     patterns = mechlib.attention_patterns(model, t)
     expansion = mechlib.path_expansion(model, t)
+    relay = mechlib.relay_batch(model, batch=4)  # CPU tokens, as the book makes them
     out = {
         "attention_patterns": (patterns, "model"),
         "prev_token_scores": (mechlib.prev_token_scores(model, t), "cpu"),
@@ -67,6 +68,7 @@ def _cases(model, batch) -> dict:
         "per_token_loss": (mechlib.per_token_loss(logits, t), "model"),
         "repeat_loss": (mechlib.repeat_loss(logits, t, batch.half_len, batch.prefix_len), "float"),
         "RepeatedBatch.loss": (batch.loss(logits), "float"),
+        "RelayBatch.loss": (relay.loss(model(relay.tokens.to(logits.device))), "float"),
         "ov_circuit": (mechlib.ov_circuit(model, S), "model"),
         "qk_circuit": (mechlib.qk_circuit(model, R), "model"),
         "receiver_circuit": (mechlib.receiver_circuit(model, R, "K"), "model"),
@@ -121,7 +123,8 @@ DEVICE_FREE = {
     "BUNDLED_MODEL", "InductionConfig", "ModelUnavailableError",
     # CPU by design: seeded data and baselines are the same on every machine
     "repeated_tokens", "repeat_mask", "repeated_batch", "RepeatedBatch", "composition_baseline",
-    "random_model", "train_induction_model",
+    "random_model", "train_induction_model", "relay_batch", "RelayBatch", "RELAY_MODEL", "RelayConfig",
+    "train_relay_model",
     # the hooks themselves, and the tables the cases return (exercised through them)
     "zero_ablation_hook", "mean_ablation_hook", "PathExpansion", "AttentionScoreTerms",
     # models: the device tests below
