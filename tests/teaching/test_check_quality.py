@@ -106,3 +106,26 @@ def test_a_wrong_answer_fails_on_more_seeds(ex_id, name, fn, seed):
 def test_a_correct_alternative_passes_on_more_seeds(ex_id, name, fn, seed):
     verdict = graded(ex_id, fn, seed)
     assert verdict["status"] == "passed", f"seed {seed} refused {name!r}: {verdict['message']}"
+
+
+#: wrong answers whose self-check message must name the mistake (a hint, or what was changed)
+NAMED = {
+    ("02.3", "absolute tolerance"): "the tolerance is relative",
+    ("02.3", "relative to the Frobenius norm"): "Frobenius norm",
+    ("02.3", "input scaled in place"): "changed in place",
+    ("02.4", "inputs normalised in place"): "changed in place",
+    ("02.5", "no d_head bottleneck"): "d_head bottleneck",
+    ("02.5", "unseeded"): "same seed gave different scores",
+    ("02.5", "seed hard-coded"): "another seed gave the same scores",
+    ("04.3", "late-binding closure"): "late-binding closure",
+    ("04.3", "first sender only (no sum over senders)"): "remove the sum of every sender's output",
+    ("05.1", "input changed in place"): "changed in place",
+    ("05.4", "mean over positions only"): "you averaged over positions (dim 1)",
+    ("06.1", "b_U added"): "you added b_U",
+}
+
+
+@pytest.mark.parametrize("ex_id, name", list(NAMED), ids=[f"{i}-{n}" for i, n in NAMED])
+def test_the_message_names_the_mistake(ex_id, name):
+    result = self_checked(ex_id, WRONG[ex_id][name])
+    assert result["status"] == "failed" and NAMED[ex_id, name] in result["message"], result["message"]
