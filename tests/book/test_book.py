@@ -8,6 +8,7 @@ Chromium: Debian's package (`make browser`); Playwright cannot download its own 
 In CI (CI=true) a missing Chromium is a failure, elsewhere the browser tests skip.
 """
 
+import functools
 import html.parser
 import importlib.util
 import os
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+import page_audit
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
@@ -303,6 +306,11 @@ PAGE_FACTS_JS = """() => {
 }""" % (WIDGET_VIEW, WIDGET_RENDERED)
 
 
+@functools.cache
+def _axe_source():
+    return page_audit.axe_source()
+
+
 def _visit(context, base, page):
     visit = Visit()
     tab = context.new_page()
@@ -329,12 +337,15 @@ def _visit(context, base, page):
         pass  # reported by test_widgets_render
     tab.wait_for_load_state("networkidle")
     visit.facts.update(tab.evaluate(PAGE_FACTS_JS))
+    visit.facts["axe"] = {"desktop": page_audit.axe_violations(tab, _axe_source())}
     # the same page on a phone: display equations that stick out past the screen's right edge
     tab.set_viewport_size({"width": 390, "height": 844})
-    tab.wait_for_timeout(200)
+    tab.wait_for_timeout(500)  # the theme marks scrolling boxes focusable 300 ms after a resize
     visit.facts["math_past_edge_at_390"] = tab.evaluate("""() => Array.from(
         document.querySelectorAll('mjx-container[display="true"]')).filter(
         e => e.getBoundingClientRect().right > window.innerWidth + 1).length""")
+    visit.facts["axe"]["phone"] = page_audit.axe_violations(tab, _axe_source())
+    visit.facts["overflow_at_390"] = page_audit.overflow(tab)
     tab.close()
     return visit
 
@@ -429,6 +440,66 @@ def test_display_math_fits_a_phone_screen(visits, page):
     """At 390 px a long equation scrolls inside its box (_static/mechlib.css) instead of leaving the page."""
     n = visits[page].facts["math_past_edge_at_390"]
     assert n == 0, f"{page}: {n} display equations run past the right edge of a 390 px screen"
+
+
+def _listed(found):
+    return "\n".join(f"  {v['rule']} ({v['impact']}): {v['target']}  {v['html']}" for v in found)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+@pytest.mark.parametrize("page", PAGES)
+def test_no_serious_accessibility_violations(visits, page, width):
+    """axe-core's WCAG 2.1 A/AA audit (tests/book/page_audit.py) at 1280 px and 390 px: no
+    serious or critical violation outside the live widgets' panels (those: the next test)."""
+    found = [v for v in visits[page].facts["axe"][width] if not v["in_live_panel"]]
+    if found:
+        pytest.fail(f"{page} at {width} width, axe-core's serious or critical violations:\n"
+                    + _listed(found), pytrace=False)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+@pytest.mark.parametrize("page", PAGES)
+def test_no_serious_accessibility_violations_in_live_panels(visits, page, width):
+    """The same audit inside the live widgets' panels (.mll-widget, mechlib/views/live).
+
+    Known and expected to fail until issue 24's live-widget part lands (the panels' own
+    keyboard and ARIA work, in mechlib/views/live, not this branch): their score tables
+    scroll but cannot be reached by keyboard (scrollable-region-focusable). Listed as an
+    xfail with the violations, never skipped; delete the xfail once that work is merged."""
+    found = [v for v in visits[page].facts["axe"][width] if v["in_live_panel"]]
+    if found:
+        pytest.xfail(f"{page} at {width} width, in live panels:\n" + _listed(found))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_sticks_out_of_its_box_on_a_phone(visits, page):
+    """At 390 px the page does not scroll sideways, and nothing runs past the text column
+    unless it is inside a box that scrolls sideways and fits (tests/book/page_audit.py)."""
+    found = visits[page].facts["overflow_at_390"]
+    assert not found["page_scrolls"], f"{page}: at 390 px the page itself scrolls sideways"
+    out = found["sticking_out"]
+    assert not out, f"{page}: at 390 px, cut off or past the edge, not in a scrolling box:\n" + "\n".join(
+        f"  {o['element']} (right edge {o['right']} px, column ends at {o['edge']} px)" for o in out[:20])
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_a_box_that_scrolls_on_a_phone_shows_it(visits, page):
+    """A table, equation or figure that scrolls sideways at 390 px shows a cue (a shadow on
+    the side with more, _static/mechlib.css). Live panels: their own CSS, the xfail below."""
+    missing = [o["element"] for o in visits[page].facts["overflow_at_390"]["no_cue"] if not o["in_live_panel"]]
+    assert not missing, f"{page}: boxes that scroll at 390 px without a cue: {missing}"
+    in_panels = [o["element"] for o in visits[page].facts["overflow_at_390"]["no_cue"] if o["in_live_panel"]]
+    if in_panels:
+        pytest.xfail(f"{page}: live panels' boxes scroll without a cue (mechlib/views/live/live.css, "
+                     f"issue 24's live-widget part): {in_panels}")
 
 
 @pytest.mark.slow
