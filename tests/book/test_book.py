@@ -594,6 +594,144 @@ def test_launch_buttons_open_this_page_notebook(visits, page):
     assert binder == [f"{binder_url}/v2/gh/{repo}/{branch}?urlpath=tree/{notebook}"], f"{page}: {binder}"
 
 
+# --------------------------------------------------------------------------- the print edition
+
+
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class PrintEdition:
+    path: Path
+    reader: object                                # pypdf.PdfReader
+    starts: list = field(default_factory=list)    # (bookmark title, first page index), in order
+    seconds: float = 0.0
+
+
+@pytest.fixture(scope="session")
+def print_edition(site, chromium, tmp_path_factory):
+    """`make pdf` (scripts/book_pdf.py) on the built book, into a temporary folder."""
+    from pypdf import PdfReader
+
+    book_pdf = _load_script("book_pdf")
+    out = tmp_path_factory.mktemp("pdf") / book_pdf.PDF_NAME
+    result = book_pdf.build_pdf(site, out, chromium["executable_path"])
+    reader = PdfReader(out)
+    starts = [(item.title, reader.get_destination_page_number(item)) for item in reader.outline]
+    print(f"\nprint edition: {len(reader.pages)} pages in {result['seconds']:.0f} s")
+    return PrintEdition(out, reader, starts, result["seconds"])
+
+
+class _Heading(html.parser.HTMLParser):
+    """The text of a page's first <h1>, without its permalink (a.headerlink)."""
+
+    def __init__(self):
+        super().__init__()
+        self.text, self._in, self._skip, self._done = "", False, 0, False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "h1" and not self._done:
+            self._in = True
+        elif self._in and tag == "a" and "headerlink" in (dict(attrs).get("class") or ""):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag == "h1" and self._in:
+            self._in, self._done = False, True
+        elif tag == "a" and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if self._in and not self._skip:
+            self.text += data
+
+
+def _page_title(site, page):
+    parser = _Heading()
+    parser.feed((site / page).read_text(encoding="utf8"))
+    return " ".join(parser.text.split())
+
+
+def _squash(text):
+    """Text compared without whitespace or case (PDF text extraction breaks lines anywhere)."""
+    return re.sub(r"\s+", "", text).casefold()
+
+
+def _pdf_text(reader, first, stop):
+    return "".join(reader.pages[i].extract_text() or "" for i in range(first, stop))
+
+
+def _image_count(page):
+    """Images painted on a PDF page: image XObjects, also inside form XObjects, each object once."""
+    seen = set()
+
+    def walk(resources):
+        xobjects = (resources or {}).get("/XObject") or {}
+        for ref in xobjects.values():
+            obj = ref.get_object()
+            key = getattr(ref, "idnum", id(obj))
+            if key in seen:
+                continue
+            seen.add(key)
+            if obj.get("/Subtype") == "/Image":
+                yield 1
+            elif obj.get("/Subtype") == "/Form":
+                yield from walk(obj.get("/Resources"))
+
+    return sum(walk(page.get("/Resources")))
+
+
+TOC_PAGES = [f + ".html" for f in TOC_FILES]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_print_edition_has_every_page_in_order_with_a_contents(site, print_edition):
+    titles = [_page_title(site, page) for page in TOC_PAGES]
+    assert [t for t, _ in print_edition.starts] == titles, "the PDF's bookmarks are not the book's pages in order"
+    first_pages = [first for _, first in print_edition.starts]
+    assert first_pages == sorted(first_pages) and first_pages[0] > 0, first_pages
+    front = _squash(_pdf_text(print_edition.reader, 0, first_pages[0]))
+    assert _squash("Contents") in front
+    for title, first in print_edition.starts:
+        # the contents gives each page's title and its page number (counting from 1)
+        assert _squash(title) + str(first + 1) in front, f"contents: no entry '{title} ... {first + 1}'"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", TOC_PAGES)
+def test_print_edition_has_the_chapter_and_its_figures(site, print_edition, page):
+    """Its title in the PDF's text where its bookmark points, and every figure: as many images
+    on its pages as the HTML page has figures, and each caption's number ("Figure 5.3")."""
+    reader, starts = print_edition.reader, [first for _, first in print_edition.starts]
+    index = TOC_PAGES.index(page)
+    first, stop = starts[index], (starts[index + 1] if index + 1 < len(starts) else len(reader.pages))
+    text = _squash(_pdf_text(reader, first, stop))
+    title = _page_title(site, page)
+    assert _squash(title) in text, f"{page}: its title '{title}' is not on PDF pages {first + 1}-{stop}"
+    parser = _Figures()
+    parser.feed((site / page).read_text(encoding="utf8"))
+    figures = [f for f in parser.found if f["alt"] is not None]
+    numbers = re.findall(r'caption-number">(Figure [0-9.]+)', (site / page).read_text(encoding="utf8"))
+    images = sum(_image_count(reader.pages[i]) for i in range(first, stop))
+    assert images >= len(figures), f"{page}: {len(figures)} figures, {images} images on PDF pages {first + 1}-{stop}"
+    missing = [n for n in numbers if _squash(n) not in text]
+    assert not missing, f"{page}: figure captions not in the PDF: {missing}"
+
+
+@pytest.mark.slow
+def test_front_page_links_to_the_print_edition(site):
+    """The front page links to the PDF `make pdf` writes next to it (scripts/book_pdf.py)."""
+    name = _load_script("book_pdf").PDF_NAME
+    assert f'href="{name}"' in (site / ROOT_PAGE).read_text(encoding="utf8")
+    assert "make pdf" in (site / ROOT_PAGE).read_text(encoding="utf8")
+
+
 # --------------------------------------------------------------------------- nbval sanitizing
 
 
