@@ -152,7 +152,7 @@ def build_pdf(site: Path, out: Path, chromium: str, pages: list[str] | None = No
     chapters = []
     for title, reader in printed:
         chapters.append((title, len(writer.pages)))
-        writer.add_outline_item(title, len(writer.pages))
+        writer.add_outline_item(title=title, page_number=len(writer.pages))
         for p in reader.pages:
             writer.add_page(p)
     for i, page in enumerate(writer.pages):
