@@ -11,10 +11,12 @@ of about a gigabyte, cannot draw the JavaScript widgets at all, and would typese
 page a second, different way.
 
 How: serves the built HTML on 127.0.0.1 (requests to other hosts are blocked), opens each page
-of _toc.yml in headless Chromium, waits for MathJax and the widgets, prints it with the print
-stylesheet (_static/mechlib.css: no sidebars or buttons; live panels keep their figure and
-lose their controls) to A4, then puts a title page and a table of contents with page numbers
-in front, numbers every page, and merges it all with pypdf, with one bookmark per page.
+of _toc.yml in headless Chromium at the paper's width, waits for MathJax and the widgets, opens
+every toggle, scales equations wider than the paper down to fit, and prints it to A4 with the
+print stylesheets (the theme's: no sidebars; _static/mechlib.css: code wraps, live panels keep
+their figure at the starting state but not their buttons). Then a cover and a table of contents
+with page numbers go in front, every page after them is numbered, and pypdf merges it all into
+one file with one bookmark per page.
 """
 from __future__ import annotations
 
@@ -36,6 +38,16 @@ from screenshots import CHROMIUM_ARGS, WIDGETS_RENDERED, serve  # noqa: E402
 #: the file name, next to index.html in the built site (the front page links to it)
 PDF_NAME = "composition-virtual-heads.pdf"
 PAPER = {"format": "A4", "margin": {"top": "16mm", "bottom": "18mm", "left": "15mm", "right": "15mm"}}
+#: the width between those margins in CSS pixels (180 mm at 96 px per inch): pages are laid out
+#: at this width before printing, so that what is measured is what goes on paper
+PAPER_WIDTH_PX = 680
+# A display equation wider than the paper is scaled down to fit (on screen it scrolls)
+FIT_EQUATIONS_JS = """() => {
+  for (const e of document.querySelectorAll('mjx-container[display="true"]')) {
+    const room = e.parentElement.clientWidth;
+    if (e.scrollWidth > room + 1) e.style.zoom = (room / e.scrollWidth).toFixed(3);
+  }
+}"""
 TITLE_JS = """() => {
   const h1 = document.querySelector("article h1") || document.querySelector("h1");
   return h1 ? h1.textContent.replace(/[\\s\\u00b6#]+$/, "").replace(/\\s+/g, " ").trim() : document.title;
@@ -119,12 +131,13 @@ def build_pdf(site: Path, out: Path, chromium: str, pages: list[str] | None = No
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1000, "height": 1200})
+            context = browser.new_context(viewport={"width": PAPER_WIDTH_PX, "height": 1000})
             context.route(lambda url: not url.startswith(base), lambda route: route.abort())
             tab = context.new_page()
             for page in pages:
                 _settle(tab, base + page)
                 tab.emulate_media(media="print")
+                tab.evaluate(FIT_EQUATIONS_JS)
                 title = tab.evaluate(TITLE_JS)
                 data = tab.pdf(print_background=True, **PAPER)
                 tab.emulate_media(media="screen")
