@@ -165,9 +165,10 @@ def build_pdf(site: Path, out: Path, chromium: str, pages: list[str] | None = No
     chapters = []
     for title, reader in printed:
         chapters.append((title, len(writer.pages)))
-        writer.add_outline_item(title=title, page_number=len(writer.pages))
         for p in reader.pages:
             writer.add_page(p)
+    for title, first in chapters:  # a bookmark needs its page in the writer already
+        writer.add_outline_item(title=title, page_number=first)
     for i, page in enumerate(writer.pages):
         if i >= front_len:  # the cover and contents stay unnumbered
             page.merge_page(numbers.pages[i])
