@@ -11,7 +11,7 @@ LEARNER_PINS  := "ipywidgets==7.7.1" ipykernel
 # pytest only runs the widget tests there (on Colab's ipywidgets); nothing imports it
 LEARNER_TEST  := pytest
 
-.PHONY: book check test setup learner browser sandbox system screenshots clean
+.PHONY: book check test setup learner browser sandbox system screenshots pdf clean
 
 setup: $(STAMP)
 
@@ -109,9 +109,16 @@ test:
 	# ipywidgets 7.7.1, and the device tests without the dev extra
 	OMP_NUM_THREADS=1 $(LEARNER)/bin/python -m pytest -p no:cacheprovider -q tests/views/test_live_kernel.py tests/core/test_devices.py
 
-# a full-page PNG of every built page, for looking at what readers see
+# a full-page PNG of every built page, for looking at what readers see: at 1280 px, and at a
+# phone's 390 px in _build/screenshots/390/
 screenshots: book browser
 	$(PY) scripts/screenshots.py
+	$(PY) scripts/screenshots.py --width 390 --out _build/screenshots/390
+
+# the print edition: the built book, printed by Chromium, as one PDF in _build/html/ (the front
+# page links to it)
+pdf: book browser
+	$(PY) scripts/book_pdf.py
 
 clean:
 	rm -rf _build $(VENV) $(LEARNER)

@@ -77,13 +77,26 @@ def _images(bundle: nodes.Element) -> list[nodes.image]:
     return list(bundle.findall(nodes.image))
 
 
+#: a figure shown wider than this (CSS px) is side by side panels: on a phone (_static/mechlib.css)
+#: it keeps a legible width and scrolls sideways in its own box rather than shrinking to fit
+WIDE_FIGURE_PX = 750
+WIDE_FIGURE_CLASS = "wide-figure"
+
+
+def _css_px(width: object) -> float | None:
+    """``"1009"`` or ``"1009px"`` as 1009.0; None for another unit (a percentage) or no width."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*(px)?\s*", str(width)) if width is not None else None
+    return float(match[1]) if match else None
+
+
 def make_figure(bundle: nodes.Element, paragraph: nodes.paragraph, figure_id: str) -> nodes.figure:
     """Wrap the output ``bundle`` and the caption ``paragraph`` starts with in a figure, in place of the bundle.
 
     The caption is the paragraph's leading italics, without the italics; they leave the
     paragraph (and an empty paragraph leaves the document). Each image in the bundle gets
     the caption's text as alt text and keeps its width but not its height (so it shrinks in
-    proportion on a narrow screen).
+    proportion on a narrow screen). A figure wider than :data:`WIDE_FIGURE_PX` gets the class
+    :data:`WIDE_FIGURE_CLASS`.
     """
     leading = caption_nodes(paragraph)
     content = [grandchild for child in leading for grandchild in child.children]
@@ -95,6 +108,8 @@ def make_figure(bundle: nodes.Element, paragraph: nodes.paragraph, figure_id: st
         if "width" in image:
             image.attributes.pop("height", None)
     figure = nodes.figure(ids=[figure_id])
+    if any((_css_px(image.get("width")) or 0) > WIDE_FIGURE_PX for image in _images(bundle)):
+        figure["classes"].append(WIDE_FIGURE_CLASS)
     figure.source, figure.line = bundle.source, bundle.line
     bundle.replace_self(figure)
     figure += bundle

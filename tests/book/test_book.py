@@ -8,6 +8,7 @@ Chromium: Debian's package (`make browser`); Playwright cannot download its own 
 In CI (CI=true) a missing Chromium is a failure, elsewhere the browser tests skip.
 """
 
+import functools
 import html.parser
 import importlib.util
 import os
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+import page_audit
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
@@ -303,6 +306,11 @@ PAGE_FACTS_JS = """() => {
 }""" % (WIDGET_VIEW, WIDGET_RENDERED)
 
 
+@functools.cache
+def _axe_source():
+    return page_audit.axe_source()
+
+
 def _visit(context, base, page):
     visit = Visit()
     tab = context.new_page()
@@ -329,12 +337,15 @@ def _visit(context, base, page):
         pass  # reported by test_widgets_render
     tab.wait_for_load_state("networkidle")
     visit.facts.update(tab.evaluate(PAGE_FACTS_JS))
+    visit.facts["axe"] = {"desktop": page_audit.axe_violations(tab, _axe_source())}
     # the same page on a phone: display equations that stick out past the screen's right edge
     tab.set_viewport_size({"width": 390, "height": 844})
-    tab.wait_for_timeout(200)
+    tab.wait_for_timeout(500)  # the theme marks scrolling boxes focusable 300 ms after a resize
     visit.facts["math_past_edge_at_390"] = tab.evaluate("""() => Array.from(
         document.querySelectorAll('mjx-container[display="true"]')).filter(
         e => e.getBoundingClientRect().right > window.innerWidth + 1).length""")
+    visit.facts["axe"]["phone"] = page_audit.axe_violations(tab, _axe_source())
+    visit.facts["overflow_at_390"] = page_audit.overflow(tab)
     tab.close()
     return visit
 
@@ -431,6 +442,66 @@ def test_display_math_fits_a_phone_screen(visits, page):
     assert n == 0, f"{page}: {n} display equations run past the right edge of a 390 px screen"
 
 
+def _listed(found):
+    return "\n".join(f"  {v['rule']} ({v['impact']}): {v['target']}  {v['html']}" for v in found)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+@pytest.mark.parametrize("page", PAGES)
+def test_no_serious_accessibility_violations(visits, page, width):
+    """axe-core's WCAG 2.1 A/AA audit (tests/book/page_audit.py) at 1280 px and 390 px: no
+    serious or critical violation outside the live widgets' panels (those: the next test)."""
+    found = [v for v in visits[page].facts["axe"][width] if not v["in_live_panel"]]
+    if found:
+        pytest.fail(f"{page} at {width} width, axe-core's serious or critical violations:\n"
+                    + _listed(found), pytrace=False)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+@pytest.mark.parametrize("page", PAGES)
+def test_no_serious_accessibility_violations_in_live_panels(visits, page, width):
+    """The same audit inside the live widgets' panels (.mll-widget, mechlib/views/live).
+
+    Known and expected to fail until issue 24's live-widget part lands (the panels' own
+    keyboard and ARIA work, in mechlib/views/live, not this branch): their score tables
+    scroll but cannot be reached by keyboard (scrollable-region-focusable). Listed as an
+    xfail with the violations, never skipped; delete the xfail once that work is merged."""
+    found = [v for v in visits[page].facts["axe"][width] if v["in_live_panel"]]
+    if found:
+        pytest.xfail(f"{page} at {width} width, in live panels:\n" + _listed(found))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_sticks_out_of_its_box_on_a_phone(visits, page):
+    """At 390 px the page does not scroll sideways, and nothing runs past the text column
+    unless it is inside a box that scrolls sideways and fits (tests/book/page_audit.py)."""
+    found = visits[page].facts["overflow_at_390"]
+    assert not found["page_scrolls"], f"{page}: at 390 px the page itself scrolls sideways"
+    out = found["sticking_out"]
+    assert not out, f"{page}: at 390 px, cut off or past the edge, not in a scrolling box:\n" + "\n".join(
+        f"  {o['element']} (right edge {o['right']} px, column ends at {o['edge']} px)" for o in out[:20])
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_a_box_that_scrolls_on_a_phone_shows_it(visits, page):
+    """A table, equation or figure that scrolls sideways at 390 px shows a cue (a shadow on
+    the side with more, _static/mechlib.css). Live panels: their own CSS, the xfail below."""
+    missing = [o["element"] for o in visits[page].facts["overflow_at_390"]["no_cue"] if not o["in_live_panel"]]
+    assert not missing, f"{page}: boxes that scroll at 390 px without a cue: {missing}"
+    in_panels = [o["element"] for o in visits[page].facts["overflow_at_390"]["no_cue"] if o["in_live_panel"]]
+    if in_panels:
+        pytest.xfail(f"{page}: live panels' boxes scroll without a cue (mechlib/views/live/live.css, "
+                     f"issue 24's live-widget part): {in_panels}")
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("page", PAGES)
@@ -521,6 +592,147 @@ def test_launch_buttons_open_this_page_notebook(visits, page):
         return
     assert colab == [f"{colab_url}/github/{repo}/blob/{branch}/{notebook}"], f"{page}: {colab}"
     assert binder == [f"{binder_url}/v2/gh/{repo}/{branch}?urlpath=tree/{notebook}"], f"{page}: {binder}"
+
+
+# --------------------------------------------------------------------------- the print edition
+
+
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class PrintEdition:
+    path: Path
+    reader: object                                # pypdf.PdfReader
+    starts: list = field(default_factory=list)    # (bookmark title, first page index), in order
+    seconds: float = 0.0
+
+
+@pytest.fixture(scope="session")
+def print_edition(site, chromium, tmp_path_factory):
+    """`make pdf` (scripts/book_pdf.py) on the built book, into a temporary folder."""
+    from pypdf import PdfReader
+
+    book_pdf = _load_script("book_pdf")
+    out = tmp_path_factory.mktemp("pdf") / book_pdf.PDF_NAME
+    result = book_pdf.build_pdf(site, out, chromium["executable_path"])
+    reader = PdfReader(out)
+    starts = [(item.title, reader.get_destination_page_number(item)) for item in reader.outline]
+    print(f"\nprint edition: {len(reader.pages)} pages in {result['seconds']:.0f} s")
+    return PrintEdition(out, reader, starts, result["seconds"])
+
+
+class _Heading(html.parser.HTMLParser):
+    """The text of the first <h1> in a page's <article>, without its permalink (a.headerlink)."""
+
+    def __init__(self):
+        super().__init__()
+        self.text, self._in, self._skip, self._done, self._article = "", False, 0, False, False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "article":
+            self._article = True
+        elif tag == "h1" and self._article and not self._done:
+            self._in = True
+        elif self._in and tag == "a" and "headerlink" in (dict(attrs).get("class") or ""):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag == "h1" and self._in:
+            self._in, self._done = False, True
+        elif tag == "a" and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if self._in and not self._skip:
+            self.text += data
+
+
+def _page_title(site, page):
+    parser = _Heading()
+    parser.feed((site / page).read_text(encoding="utf8"))
+    return " ".join(parser.text.split())
+
+
+def _squash(text):
+    """Text compared without whitespace or case (PDF text extraction breaks lines anywhere)."""
+    return re.sub(r"\s+", "", text).casefold()
+
+
+def _pdf_text(reader, first, stop):
+    return "".join(reader.pages[i].extract_text() or "" for i in range(first, stop))
+
+
+def _image_count(page):
+    """Images painted on a PDF page: image XObjects, also inside form XObjects, each object once."""
+    seen = set()
+
+    def walk(resources):
+        xobjects = (resources or {}).get("/XObject") or {}
+        for ref in xobjects.values():
+            obj = ref.get_object()
+            key = getattr(ref, "idnum", id(obj))
+            if key in seen:
+                continue
+            seen.add(key)
+            if obj.get("/Subtype") == "/Image":
+                yield 1
+            elif obj.get("/Subtype") == "/Form":
+                yield from walk(obj.get("/Resources"))
+
+    return sum(walk(page.get("/Resources")))
+
+
+TOC_PAGES = [f + ".html" for f in TOC_FILES]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_print_edition_has_every_page_in_order_with_a_contents(site, print_edition):
+    titles = [_page_title(site, page) for page in TOC_PAGES]
+    assert [t for t, _ in print_edition.starts] == titles, "the PDF's bookmarks are not the book's pages in order"
+    first_pages = [first for _, first in print_edition.starts]
+    assert first_pages == sorted(first_pages) and first_pages[0] > 0, first_pages
+    front = _squash(_pdf_text(print_edition.reader, 0, first_pages[0]))
+    assert _squash("Contents") in front
+    for title, first in print_edition.starts:
+        # the contents gives each page's title and its page number (counting from 1)
+        assert _squash(title) + str(first + 1) in front, f"contents: no entry '{title} ... {first + 1}'"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", TOC_PAGES)
+def test_print_edition_has_the_chapter_and_its_figures(site, print_edition, page):
+    """Its title in the PDF's text where its bookmark points, and every figure: as many images
+    on its pages as the HTML page has figures, and each caption's number ("Figure 5.3")."""
+    reader, starts = print_edition.reader, [first for _, first in print_edition.starts]
+    index = TOC_PAGES.index(page)
+    first, stop = starts[index], (starts[index + 1] if index + 1 < len(starts) else len(reader.pages))
+    text = _squash(_pdf_text(reader, first, stop))
+    title = _page_title(site, page)
+    assert _squash(title) in text, f"{page}: its title '{title}' is not on PDF pages {first + 1}-{stop}"
+    parser = _Figures()
+    parser.feed((site / page).read_text(encoding="utf8"))
+    figures = [f for f in parser.found if f["alt"] is not None]
+    numbers = re.findall(r'caption-number">(Figure [0-9.]+)', (site / page).read_text(encoding="utf8"))
+    images = sum(_image_count(reader.pages[i]) for i in range(first, stop))
+    assert images >= len(figures), f"{page}: {len(figures)} figures, {images} images on PDF pages {first + 1}-{stop}"
+    missing = [n for n in numbers if _squash(n) not in text]
+    assert not missing, f"{page}: figure captions not in the PDF: {missing}"
+
+
+@pytest.mark.slow
+def test_front_page_links_to_the_print_edition(site):
+    """The front page links to the PDF `make pdf` writes next to it (scripts/book_pdf.py)."""
+    name = _load_script("book_pdf").PDF_NAME
+    front = (site / ROOT_PAGE).read_text(encoding="utf8")
+    assert f'href="{name}"' in front
+    assert "make pdf" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", front)), "the front page does not say how to build it"
 
 
 # --------------------------------------------------------------------------- nbval sanitizing

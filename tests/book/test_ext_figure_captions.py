@@ -121,6 +121,15 @@ def test_an_image_keeps_its_width_but_not_its_height_so_it_scales_on_a_phone():
     assert image["width"] == "548" and "height" not in image
 
 
+@pytest.mark.parametrize("width, wide", [("548", False), ("750", False), ("751", True),
+                                         ("1009px", True), ("100%", False), (None, False)])
+def test_a_figure_wider_than_a_phone_can_shrink_it_is_marked_wide(width, wide):
+    """Side-by-side panels wider than 750 CSS px scroll on a phone (mechlib.css) instead of shrinking."""
+    document = _page(_cell(_plot(width=width)), _paragraph(_em("A caption.")))
+    [figure], _ = _run(document)
+    assert ("wide-figure" in figure["classes"]) is wide
+
+
 @pytest.mark.parametrize("after", [
     _paragraph("Plain prose, not in italics."),
     _paragraph("Prose that ", _em("emphasises"), " a word."),
