@@ -464,15 +464,11 @@ def test_no_serious_accessibility_violations(visits, page, width):
 @pytest.mark.parametrize("width", ["desktop", "phone"])
 @pytest.mark.parametrize("page", PAGES)
 def test_no_serious_accessibility_violations_in_live_panels(visits, page, width):
-    """The same audit inside the live widgets' panels (.mll-widget, mechlib/views/live).
-
-    Known and expected to fail until issue 24's live-widget part lands (the panels' own
-    keyboard and ARIA work, in mechlib/views/live, not this branch): their score tables
-    scroll but cannot be reached by keyboard (scrollable-region-focusable). Listed as an
-    xfail with the violations, never skipped; delete the xfail once that work is merged."""
+    """The same audit inside the live widgets' panels (.mll-widget, mechlib/views/live; their
+    keyboard use is driven by tests/book/test_live_access.py)."""
     found = [v for v in visits[page].facts["axe"][width] if v["in_live_panel"]]
     if found:
-        pytest.xfail(f"{page} at {width} width, in live panels:\n" + _listed(found))
+        pytest.fail(f"{page} at {width} width, in live panels:\n" + _listed(found), pytrace=False)
 
 
 @pytest.mark.slow
@@ -493,13 +489,11 @@ def test_nothing_sticks_out_of_its_box_on_a_phone(visits, page):
 @pytest.mark.parametrize("page", PAGES)
 def test_a_box_that_scrolls_on_a_phone_shows_it(visits, page):
     """A table, equation or figure that scrolls sideways at 390 px shows a cue (a shadow on
-    the side with more, _static/mechlib.css). Live panels: their own CSS, the xfail below."""
+    the side with more, _static/mechlib.css; in live panels, live.css and ui.scrollBox)."""
     missing = [o["element"] for o in visits[page].facts["overflow_at_390"]["no_cue"] if not o["in_live_panel"]]
     assert not missing, f"{page}: boxes that scroll at 390 px without a cue: {missing}"
     in_panels = [o["element"] for o in visits[page].facts["overflow_at_390"]["no_cue"] if o["in_live_panel"]]
-    if in_panels:
-        pytest.xfail(f"{page}: live panels' boxes scroll without a cue (mechlib/views/live/live.css, "
-                     f"issue 24's live-widget part): {in_panels}")
+    assert not in_panels, f"{page}: live panels' boxes scroll at 390 px without a cue: {in_panels}"
 
 
 @pytest.mark.slow
