@@ -20,7 +20,7 @@ import torch
 from mechlib.teaching.results import single_number
 from mechlib.teaching.comparisons import Mismatch
 from mechlib.teaching.exercise import Case, Exercise
-from mechlib.teaching.inputs import generator, hidden_seed
+from mechlib.teaching.inputs import _case_seed, generator, hidden_seed
 
 #: evenly spaced steps, and the bundled model's uneven checkpoint steps
 _EVEN = list(range(0, 2001, 25))
@@ -91,7 +91,7 @@ def _synthetic(seed: int) -> list[tuple[str, list[int], float, float, float, flo
 
 def _cases_formation_step() -> Iterator[Case]:
     for k, (desc, steps, centre, width, start, end, noise) in enumerate(_synthetic(101)):
-        values = _curve(tuple(steps), centre, width, start, end, noise, seed=1000 * k + (hidden_seed() or 0))
+        values = _curve(tuple(steps), centre, width, start, end, noise, seed=_case_seed(1000 * k))
         yield Case(f"{desc}", (list(steps), values.clone()),
                    functools.partial(_compare_formation_step, steps=list(steps), centre=centre, width=width))
 
@@ -109,7 +109,6 @@ def _compare_order(got: Any, expected: str) -> None:
 
 
 def _cases_onset_order() -> Iterator[Case]:
-    seed = hidden_seed() or 0
     g = generator(202)
     jitter = 0.0 if hidden_seed() is None else float(200 * torch.rand(1, generator=g))
     steps = _EVEN
@@ -123,8 +122,8 @@ def _cases_onset_order() -> Iterator[Case]:
         ("400 steps apart, tolerance 100", base + 400, base, 100, "after"),
     ]
     for k, (what, c1, c2, tol, expected) in enumerate(plans):
-        a = _curve(tuple(steps), c1, 30.0, 0.1, 0.8, 0.01, seed=7 * k + seed)
-        b = _curve(tuple(steps), c2, 30.0, 3.5, 0.2, 0.01, seed=7 * k + 3 + seed)
+        a = _curve(tuple(steps), c1, 30.0, 0.1, 0.8, 0.01, seed=_case_seed(7 * k))
+        b = _curve(tuple(steps), c2, 30.0, 3.5, 0.2, 0.01, seed=_case_seed(7 * k + 3))
         yield Case(f"{what} (tolerance={tol})", (list(steps), a.clone(), b.clone(), tol),
                    functools.partial(_compare_order, expected=expected))
 

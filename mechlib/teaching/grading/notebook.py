@@ -27,7 +27,7 @@ from mechlib.teaching.grading.settings import MAX_OUTCOMES, Settings
 # -P: the runner's working folder (writable by the notebook) is not on sys.path
 RUNNER = [sys.executable, "-P", "-m", "mechlib.teaching.grading.runner"]
 SCRATCH_PREFIX = "mechlib-grade-"
-SEED_BITS = 128  # the hidden cases' seed: drawn per notebook, never stored, never sent into the sandbox
+SEED_BITS = 63  # the hidden cases' seed (torch seeds are 64-bit): drawn per notebook, never stored, never sent into the sandbox
 
 
 def scratch_folder() -> Path:
