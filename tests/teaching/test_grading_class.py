@@ -15,7 +15,8 @@ import shutil
 import nbformat
 import pytest
 
-from grading_support import ALL_COLUMNS, ROOT, SANDBOXED, SMALL, SMALL_IDS, rows, small_points, with_cell, write
+from grading_support import (ALL_COLUMNS, ROOT, SANDBOXED, SMALL, SMALL_IDS, require_sandbox, rows, small_points,
+                             with_cell, write)
 from mechlib.teaching import registry
 from mechlib.teaching.grading import folder
 
@@ -32,6 +33,7 @@ def _memorizer() -> nbformat.NotebookNode:
 
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory):
+    require_sandbox()  # the class includes notebooks that delete, kill and flood: only in the sandbox
     subs = tmp_path_factory.mktemp("submissions")
     for name in registry.NOTEBOOKS:
         (subs / "solutions").mkdir(exist_ok=True)

@@ -164,3 +164,15 @@ def test_the_fallback_user_reads_none_of_the_graders_files_or_environment(monkey
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
+
+
+def test_without_bubblewrap_or_root_the_bundle_refuses_to_run_anything(tmp_path, monkeypatch, capsys):
+    """Neither isolation is possible: nothing runs, and the autograder fails saying why."""
+    from mechlib.teaching.grading import gradescope
+
+    monkeypatch.setattr(gradescope, "_bwrap_works", lambda: False)
+    monkeypatch.setattr(gradescope.os, "geteuid", lambda: 1000)
+    ran = []
+    monkeypatch.setattr(gradescope, "run", lambda *a, **k: ran.append(gradescope.isolation()))
+    assert gradescope.main([str(tmp_path)]) == 2
+    assert ran == [] and "cannot isolate the notebook" in capsys.readouterr().err

@@ -46,7 +46,7 @@ def test_the_bundled_model_can_ask_the_kernel_too(model):
 
 
 def _reply(model, tokens, heads_off):
-    reply, buffers = kernel.kernel_run(model, {"type": "run", "id": 7, "tokens": tokens, "heads_off": heads_off})
+    reply, buffers = kernel.kernel_run(model, {"type": "run", "id": 7, "tokens": tokens, "options": {"heads_off": heads_off}})
     n, L, H = len(tokens), model.cfg.n_layers, model.cfg.n_heads
     assert reply == {"type": "result", "id": 7, "n": n, "V": model.cfg.d_vocab, "n_layers": L, "n_heads": H}
     return kernel.floats_of(buffers[0], (n, -1)), kernel.floats_of(buffers[1], (L, H, n, n))
@@ -72,9 +72,9 @@ def test_a_bad_request_is_answered_with_an_error_naming_it(gpt2, monkeypatch):
     w = live.head_toggle(gpt2)
     sent = []
     monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, buffers)))
-    w._answer(w, {"type": "run", "id": 1, "tokens": [1, 2], "heads_off": ["2.0"]}, [])
-    w._answer(w, {"type": "run", "id": 2, "tokens": [1, 99], "heads_off": []}, [])
-    w._answer(w, {"type": "run", "id": 3, "tokens": [1, 2], "heads_off": ["1.1"]}, [])
+    w._answer(w, {"type": "run", "id": 1, "tokens": [1, 2], "options": {"heads_off": ["2.0"]}}, [])
+    w._answer(w, {"type": "run", "id": 2, "tokens": [1, 99], "options": {"heads_off": []}}, [])
+    w._answer(w, {"type": "run", "id": 3, "tokens": [1, 2], "options": {"heads_off": ["1.1"]}}, [])
     assert sent[0][0]["type"] == "error" and sent[0][0]["id"] == 1 and "heads_off[0]" in sent[0][0]["message"]
     assert sent[1][0]["type"] == "error" and "99" in sent[1][0]["message"]
     assert sent[2][0]["type"] == "result" and len(sent[2][1]) == 2

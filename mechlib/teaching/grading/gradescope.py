@@ -108,13 +108,24 @@ def _bwrap_works() -> bool:
     return probe.returncode == 0
 
 
+class NoIsolation(RuntimeError):
+    """Neither bubblewrap nor a fresh user id is available: the autograder refuses to run the notebook."""
+
+
 def isolation() -> tuple[bool, bool, str]:
-    """``(sandbox, as_user, how)``: bubblewrap where it works here, else a fresh user id as root, else none."""
+    """``(sandbox, as_user, how)``: bubblewrap where it works here, else a fresh user id as root.
+
+    Raises :class:`NoIsolation` where neither is possible (not root, no working bubblewrap):
+    as ``mechlib-grade`` without a sandbox, the bundle refuses rather than run a submission
+    with the grader's rights (Gradescope then reports the autograder's failure, with this
+    message, and no score is recorded)."""
     if _bwrap_works():
         return True, False, "bubblewrap sandbox"
     if os.geteuid() == 0 and shutil.which("setpriv") and shutil.which("prlimit"):
         return True, True, "an unprivileged user (bubblewrap cannot run in this container)"
-    return False, False, "NO isolation (not root and no bubblewrap): the notebook ran with the grader's rights"
+    raise NoIsolation("the autograder cannot isolate the notebook here: bubblewrap cannot run and it is not "
+                      "root (so it cannot run the notebook as a fresh unprivileged user); nothing was run. "
+                      "Gradescope runs autograders as root: check the container's image")
 
 
 def run(root: str | os.PathLike = "/autograder", jobs: int = 1) -> dict:
@@ -153,7 +164,11 @@ def run(root: str | os.PathLike = "/autograder", jobs: int = 1) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    run(argv[0] if argv else "/autograder")
+    try:
+        run(argv[0] if argv else "/autograder")
+    except NoIsolation as exc:
+        print(f"mechlib autograder: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

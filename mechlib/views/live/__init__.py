@@ -127,9 +127,9 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
     The reader switches heads off (zero ablation), types a sequence or draws a new repeated
     one, and sees the attention pattern of any head (hover a cell: which tokens, what weight),
     the next-token predictions and the loss on the repeated tokens (targets ``t[q + 1]`` whose
-    current token ``t[q]`` occurred earlier followed by the same token) update at once. No
-    kernel: every update is one forward pass of ``model.js``, in the built book and
-    in a running notebook alike (``assets``: see :func:`resolve_assets`); ``kwargs`` go to
+    current token ``t[q]`` occurred earlier followed by the same token) update at once. In the page
+    (the default for a model it can run) every update is one forward pass of ``model.js``,
+    in the built book and in a running notebook alike (``assets``: see :func:`resolve_assets`); ``kwargs`` go to
     :func:`head_toggle_config`.
 
     ``predict`` (default ``True``; in the page only): a "predict, then see" panel where the

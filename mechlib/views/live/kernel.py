@@ -1,8 +1,8 @@
 """The live views backed by a kernel: for a model the page cannot run (GPT-2 in Colab, a
 learner's own), the same JavaScript view asks the kernel for each forward pass.
 
-:class:`KernelWidget` is an anywidget (``_esm``: the head toggle's scripts, ``model.js``
-to ``head-toggle.js``, then ``kernel.js``; ``_css``: ``live.css``) that syncs one trait,
+:class:`KernelWidget` is an anywidget (``_esm``: the scripts of the views that can ask a
+kernel, :data:`KERNEL_WIDGETS`, then ``kernel.js``; ``_css``: ``live.css``) that syncs one trait,
 ``spec`` (``{id, widget, config}``, as the page's widgets), and answers the view's messages with :func:`kernel_run`.
 anywidget runs in JupyterLab, Notebook, VS Code and Colab, with ipywidgets 7 or 8.
 
@@ -35,8 +35,8 @@ def _tokens_of(model: Any, request: dict[str, Any]) -> torch.Tensor:
 
 
 def _options_of(request: dict[str, Any]) -> dict[str, Any]:
-    """The run's options: ``request["options"]``, or (older views) ``heads_off`` beside the tokens."""
-    options = request.get("options", {"heads_off": request.get("heads_off", [])})
+    """The run's options, ``request["options"]`` (none: a clean run)."""
+    options = request.get("options", {})
     if not isinstance(options, dict):
         raise ValueError(f"options must be an object with keys among {RUN_OPTIONS}; got {options!r}")
     unknown = sorted(set(options) - set(RUN_OPTIONS))
