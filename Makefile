@@ -102,11 +102,11 @@ test:
 	$(MAKE) --no-print-directory -j3 setup learner system
 	rm -rf $(EXECUTED)
 	# 1. every unit test, the slow ones too, and nbval over every notebook in the learner's kernel
-	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider tests \
+	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider --durations=30 tests \
 	  --ignore=tests/book/test_book.py \
 	  --nbval $(NOTEBOOKS) --nbval-kernel-name mechlib-learner --nbval-sanitize-with tests/sanitize.cfg
 	# 2. the book, built from the notebooks nbval has just executed, in headless Chromium
-	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider -q tests/book/test_book.py
+	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider -q --durations=10 tests/book/test_book.py
 	# 3. in the learner's install itself: the kernel-backed live widget (anywidget) on Colab's
 	# ipywidgets 7.7.1, and the device tests without the dev extra
 	OMP_NUM_THREADS=1 $(LEARNER)/bin/python -m pytest -p no:cacheprovider -q tests/views/test_live_kernel.py tests/core/test_devices.py
