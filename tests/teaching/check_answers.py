@@ -318,6 +318,27 @@ def _one(fn):
     return lambda m, t, s, r: fn(m, t, [s], [r], "K")
 
 
+def _k_term(m, t, s, r, *, transposed=False, swap=False, scale=True, value_bias=True, b_q=False, numpy=False):
+    """The K-composition term (W_E[t_i] W_Q^r) . (o^s_j W_K^r) / sqrt(d_head), with one mistake or none."""
+    (ls, hs), (lr, hr) = s, r
+    _, cache = m.run_with_cache(t)
+    z = cache[f"blocks.{ls}.attn.hook_z"][:, :, hs]
+    if not value_bias:
+        z = z - m.b_V[ls, hs]
+    o = z @ m.W_O[ls, hs]                              # [batch, pos, d_model]
+    e = m.W_E[t]                                       # [batch, pos, d_model]
+    WQ, WK = (m.W_K[lr, hr], m.W_Q[lr, hr]) if swap else (m.W_Q[lr, hr], m.W_K[lr, hr])
+    q_side, k_side = (o, e) if transposed else (e, o)
+    if numpy:
+        q = _np(q_side) @ _np(WQ)
+        k = _np(k_side) @ _np(WK)
+        return np.einsum("bqd,bkd->bqk", q, k) / np.sqrt(m.cfg.d_head)
+    q = q_side @ WQ + (m.b_Q[lr, hr] if b_q else 0)
+    k = k_side @ WK
+    out = torch.einsum("bqd,bkd->bqk", q, k)
+    return out / m.cfg.d_head ** 0.5 if scale else out
+
+
 WRONG_03 = {
     "03.1": {
         "Q/K transposed (W_QK, not its transpose)": lambda m, s, r: _pair(m, s, r, _qk),
@@ -338,6 +359,13 @@ WRONG_03 = {
         "the receiver's whole layer input": lambda m, t, s, r: _path_ablation_by_hand(m, t, [s], [r], "K",
                                                                                        whole_layer=True),
         "clean logits": lambda m, t, s, r: m(t),
+    },
+    "03.4": {
+        "the Q-composition term (transposed)": lambda m, t, s, r: _k_term(m, t, s, r, transposed=True),
+        "W_Q and W_K swapped": lambda m, t, s, r: _k_term(m, t, s, r, swap=True),
+        "no 1/sqrt(d_head)": lambda m, t, s, r: _k_term(m, t, s, r, scale=False),
+        "value bias left out": lambda m, t, s, r: _k_term(m, t, s, r, value_bias=False),
+        "b_Q added to the token's side": lambda m, t, s, r: _k_term(m, t, s, r, b_q=True),
     },
 }
 
@@ -373,6 +401,10 @@ RIGHT_03 = {
             t, fwd_hooks=mechlib.path_ablation_hooks(m, t, s, r, "K")),
         # b_K adds the same amount to every score of a query, which the softmax ignores
         "b_K left out": lambda m, t, s, r: _no_bias_k(m, t, s, r),
+    },
+    "03.4": {
+        "einsum from hook_z": _k_term,
+        "numpy float64": lambda m, t, s, r: _k_term(m, t, s, r, numpy=True),
     },
 }
 
