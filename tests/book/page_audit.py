@@ -57,7 +57,8 @@ def axe_violations(tab, source: str) -> list[dict]:
 #   window's) and are not inside a box that scrolls sideways (overflow-x auto or scroll) and
 #   itself fits: a reader could not see the rest without zooming out;
 # - no_cue: boxes that do scroll sideways and hold a table, an equation or an image, but show
-#   no cue that there is more (a gradient background or mask: _static/mechlib.css);
+#   no cue that there is more (a gradient background or mask: _static/mechlib.css; an inset
+#   shadow: the live panels' live.css);
 # - page_scrolls: whether the page itself is wider than the window.
 # Each element is named by a short path (tag.class#id) and whether it is in a live panel.
 OVERFLOW_JS = """(panel) => {
@@ -90,6 +91,7 @@ OVERFLOW_JS = """(panel) => {
     if (scrolls(e) && e.scrollWidth > e.clientWidth + 1 && e.querySelector("table, mjx-math, img")) {
       const style = getComputedStyle(e), img = e.querySelector("img");
       const cue = /gradient/.test(style.backgroundImage) || /gradient/.test(style.maskImage || style.webkitMaskImage || "")
+        || /inset/.test(style.boxShadow)  // the live panels' scroll boxes: an inner shadow on the side with more
         || (img && /gradient/.test(getComputedStyle(img).maskImage || getComputedStyle(img).webkitMaskImage || ""));
       if (!cue) no_cue.push({element: name(e), in_live_panel: !!e.closest(panel)});
     }

@@ -102,6 +102,11 @@
     });
   }
 
+  // a page that changes width (a phone turned, a window resized) re-checks every widget's boxes
+  window.addEventListener("resize", function () {
+    Array.prototype.forEach.call(document.querySelectorAll(".mll-widget"), scrollCues);
+  });
+
   // a checkbox that Enter toggles as Space does
   function enterToggles(cb) {
     cb.addEventListener("keydown", function (e) {
