@@ -109,6 +109,14 @@ def notebook(lab, chromium):
         page.keyboard.press("Escape")
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run All Cells", exact=True).click()
+        try:  # cells started: the first input prompt shows a number or "*"
+            page.wait_for_function("() => [...document.querySelectorAll('.jp-InputPrompt')]"
+                                   ".some(p => /\\[[0-9*]+\\]/.test(p.textContent))", timeout=120_000)
+        except Exception:  # under load the menu's click can be lost: click Run All Cells once more
+            page.click(".jp-Notebook .jp-Cell >> nth=0")
+            page.keyboard.press("Escape")
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_text("Run All Cells", exact=True).click()
         for i, prefix in enumerate(CELLS):
             try:
                 # the first waits for the kernel to import torch and TransformerLens and load the
