@@ -26,7 +26,6 @@ import page_audit
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
-TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
 
 
 # Console errors that a page may log. None: the stock Jupyter Book build logs
@@ -44,25 +43,17 @@ WIDGET_RENDERED = """(v => {
 })"""
 
 
-def _toc_files(toc):
-    """Every `file:` in _toc.yml, in reading order, root first."""
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return files
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-# Pages the book has: its table of contents, plus the pages Sphinx adds. Known when the
-# tests are collected; test_every_built_page_is_checked makes sure the build has no others.
-TOC_FILES = _toc_files(TOC)
+# Pages the book has: its table of contents (in reading order, as the print edition reads it,
+# scripts/book_pdf.py), plus the pages Sphinx adds. Known when the tests are collected;
+# test_every_built_page_is_checked makes sure the build has no others.
+TOC_FILES = [page[: -len(".html")] for page in _load_script("book_pdf").toc_pages(REPO)]
 PAGES = [f + ".html" for f in TOC_FILES] + ["genindex.html", "search.html"]
 # index.html only redirects to the first page (test_index_redirects_to_the_first_page).
 ROOT_PAGE = TOC_FILES[0] + ".html"
@@ -589,13 +580,6 @@ def test_launch_buttons_open_this_page_notebook(visits, page):
 
 
 # --------------------------------------------------------------------------- the print edition
-
-
-def _load_script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
