@@ -17,7 +17,9 @@ def count_virtual_heads(n_layers: int, n_heads: int, length: int = 2) -> int:
 
     Choose the ``length`` layers (``C(n_layers, length)`` ways), then one of ``n_heads``
     heads in each: ``n_heads**length * C(n_layers, length)``. For 12 layers of 12 heads
-    and ``length=2``: ``12 * 12 * C(12, 2) = 9504``.
+    and ``length=2``: ``12 * 12 * C(12, 2) = 9504``. With ``length=1`` it counts the single
+    heads, which are not virtual heads: a virtual head is a chain of two heads or more, one
+    V-composed OV path along the product of their patterns (Chapter 7, Combinatorial Richness).
     """
     check_positive_int(n_layers, "n_layers")
     check_positive_int(n_heads, "n_heads")

@@ -376,7 +376,20 @@ def test_calculator_counts_as_count_virtual_heads(calc, L, H, k):
     calc.fill("#w-length", str(k))
     assert calc.text_content("#w-count") == formatted(mechlib.count_virtual_heads(L, H, k) if k <= L else 0)
     assert formatted((H + 1) ** L - 1) in calc.text_content("#w-result")
+    # the virtual heads are the chains of two heads or more (glossary), summed length by length
+    virtual = sum(mechlib.count_virtual_heads(L, H, j) for j in range(2, L + 1))
+    assert f"of which {formatted(virtual)} of two heads or more are virtual heads" in calc.text_content("#w-result")
     assert calc.locator("#w-root svg rect").count() == L
+
+
+def test_calculator_says_a_single_head_is_not_a_virtual_head(calc):
+    calc.fill("#w-n_layers", "12")
+    calc.fill("#w-n_heads", "12")
+    calc.fill("#w-length", "1")
+    assert calc.text_content("#w-result").startswith("144 chains of 1 head")
+    assert "the single heads themselves, not virtual heads" in calc.text_content("#w-result")
+    calc.fill("#w-length", "2")
+    assert "chains of 2 heads (H^k \u00d7 C(L, k) = 12^2 \u00d7 C(12, 2)), each one virtual head" in calc.text_content("#w-result")
 
 
 def test_calculator_refuses_a_bad_number(calc):

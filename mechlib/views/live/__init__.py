@@ -222,9 +222,11 @@ def virtual_head_calculator(n_layers: int = 12, n_heads: int = 12, length: int =
     """How many virtual heads? A kernel-free calculator (``IPython.display.HTML``).
 
     The reader sets the number of layers ``L``, heads per layer ``H`` and chain length ``k``
-    and reads ``H^k C(L, k)`` (:func:`mechlib.count_virtual_heads`, computed in the page in
-    exact integers), the total over every length, ``(H + 1)^L - 1``, and a bar chart of the
-    count against the chain length on a log scale. Needs no model weights.
+    and reads ``H^k C(L, k)`` chains of ``k`` heads (:func:`mechlib.count_virtual_heads`,
+    computed in the page in exact integers), the total over every length, ``(H + 1)^L - 1``,
+    of which the ``(H + 1)^L - 1 - LH`` chains of two heads or more are virtual heads (a chain
+    of one head is the head itself), and a bar chart of the count against the chain length on
+    a log scale. Needs no model weights.
 
     Shown in Chapter 7, Combinatorial Richness.
     """

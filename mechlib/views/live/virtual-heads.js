@@ -1,6 +1,8 @@
 /* virtual-heads.js: how many virtual heads? (chapter 7): the reader sets layers L, heads per
- * layer H and chain length k and reads H^k C(L, k) (model.js's countVirtualHeads, exact
- * integers), the total (H + 1)^L - 1 and a bar chart of every length. Needs ui.js.
+ * layer H and chain length k and reads H^k C(L, k) chains of k heads (model.js's
+ * countVirtualHeads, exact integers), the total over every length (H + 1)^L - 1, of which
+ * (H + 1)^L - 1 - LH (two heads or more) are virtual heads, and a bar chart of every length.
+ * A chain of one head is the head itself, not a virtual head (glossary). Needs ui.js.
  *
  * window.mechlibLive.widgets.virtualHeadCalculator(root, {n_layers, n_heads, length})
  */
@@ -31,12 +33,14 @@
   }
 
   function countText(v, L, H, k) {
-    var total = (BigInt(H) + BigInt(1)) ** BigInt(L) - BigInt(1);
+    var total = (BigInt(H) + BigInt(1)) ** BigInt(L) - BigInt(1), virtual = total - BigInt(L) * BigInt(H);
     v.result.innerHTML = "";
     el("b", {id: v.P + "-count"}, v.result, bigText(api.countVirtualHeads(L, H, k)));
-    ui.text(v.result, " virtual heads of length " + k + " (H^k \u00d7 C(L, k) = " + H + "^" + k + " \u00d7 C(" + L + ", " + k + "))" +
-            (k > L ? ": a chain needs a different layer for each head" : "") + "; all lengths together: " +
-            bigText(total) + " ((H + 1)^L \u2212 1).");
+    ui.text(v.result, " chains of " + k + (k === 1 ? " head" : " heads") + " (H^k \u00d7 C(L, k) = " + H + "^" + k + " \u00d7 C(" + L + ", " + k + "))" +
+            (k > L ? ": a chain needs a different layer for each head" :
+             k === 1 ? ": the single heads themselves, not virtual heads" : ", each one virtual head") +
+            "; all lengths together: " + bigText(total) + " chains ((H + 1)^L \u2212 1), of which " +
+            bigText(virtual) + " of two heads or more are virtual heads ((H + 1)^L \u2212 1 \u2212 LH).");
   }
 
   function countChart(svg, L, H, k) {  // log10 of the count of every chain length, the chosen one red
@@ -56,8 +60,8 @@
     svgEl(svg, "text", {x: x0 + bw / 2, y: y0 + 12, "text-anchor": "middle", "font-size": "10"}, "1");
     svgEl(svg, "text", {x: x0 + w - bw / 2, y: y0 + 12, "text-anchor": "middle", "font-size": "10"}, String(L));
     svgEl(svg, "text", {x: 10, y: y0 - h / 2, "font-size": "11", "text-anchor": "middle",
-                        transform: "rotate(-90 10 " + (y0 - h / 2) + ")"}, "number of virtual heads");
-    svg.setAttribute("aria-label", "number of virtual heads by chain length, largest 10^" + maxLog.toFixed(0) +
+                        transform: "rotate(-90 10 " + (y0 - h / 2) + ")"}, "number of chains");
+    svg.setAttribute("aria-label", "number of chains of heads by length (2 or more: virtual heads), largest 10^" + maxLog.toFixed(0) +
                      " at length " + (logs.indexOf(Math.max.apply(null, logs)) + 1));
   }
 
@@ -72,7 +76,7 @@
     v.result = el("div", {"class": "mll-built", id: v.P + "-result", role: "status", "aria-live": "polite", style: "margin:0.5em 0"}, root);
     var svg = svgEl(root, "svg", {viewBox: "0 0 360 190", "class": "mll-built mll-chart", role: "img"});
     el("div", {"class": "mll-built mlt-axis"}, root,
-       "bars: the number of virtual heads of each chain length for these L and H (log scale); the chosen length is red");
+       "bars: the number of chains of each length for these L and H (log scale); length 1 is the single heads, 2 or more are virtual heads; the chosen length is red");
     function update() {
       var L, H, k;
       try { L = readNumber(v.inputs.n_layers); H = readNumber(v.inputs.n_heads); k = readNumber(v.inputs.length); }
