@@ -128,7 +128,7 @@ EXERCISES = (
              none_is_placeholder=False,
              statement="``mean_ablation_hook(z, hook, head)`` replaces one head's ``hook_z`` by its batch mean.",
              success="replaces z[:, :, head] by its batch mean at each position, other heads untouched"),
-    exercise(id='05.5', function='ablated_repeat_loss', title='Breaking the virtual head',
+    exercise(id='05.5', function='ablated_repeat_loss', title='Breaking the induction circuit',
              difficulty=2, importance=5, minutes=15,
              draw=_cases_ablated_loss,
              statement='``ablated_repeat_loss(model, tokens, heads, half_len, prefix_len, mode)``.',
