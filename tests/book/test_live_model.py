@@ -10,10 +10,12 @@ weights. Bad options must throw an Error that names what is wrong.
 """
 import contextlib
 import itertools
+import math
 import random
 import shutil
 
 import numpy as np
+
 import pytest
 import torch
 
@@ -525,15 +527,25 @@ def slider(browser, tmp_path_factory, model):
         yield page
 
 
+def curve_x(step, last=4000):
+    """The chapter's step axis (symlog, linear to 1000 over two decades' width), scaled to 0..1000."""
+    f = (lambda s: 2 * s / 1000 if s <= 1000 else 2 + math.log10(s / 1000))
+    return 1000 * f(step) / f(last)
+
+
 def test_the_slider_marks_the_checkpoint_at_its_training_step(slider):
-    # the loss curve's x axis is the training step, not the checkpoint's index
-    assert slider.get_attribute("#w-mark", "cx") == "0"
+    # the loss curve's x axis is the training step, not the checkpoint's index: linear to 1000, log after
+    assert float(slider.get_attribute("#w-mark", "cx")) == 0
     slider.focus("#w-range")
     slider.keyboard.press("End")
     assert slider.text_content("#w-step") == "4000"
-    assert slider.get_attribute("#w-mark", "cx") == "4000"
+    assert float(slider.get_attribute("#w-mark", "cx")) == pytest.approx(1000, abs=0.01)
+    assert slider.get_attribute("#w-mark", "data-step") == "4000"
     slider.click("#w-prev")
-    assert slider.get_attribute("#w-mark", "cx") == "460"
+    assert float(slider.get_attribute("#w-mark", "cx")) == pytest.approx(curve_x(460), abs=0.01)
+    # step 460 sits at more than a third of the width (on a linear 0-4000 axis it would be at 11.5 %)
+    assert curve_x(460) > 350
+    assert "linear from 0 (left) to 1000 (grey line at 77% of the width" in slider.text_content("#w-root")
 
 
 def test_the_slider_is_keyboard_usable_and_labelled(slider):

@@ -37,20 +37,36 @@
     el("span", {"class": "mlt-axis"}, line, " (uniform guess: " + D.uniform.toFixed(3) + " nats)");
   }
 
+  // The training step on the curve's x axis as in the chapter's figures: linear up to step 1000, where
+  // the circuit forms, logarithmic after it (1000 steps take the width of two decades), scaled to 0..1000.
+  var LINEAR_TO = 1000;
+  function stepAxis(last) {
+    var f = function (s) { return last <= LINEAR_TO || s <= LINEAR_TO ? 2 * s / LINEAR_TO : 2 + Math.log10(s / LINEAR_TO); };
+    return function (s) { return 1000 * f(s) / f(last); };
+  }
+
   function lossCurve(v, parent) {  // the repeat loss against the training step (checkpoints are denser early)
     var D = v.D, last = D.steps[D.steps.length - 1], top = Math.max(Math.max.apply(null, D.loss), D.uniform) * 1.05;
-    var box = el("div", {}, parent);
+    var X = v.stepX = stepAxis(last), box = el("div", {}, parent);
     el("div", {"class": "mlt-axis"}, box, "repeat loss during training (dot: this checkpoint; dashed: uniform guess)");
-    var svg = svgEl(box, "svg", {viewBox: (-last / 80).toFixed(2) + " 0 " + (last * 1.025).toFixed(2) + " " + top.toFixed(3),
+    var svg = svgEl(box, "svg", {viewBox: "-12.5 0 1025 " + top.toFixed(3),
                                  preserveAspectRatio: "none", "aria-hidden": "true", "class": "mll-curve"});
     var g = svgEl(svg, "g", {transform: "translate(0," + top.toFixed(3) + ") scale(1,-1)"});
-    svgEl(g, "line", {x1: 0, x2: last, y1: D.uniform, y2: D.uniform, stroke: "#888", "vector-effect": "non-scaling-stroke",
+    [500, LINEAR_TO].forEach(function (s) {  // thin grid lines where the tick labels below say
+      if (s < last) svgEl(g, "line", {x1: X(s), x2: X(s), y1: 0, y2: top, stroke: "#ccc", "vector-effect": "non-scaling-stroke",
+                                      style: "stroke-width:1px"});
+    });
+    svgEl(g, "line", {x1: 0, x2: 1000, y1: D.uniform, y2: D.uniform, stroke: "#888", "vector-effect": "non-scaling-stroke",
                       style: "stroke-width:1px;stroke-dasharray:4 3"});
-    svgEl(g, "polyline", {points: D.steps.map(function (s, i) { return s + "," + D.loss[i]; }).join(" "), fill: "none",
+    svgEl(g, "polyline", {points: D.steps.map(function (s, i) { return X(s).toFixed(2) + "," + D.loss[i]; }).join(" "), fill: "none",
                           stroke: "#1f77b4", "vector-effect": "non-scaling-stroke", style: "stroke-width:1.5px"});
-    v.mark = svgEl(g, "ellipse", {id: v.P + "-mark", cx: D.steps[D.start], cy: 0, rx: (last / 80).toFixed(2),
-                                  ry: (top / 25).toFixed(3), fill: "#d62728"});
-    el("div", {"class": "mlt-axis"}, box, "training step, 0 (left) to " + last + " (right); height 0 to " + top.toFixed(1) + " nats");
+    v.mark = svgEl(g, "ellipse", {id: v.P + "-mark", cx: X(D.steps[D.start]).toFixed(2), cy: 0, rx: "12.5",
+                                  ry: (top / 25).toFixed(3), fill: "#d62728", "data-step": D.steps[D.start]});
+    el("div", {"class": "mlt-axis"}, box, last > LINEAR_TO ?
+       "training step, as in the figures above: linear from 0 (left) to " + LINEAR_TO + " (grey line at " +
+       Math.round(X(LINEAR_TO) / 10) + "% of the width; the other grey line is step 500), logarithmic from there to " + last +
+       " (right); height 0 to " + top.toFixed(1) + " nats" :
+       "training step, 0 (left) to " + last + " (right); height 0 to " + top.toFixed(1) + " nats");
   }
 
   function positionBars(v, parent) {  // the loss at each position of the example sequence
@@ -129,7 +145,7 @@
       v.bars.children[p].title = "predicting position " + (p + 1) + " (token " + D.tokens[p + 1] + (p + 1 > D.boundaries[1] ? ", second copy" : "") +
                                  "): " + row[p].toFixed(2) + " nats";
     }
-    v.mark.setAttribute("cx", step); v.mark.setAttribute("cy", D.loss[i]);
+    v.mark.setAttribute("cx", v.stepX(step).toFixed(2)); v.mark.setAttribute("data-step", step); v.mark.setAttribute("cy", D.loss[i]);
     v.live.textContent = "Step " + step + " (checkpoint " + (i + 1) + " of " + D.steps.length + "): loss on the repeated half " +
                          D.loss[i].toFixed(3) + " nats.";
     ui.bump(v.root);
