@@ -16,6 +16,7 @@ book shows says what it is. ``_config.yml`` loads the extension and sets ``numfi
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from docutils import nodes
@@ -181,7 +182,17 @@ class CellFigures(Transform):
         def warn(message: str, node: nodes.Node) -> None:
             logger.warning(message, location=node, type=WARNING_TYPE, subtype=WARNING_SUBTYPE)
 
-        figures_from_cells(self.document, warn)
+        figures = figures_from_cells(self.document, warn)
+        env = getattr(self.document.settings, "env", None)
+        if env is None:
+            return
+        from figure_panels import add_panels  # book/_ext: side-by-side panels stack on a phone
+
+        for figure in figures:
+            if WIDE_FIGURE_CLASS in figure["classes"]:
+                images = _images(figure)
+                if images:
+                    add_panels(figure, images[0], Path(env.srcdir))
 
 
 def number_figures_per_page(app: Any, env: Any) -> list[str]:
