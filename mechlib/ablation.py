@@ -4,7 +4,7 @@ Each hook has the TransformerLens shape ``fn(activation, hook) -> activation``,
 so it can be read, reused and passed to ``model.run_with_hooks`` directly.
 
 Taught in Chapter 1 (switching a layer off), Chapter 3 (cutting a sender from the
-keys only), Chapter 4 (from the queries) and Chapter 5 (breaking the virtual head).
+keys only), Chapter 4 (from the queries) and Chapter 5 (breaking the induction circuit).
 """
 from __future__ import annotations
 
