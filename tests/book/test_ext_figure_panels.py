@@ -161,6 +161,7 @@ LAYOUT = """() => {
     page_width: document.documentElement.scrollWidth,
     figures: figures.map(f => ({
       classes: f.className,
+      caption_before: getComputedStyle(f.querySelector("figcaption"), "::before").content,
       whole: shown(f.querySelector(":scope > a.image-reference img, :scope > img")),
       panels: Array.from(f.querySelectorAll(".mechlib-panels img")).filter(shown).map(i => {
         const r = i.getBoundingClientRect();
@@ -192,6 +193,7 @@ def test_on_a_phone_the_panels_stand_one_under_the_other(browser, built_page):
     assert all(0 <= p["left"] and p["right"] <= 390 for p in row["panels"]), "each fits the phone"
     assert all(p["natural"] >= 1.5 * (p["right"] - p["left"]) for p in row["panels"]), "and stays sharp"
     assert not row["scrolls"]
+    assert row["caption_before"] == '"Panels one under the other, left first. "'
     # a single wide plot cannot be cut: it keeps its scrolling box, as before
     assert single["whole"] and not single["panels"]
     assert facts["page_width"] <= 390
