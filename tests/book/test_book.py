@@ -337,8 +337,24 @@ def _visit(context, base, page):
         e => e.getBoundingClientRect().right > window.innerWidth + 1).length""")
     visit.facts["axe"]["phone"] = page_audit.axe_violations(tab, _axe_source())
     visit.facts["overflow_at_390"] = page_audit.overflow(tab)
+    visit.facts["stacked_at_390"] = tab.evaluate(STACKED_FIGURES_JS)
     tab.close()
     return visit
+
+
+# side-by-side figures the build cut into panels (book/_ext/figure_panels.py): at 390 px the whole
+# row is hidden and the panels stand one under the other, each inside the screen
+STACKED_FIGURES_JS = """() => Array.from(document.querySelectorAll("figure.mechlib-stacked")).map(f => {
+  const shown = el => getComputedStyle(el).display !== "none" && el.getBoundingClientRect().width > 0;
+  const whole = f.querySelector(":scope > a.image-reference img, :scope > img");
+  const panels = Array.from(f.querySelectorAll(".mechlib-panels img")).map(i => i.getBoundingClientRect());
+  return {
+    id: f.id, whole_shown: !!whole && shown(whole),
+    panels: panels.length, all_shown: Array.from(f.querySelectorAll(".mechlib-panels img")).every(shown),
+    stacked: panels.every((r, k) => k === 0 || r.top >= panels[k - 1].bottom - 1),
+    inside: panels.every(r => r.left >= 0 && r.right <= window.innerWidth + 1),
+  };
+})"""
 
 
 @pytest.fixture(scope="session")
@@ -485,6 +501,18 @@ def test_a_box_that_scrolls_on_a_phone_shows_it(visits, page):
     assert not missing, f"{page}: boxes that scroll at 390 px without a cue: {missing}"
     in_panels = [o["element"] for o in visits[page].facts["overflow_at_390"]["no_cue"] if o["in_live_panel"]]
     assert not in_panels, f"{page}: live panels' boxes scroll at 390 px without a cue: {in_panels}"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_side_by_side_figures_stack_on_a_phone(visits, page):
+    """At 390 px a figure of side-by-side panels shows them one under the other (_static/mechlib.css)."""
+    bad = [f for f in visits[page].facts["stacked_at_390"]
+           if f["whole_shown"] or f["panels"] < 2 or not (f["all_shown"] and f["stacked"] and f["inside"])]
+    assert not bad, f"{page}: side-by-side figures not stacked at 390 px: {bad}"
+    if page == "chapters/05_virtual_attention_heads.html":  # Figure 5.3, two heat maps
+        assert visits[page].facts["stacked_at_390"], f"{page}: no figure was cut into its panels"
 
 
 @pytest.mark.slow
