@@ -74,7 +74,7 @@
       el("td", {}, rows[1], String(t[q]));
       var guess = el("td", {}, rows[2]), p = el("td", {}, rows[3]);
       if (v.state.repeat.indexOf(q) >= 0) {  // framed, and said: the frame's colour is not the only cue
-        guess.className = "mll-rep"; p.className = "mll-rep"; p.title = "position " + q + ": one of the " + v.what + ", counted in the loss";
+        guess.className = "mll-rep"; p.className = "mll-rep"; p.title = "position " + q + ": " + (v.config.batch ? "one of the " + v.what : "a repeated token") + ", counted in the loss";
       }
       v.predCells.push([guess, p]);
     }
