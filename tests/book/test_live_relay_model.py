@@ -118,15 +118,23 @@ JS_BATCH_LOSS = """([batch, options]) => {
 }"""
 
 
+def batch_loss64(relay, rb, cut=None, zero_heads=()):
+    """The float64 reference's mean loss over the relay batch's mask (the prediction at R)."""
+    logits = reference.forward(relay, rb.tokens, zero_heads=zero_heads, remove=remove_of(cut))
+    return float(-logits[:, :-1].log_softmax(-1).gather(-1, rb.tokens[:, 1:, None])[..., 0][rb.mask].mean())
+
+
 def test_the_page_loss_on_the_relay_mask_is_the_reference_loss_and_v_carries_it(tab, relay, rb):
     spec = live.spec_of(live.path_ablation(relay, senders="0.0", receivers="1.0", assets="site").data)["config"]["batch"]
     ref = {}
     for cut in (None, "Q", "K", "V"):
-        logits = reference.forward(relay, rb.tokens, remove=remove_of(cut))
-        mask = rb.mask  # scored: the prediction at R only
-        ref[cut] = float(-logits[:, :-1].log_softmax(-1).gather(-1, rb.tokens[:, 1:, None])[..., 0][mask].mean())
+        ref[cut] = batch_loss64(relay, rb, cut)
         page = tab.evaluate(JS_BATCH_LOSS, [spec, js_options(cut)])
         assert page == pytest.approx(ref[cut], abs=1e-4), cut
+    for head in ("0.0", "1.0"):  # a head switched off: the relay breaks either way
+        off = batch_loss64(relay, rb, zero_heads=[(int(head[0]), 0)])
+        assert tab.evaluate(JS_BATCH_LOSS, [spec, js_options(None, [head])]) == pytest.approx(off, abs=1e-4), head
+        assert off - ref[None] > 1.0
     # chapter 2's claims, read off the page's numbers' reference
     assert ref[None] < 0.1
     assert ref["V"] - ref[None] > 1.0 and ref["V"] > math.log(relay.cfg.d_vocab)
