@@ -246,3 +246,18 @@ def test_term_picker_on_relay_2l_follows_the_kept_terms(browser, tmp_path, relay
         page.click("#w-virtual-none")
         kept = [n for n, k in ex.kinds.items() if k != "virtual"]
         assert shown_loss(page) == pytest.approx(masked_loss64(ex.total(kept)[0], t, positions), abs=1e-3)
+
+
+def test_a_page_with_both_models_runs_each_widget_on_its_own(browser, tmp_path, relay, rb):
+    # chapter 6's page: the term picker on induction-2l, then on relay-2l
+    model = mechlib.load_model()
+    html = live.term_picker(model, prefix="x", assets="site").data + live.term_picker(relay, prefix="w", assets="site").data
+    with book_like_page(browser, tmp_path, html) as page:
+        page.wait_for_selector("#x-root[data-ready='1']", timeout=20_000)
+        assert weights_loaded(page) == ["induction-2l.weights.js", "relay-2l.weights.js"]
+        t = tokens_shown(page)
+        assert shown_loss(page) == pytest.approx(masked_loss64(ref_row(relay, t)[0], t, [int(rb.recall[0])]), abs=1e-3)
+        x = [int(v) for v in page.input_value("#x-tokens").split()]
+        expected = reference.repeat_loss_brute_force(model, x)
+        assert float(page.text_content("#x-loss")) == pytest.approx(expected, abs=1e-3)
+        assert "Loss on the repeated tokens" in page.text_content("#x-root")
