@@ -18,3 +18,6 @@ def test_the_book_extension_copies_the_assets_into_the_built_site(tmp_path):
     live_assets.copy_assets(app, None)
     for f in live.asset_files():
         assert (tmp_path / live.SITE_DIR / f.name).read_bytes() == f.read_bytes()
+    for name in live.SHIPPED_MODELS:  # relay-2l's weights too, for the pages whose widgets run it
+        f = live.asset_dir() / live.weights_file(name)
+        assert (tmp_path / live.SITE_DIR / f.name).read_bytes() == f.read_bytes()

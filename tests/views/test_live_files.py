@@ -10,7 +10,7 @@ from mechlib.views import live
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 250, 40
 #: not views: the weights (one line of data, generated) and the forward pass (model.js, its own
 #: idea, tested against mechlib in tests/book/test_live_model.py)
-NOT_VIEWS = {"induction-2l.weights.js", "model.js"}
+NOT_VIEWS = {"induction-2l.weights.js", "relay-2l.weights.js", "model.js"}
 
 
 def view_files():
@@ -19,7 +19,7 @@ def view_files():
 
 def test_every_code_file_ships_and_every_shipped_file_is_used():
     on_disk = {f.name for f in live.asset_dir().glob("*.js")} | {f.name for f in live.asset_dir().glob("*.css")}
-    listed = set(live.CODE_FILES) | {"loader.js", "kernel.js", "induction-2l.weights.js"}
+    listed = set(live.CODE_FILES) | {"loader.js", "kernel.js"} | {live.weights_file(m) for m in live.SHIPPED_MODELS}
     assert on_disk == listed
 
 

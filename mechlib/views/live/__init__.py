@@ -25,13 +25,14 @@ from mechlib.views.live.page import (ASSETS_ENV, CODE_FILES, SHARED_FILES, SITE_
                                      asset_files, check_prefix, code_files, resolve_assets, spec_of, widget_html,
                                      widget_spec)
 from mechlib.views.live.slider import checkpoint_slider, checkpoint_slider_payload
-from mechlib.views.live.weights import (MAX_PAGE_PARAMS, TENSORS, page_model_problem, page_weights, read_weights_js,
-                                        weights_file, weights_js)
+from mechlib.views.live.weights import (MAX_PAGE_PARAMS, SHIPPED_MODELS, TENSORS, page_model_problem, page_weights,
+                                        read_weights_js, weights_file, weights_js)
 
 __all__ = ["head_toggle", "path_ablation", "term_picker", "virtual_head_calculator", "composition_explorer",
            "checkpoint_slider", "checkpoint_slider_payload", "head_toggle_config", "resolve_assets", "asset_dir", "asset_files", "weights_js",
            "read_weights_js", "weights_file", "page_weights", "page_model_problem", "spec_of", "code_files",
-           "ASSETS_ENV", "SITE_DIR", "CODE_FILES", "SHARED_FILES", "WIDGET_FILES", "TENSORS", "MAX_PAGE_PARAMS"]
+           "ASSETS_ENV", "SITE_DIR", "CODE_FILES", "SHARED_FILES", "WIDGET_FILES", "TENSORS", "MAX_PAGE_PARAMS",
+           "SHIPPED_MODELS"]
 
 
 def _html(widget: str, config: dict[str, Any], prefix: str, assets: str, weights: tuple[str, str | None] | None):
@@ -69,7 +70,8 @@ def _head_labels(model: Any, heads: Any, name: str) -> list[str]:
 
 
 def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None = None,
-                       half_len: int | None = None, prefix_len: int | None = None, seed: int = 0) -> dict[str, Any]:
+                       half_len: int | None = None, prefix_len: int | None = None, seed: int = 0,
+                       batch: Any = None) -> dict[str, Any]:
     """What the live head toggle starts with: ``tokens`` (one sequence; default: the first
     sequence of the book's evaluation batch, :func:`mechlib.repeated_batch`, whose repeated
     segment holds no token twice, so that its induction stripe is unambiguous), the head whose
@@ -77,7 +79,18 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
     evaluation batch, or on ``tokens`` when given), the shape of the sequences its "new
     repeated sequence" button draws (``prefix_len`` random tokens, then ``half_len`` tokens
     twice; default: the evaluation batch's, shortened for a model whose context is under 24
-    tokens) and the colour tables."""
+    tokens) and the colour tables.
+
+    ``batch`` (default: :func:`mechlib.relay_batch` for ``relay-2l``, the induction batch for
+    any other model): the evaluation batch the view scores, anything with ``.tokens`` and
+    ``.mask`` (see :func:`mechlib.views.live.batches.batch_spec`). Given another batch than the induction one, the view
+    starts on its first sequence (or ``tokens``), scores the loss on its mask, and its button
+    steps through its sequences; the config then carries it as ``batch``."""
+    from mechlib.views.live.batches import batch_config, batch_spec
+
+    spec = batch_spec(model, batch)
+    if spec is not None:
+        return batch_config(model, spec, tokens, pattern_head, seed)
     import torch
 
     from mechlib.data import repeated_batch
@@ -121,7 +134,7 @@ def head_toggle_config(model: Any, tokens: Any = None, pattern_head: str | None 
 
 def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None = None,
                 prefix: str | None = None, assets: str = "auto", backend: str = "auto", predict: bool = True,
-                **kwargs: Any):
+                batch: Any = None, **kwargs: Any):
     """The head toggle, computed live by the model in the page (``IPython.display.HTML``).
 
     The reader switches heads off (zero ablation), types a sequence or draws a new repeated
@@ -136,6 +149,11 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
     reader first commits which head, switched off alone, raises the loss most and roughly by
     how much; then the page shows the rise for every head beside the guess.
 
+    ``batch`` (default: :func:`mechlib.relay_batch` for ``relay-2l``, else the induction
+    batch): the evaluation batch whose scored predictions (``batch.mask``) the loss is taken
+    on; its sequences are the ones the view's button steps through (any batch with
+    ``.tokens`` and ``.mask``, as :func:`mechlib.repeated_batch`).
+
     ``backend``: ``"page"`` (the model runs in the page; a model it cannot run is refused),
     ``"kernel"`` (the same view, each forward pass asked of this kernel: a
     :class:`mechlib.views.live.kernel.KernelWidget`, for GPT-2 in Colab or a learner's own
@@ -146,10 +164,10 @@ def head_toggle(model: Any = None, tokens: Any = None, pattern_head: str | None 
     _check_predict(predict)
     if _asks_kernel(model, backend):
         config = {"model": None, "info": _kernel_info(model, "the head toggle"),
-                  **head_toggle_config(model, tokens, pattern_head, **kwargs)}
+                  **head_toggle_config(model, tokens, pattern_head, batch=batch, **kwargs)}
         return _kernel_widget(model, "headToggle", config, check_prefix(prefix, "mllht"))
     weights = page_weights(model)
-    config = {"model": weights[0], "predict": predict, **head_toggle_config(model, tokens, pattern_head, **kwargs)}
+    config = {"model": weights[0], "predict": predict, **head_toggle_config(model, tokens, pattern_head, batch=batch, **kwargs)}
     return _html("headToggle", config, check_prefix(prefix, "mllht"), assets, weights)
 
 
@@ -181,7 +199,8 @@ def _kernel_widget(model: Any, widget: str, config: dict[str, Any], prefix: str)
 
 def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kinds: str = "",
                   tokens: Any = None, pattern_head: str | None = None, prefix: str | None = None,
-                  assets: str = "auto", predict: bool = True, backend: str = "auto", **kwargs: Any):
+                  assets: str = "auto", predict: bool = True, backend: str = "auto", batch: Any = None,
+                  **kwargs: Any):
     """Path ablation computed live by the model in the page (``IPython.display.HTML``).
 
     The reader ticks senders, receivers and inputs (``Q``, ``K``, ``V``): every ticked sender's
@@ -193,7 +212,7 @@ def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kin
     reader first commits which input (Q, K or V), cut from the ticked senders, raises the loss
     most and roughly by how much (under 0.1 nats, 0.1 to 1, over 1); then the page shows the
     rise of each kind of cut on the current sequence beside the guess (state in the page only).
-    The other arguments are those of :func:`head_toggle`; with ``backend="kernel"`` (or
+    The other arguments (``batch`` included) are those of :func:`head_toggle`; with ``backend="kernel"`` (or
     ``"auto"`` and a model the page cannot run) each cut is run by this kernel, as
     :func:`mechlib.path_ablation` (LayerNorm frozen where the model has it), and there is no
     prediction panel.
@@ -206,7 +225,7 @@ def path_ablation(model: Any = None, senders: Any = (), receivers: Any = (), kin
     _check_predict(predict)
     kernel = _asks_kernel(model, backend)
     weights = None if kernel else page_weights(model)  # refuses, by name, a model the page cannot run
-    config = head_toggle_config(model, tokens, pattern_head, **kwargs)
+    config = head_toggle_config(model, tokens, pattern_head, batch=batch, **kwargs)
     config["cut"] = {"senders": _head_labels(model, senders, "senders"),
                      "receivers": _head_labels(model, receivers, "receivers"),
                      "kinds": list(kinds)}
@@ -285,15 +304,16 @@ def composition_explorer(model: Any = None, sender: Any = None, receiver: Any = 
 
 
 def term_picker(model: Any = None, tokens: Any = None, terms_off: Any = (), pattern_head: str | None = None,
-                prefix: str | None = None, assets: str = "auto", backend: str = "auto", **kwargs: Any):
+                prefix: str | None = None, assets: str = "auto", backend: str = "auto", batch: Any = None,
+                **kwargs: Any):
     """The path-expansion term picker, computed in the page (``IPython.display.HTML``).
 
     The page splits the model's logits on the reader's sequence into the exact path
     expansion of :func:`mechlib.path_expansion` (direct path, single heads, virtual heads,
     bias terms, from the clean run's attention patterns) and the reader switches terms
-    off: the loss on the repeated tokens and the predictions follow the sum of the kept
-    terms. ``terms_off`` (term names such as ``"0.3->1.1"``) start unticked; the other
-    arguments are those of :func:`head_toggle` (with ``backend="kernel"``, or ``"auto"`` and an
+    off: the loss on the repeated tokens (on ``batch``'s scored tokens) and the predictions
+    follow the sum of the kept terms. ``terms_off`` (term names such as ``"0.3->1.1"``) start
+    unticked; the other arguments (``batch`` included) are those of :func:`head_toggle` (with ``backend="kernel"``, or ``"auto"`` and an
     expandable model too large for the page, this kernel expands each sequence and sums the
     kept terms).
 
@@ -306,7 +326,7 @@ def term_picker(model: Any = None, tokens: Any = None, terms_off: Any = (), patt
     model = _model(model)
     kernel = _asks_kernel(model, backend)
     weights = None if kernel else page_weights(model)  # refuses, by name, a model the page cannot run
-    config = head_toggle_config(model, tokens, pattern_head, **kwargs)
+    config = head_toggle_config(model, tokens, pattern_head, batch=batch, **kwargs)
     expansion = path_expansion(model, torch.tensor([config["tokens"]]))
     names = list(expansion.terms)
     if isinstance(terms_off, str):

@@ -11,7 +11,10 @@
  * what was cut in words.
  *
  * config: {model, tokens, prefix_len, half_len, pattern_head, attn_lut, prob_lut, seed} and the
- * controls' own (heads_off; cut: {senders, receivers, kinds}; terms_off).
+ * controls' own (heads_off; cut: {senders, receivers, kinds}; terms_off). With config.batch
+ * ({tokens, mask, after_token, scored}: a batch other than the induction one, such as
+ * relay-2l's) the loss is taken on its mask (model.js's scoredPositions) and the button steps
+ * through its sequences instead of drawing repeated ones.
  */
 (function () {
   "use strict";
@@ -26,13 +29,13 @@
     v.input = el("input", {id: P + "-tokens", type: "text", inputmode: "numeric", spellcheck: "false",
                            autocomplete: "off", "class": "mll-tokens"}, box);
     v.apply = el("button", {type: "button", id: P + "-apply"}, box, "run on these tokens");
-    v.draw = el("button", {type: "button", id: P + "-draw"}, box, "new repeated sequence");
+    v.draw = el("button", {type: "button", id: P + "-draw"}, box, v.config.batch ? "next sequence of the batch" : "new repeated sequence");
     v.msg = el("div", {id: P + "-msg", "class": "mlt-axis", role: "alert"}, box);
   }
 
   function lossBox(v) {
     var box = el("div", {"class": "mll-built", style: "margin:0.6em 0"}, v.root), line = el("div", {}, box);
-    text(line, "Loss on the repeated tokens: ");
+    text(line, "Loss on the " + v.what + ": ");
     v.lossValue = el("b", {id: v.P + "-loss"}, line);
     text(line, " nats ");
     v.barFill = el("div", {}, el("span", {"class": "mlt-lossbar", "aria-hidden": "true"}, line));
@@ -44,7 +47,7 @@
     el("div", {}, box, "next-token predictions (top guess and the probability of the true next token)");
     v.predWrap = ui.scrollBox(box, "next-token predictions", "\u2194 scroll the table sideways for the later positions", v.P + "-preds-more").wrap;
     v.preds = el("table", {"class": "mll-predtable", id: v.P + "-preds"}, v.predWrap);
-    ui.colourBar(el("div", {"class": "mlt-axis"}, box, "framed: the repeated tokens the loss is taken on; bold: the top guess is right; p(next): "),
+    ui.colourBar(el("div", {"class": "mlt-axis"}, box, "framed: the " + v.what + " the loss is taken on; bold: the top guess is right; p(next): "),
                  v.config.prob_lut, "0", "1");
   }
 
@@ -71,7 +74,7 @@
       el("td", {}, rows[1], String(t[q]));
       var guess = el("td", {}, rows[2]), p = el("td", {}, rows[3]);
       if (v.state.repeat.indexOf(q) >= 0) {  // framed, and said: the frame's colour is not the only cue
-        guess.className = "mll-rep"; p.className = "mll-rep"; p.title = "position " + q + ": a repeated token, counted in the loss";
+        guess.className = "mll-rep"; p.className = "mll-rep"; p.title = "position " + q + ": " + (v.config.batch ? "one of the " + v.what : "a repeated token") + ", counted in the loss";
       }
       v.predCells.push([guess, p]);
     }
@@ -89,8 +92,9 @@
         var clean = api.repeatLoss(on.logits, t, rep, V), none = api.repeatLoss(off.logits, t, rep, V);
         v.state.refs = {clean: clean, none: none, uniform: Math.log(V)};
         v.lossRefs.textContent = rep.length
-          ? rep.length + " repeated tokens \u00b7 all heads on: " + clean.toFixed(3) + " \u00b7 all heads off: " +
+          ? rep.length + " " + v.what + " \u00b7 all heads on: " + clean.toFixed(3) + " \u00b7 all heads off: " +
             none.toFixed(3) + " \u00b7 uniform guess: " + v.state.refs.uniform.toFixed(3) + " nats"
+          : v.config.batch ? "this sequence has none of the " + v.what + ", so there is no loss to show"
           : "this sequence has no repeated pair of tokens, so there is nothing to copy and no loss to show";
       });
     });
@@ -98,7 +102,8 @@
 
   function build(v) {  // everything sized to the current sequence
     v.input.value = v.state.tokens.join(" ");
-    v.state.repeat = api.repeatPositions(v.state.tokens);
+    var scored = api.scoredPositions(v.state.tokens, v.config.batch);
+    v.state.repeat = scored.positions; v.state.row = scored.row;
     heatmap.build(v);
     buildPredictions(v);
     return lossReferences(v);
@@ -151,8 +156,8 @@
   function announce(v, o, loss) {
     var r = v.state.refs;
     v.live.textContent = (describe(v, o) ? describe(v, o) + ". " : "") + (isNaN(loss)
-      ? "No repeated tokens, so no loss."
-      : "Loss on the repeated tokens " + loss.toFixed(3) + " nats (all heads on " + r.clean.toFixed(3) +
+      ? "No " + v.what + ", so no loss."
+      : "Loss on the " + v.what + " " + loss.toFixed(3) + " nats (all heads on " + r.clean.toFixed(3) +
         ", all heads off " + r.none.toFixed(3) + ").");
   }
 
@@ -196,7 +201,8 @@
     });
     v.input.addEventListener("keydown", function (e) { if (e.key === "Enter") { e.preventDefault(); v.apply.click(); } });
     v.draw.addEventListener("click", function () {
-      var t = [], seg = [], i;
+      var t = [], seg = [], i, b = v.config.batch;
+      if (b) { v.msg.textContent = ""; setTokens(v, b.tokens[(v.state.row + 1) % b.tokens.length].slice()); return; }
       for (i = 0; i < v.config.prefix_len; i++) t.push(random(v, v.C.d_vocab));
       for (i = 0; i < v.config.half_len; i++) seg.push(random(v, v.C.d_vocab));
       v.msg.textContent = "";
@@ -213,6 +219,7 @@
     runner = runner || pageRunner(config.model);
     var info = runner.info, v = {root: root, config: config, C: info.config, H: info.config.n_heads, runner: runner,
       heads: info.heads, name: config.model, P: ui.start(root, config.label), cells: [], predCells: [], out: null,
+      what: (config.batch && config.batch.scored) || "repeated tokens",
       state: {tokens: config.tokens.slice(), seed: config.seed >>> 0 || 1, cursor: null, refs: null}};
     sequenceBox(v);
     v.options = controls(root, {P: v.P, H: v.H, heads: v.heads, config: config, view: v, changed: function () { update(v); }});

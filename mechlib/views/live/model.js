@@ -254,6 +254,21 @@
     return out;
   }
 
+  // The positions q whose prediction of tokens[q + 1] the loss is taken on, and which row of the
+  // batch the sequence is (-1: none). No batch (the induction batch): the repeated tokens
+  // (repeatPositions). A batch {tokens, mask, after_token} (mechlib.views.live.batches): its
+  // mask where the sequence is one of its rows; else every q holding after_token (the relay's
+  // recall token R), if it names one; else the repeated tokens.
+  function scoredPositions(tokens, batch) {
+    var key = Array.prototype.join.call(tokens, ","), row = -1, out = [], q;
+    if (!batch) return {row: -1, positions: repeatPositions(tokens)};
+    for (q = 0; q < batch.tokens.length && row < 0; q++) if (batch.tokens[q].join(",") === key) row = q;
+    if (row >= 0) return {row: row, positions: batch.mask[row].slice()};
+    if (batch.after_token === null || batch.after_token === undefined) return {row: -1, positions: repeatPositions(tokens)};
+    for (q = 0; q + 1 < tokens.length; q++) if (tokens[q] === batch.after_token) out.push(q);
+    return {row: -1, positions: out};
+  }
+
   // mean -log p(tokens[q + 1]) over the positions q; logits [n][V], or flat [n * V] with V given
   function repeatLoss(logits, tokens, positions, V) {
     if (!positions.length) return NaN;
@@ -362,6 +377,7 @@
     logSoftmax: logSoftmax,
     repeatPositions: repeatPositions,
     repeatLoss: repeatLoss,
+    scoredPositions: scoredPositions,
     inductionScore: inductionScore,
     countVirtualHeads: countVirtualHeads,
     // flat Float64Array results for the views (validated as run and expand are)

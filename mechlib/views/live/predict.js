@@ -2,7 +2,8 @@
  * 3 and 4) and the head toggle (chapter 5). Before the page shows what an ablation does, the
  * reader commits a prediction: which choice matters most -- which input of the receivers (Q, K
  * or V) cut from the ticked senders, or which head switched off alone -- and roughly how much
- * the loss on the repeated tokens will rise (under 0.1 nats, 0.1 to 1, over 1). Then the model
+ * the loss on the scored tokens (the repeated ones, or those of config.batch) will rise (under
+ * 0.1 nats, 0.1 to 1, over 1). Then the model
  * answers beside it: the rise for every choice on the current sequence, and whether the choice
  * and the size were right. State in the page only: nothing is stored or sent. Needs ui.js; a
  * view calls panel(view, its controls, question).
@@ -45,7 +46,7 @@
   function answerTable(v, p, q, r, best) {
     p.model.innerHTML = "";
     var tbl = el("table", {"class": "mll-predtable", id: v.P + "-answer"}, p.model);
-    el("caption", {}, tbl, "the model: rise of the loss on the repeated tokens");
+    el("caption", {}, tbl, "the model: rise of the loss on the " + v.what);
     q.choices.forEach(function (c) {
       var tr = el("tr", {}, tbl);
       el("th", {scope: "row"}, tr, q.verb + c[1]);
@@ -56,7 +57,11 @@
   function answer(v, p, q, guess, size) {
     var problem = q.problem && q.problem();
     if (problem) { p.verdict.textContent = problem; return false; }
-    if (!v.state.repeat.length) { p.verdict.textContent = "This sequence repeats no token: draw a repeated one first."; return false; }
+    if (!v.state.repeat.length) {
+      p.verdict.textContent = v.config.batch ? "This sequence has none of the " + v.what + ": take one of the batch first."
+        : "This sequence repeats no token: draw a repeated one first.";
+      return false;
+    }
     rises(v, q, function (r) {
       var best = Object.keys(r).reduce(function (a, b) { return r[b] > r[a] ? b : a; }), big = sizeOf(r[best]);
       answerTable(v, p, q, r, best);

@@ -5,9 +5,9 @@ A weights asset is JavaScript that registers one weight set in ``window.mechlibL
 under its name: float32, little-endian, base85-encoded (RFC 1924 alphabet, as Python's
 ``base64.b85encode``), with a JSON header naming each tensor and its shape (TransformerLens
 conventions: ``W_Q[l, h]`` is ``[d_model, d_head]``, ``W_O[l, h]`` is ``[d_head, d_model]``).
-The bundled model's ships as ``induction-2l.weights.js`` (``python
-scripts/export_live_weights.py``); any other model the page can run travels inline with its
-widget (:func:`page_weights`).
+The bundled models' ship as ``induction-2l.weights.js`` and ``relay-2l.weights.js``
+(:data:`SHIPPED_MODELS`; ``python scripts/export_live_weights.py``); any other model the page
+can run travels inline with its widget (:func:`page_weights`).
 
 Shown in Chapter 5, Virtual Attention Heads (the head toggle).
 """
@@ -25,6 +25,8 @@ import numpy as np
 
 #: order and names of the exported tensors (TransformerLens attribute names)
 TENSORS = ("W_E", "W_pos", "W_Q", "b_Q", "W_K", "b_K", "W_V", "b_V", "W_O", "b_O", "W_U", "b_U")
+#: the models whose weights ship as assets (``<name>.weights.js``, scripts/export_live_weights.py)
+SHIPPED_MODELS = ("induction-2l", "relay-2l")
 #: the config fields the forward pass needs
 CONFIG_FIELDS = ("n_layers", "n_heads", "d_model", "d_head", "d_vocab", "n_ctx")
 #: the most parameters a model may have to run in the page (its weights travel with the widget:
@@ -128,8 +130,9 @@ def shipped_sha256(name: str) -> str | None:
 def page_weights(model: Any, argname: str = "model") -> tuple[str, str | None]:
     """The weight set the page runs for ``model``: ``(name, weights asset text or None)``.
 
-    ``None`` means the asset ships with the package (the bundled model, recognised by the hash
-    of its weights, so a retrained or fine-tuned copy is not mistaken for it); otherwise the
+    ``None`` means the asset ships with the package (a bundled model, ``induction-2l`` or
+    ``relay-2l``, recognised by the hash of its weights, so a retrained or fine-tuned copy is
+    not mistaken for it; a page loads only the weights of the models its widgets run); otherwise the
     text of :func:`weights_js` travels with the widget, under the name ``model-<hash>``. A
     model the page cannot run (:func:`page_model_problem`) raises ``ValueError`` naming
     ``argname``: the page never runs other weights in its place.
@@ -146,7 +149,8 @@ def page_weights(model: Any, argname: str = "model") -> tuple[str, str | None]:
             f"instead, and the plots of mechlib.views.plots show it")
     raw = np.concatenate([getattr(model, t).detach().cpu().numpy().astype("<f4").ravel() for t in TENSORS]).tobytes()
     sha = hashlib.sha256(raw).hexdigest()
-    if sha == shipped_sha256(BUNDLED_MODEL):
-        return BUNDLED_MODEL, None
+    for shipped in SHIPPED_MODELS:
+        if sha == shipped_sha256(shipped):
+            return shipped, None
     name = f"model-{sha[:12]}"
     return name, weights_js(model, name, source="a model given in a notebook")
