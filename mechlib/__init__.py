@@ -33,6 +33,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "heads": ('Head', 'all_heads', 'chain_label', 'head_label', 'heads_above', 'layer_heads', 'parse_head', 'ranked_heads', 'top_head', 'top_pair'),
     "models": ('BUNDLED_MODEL', 'MINILM', 'RELAY_MODEL', 'InductionConfig', 'RelayConfig', 'train_relay_model', 'ModelInfo', 'ModelUnavailableError', 'checkpoint_steps', 'is_causal', 'lm_head_trained', 'load_checkpoint', 'load_model', 'minilm_folder', 'model_info', 'random_model', 'save_model', 'train_induction_model'),
     "score_terms": ('AttentionScoreTerms', 'attention_score_terms'),
+    "ln_fold": ('folded_composition_scores',),
+    "significance": ('ABOVE_BASELINE_SD', 'baseline_sd', 'percentile_within'),
     "roles": ('HeadRole', 'attention_by_offset', 'head_roles', 'heads_with_role'),
     "scores": ('attention_patterns', 'duplicate_token_scores', 'induction_scores', 'induction_scores_from_patterns', 'next_token_scores', 'per_token_loss', 'prev_token_scores', 'repeat_loss'),
     "relay": ('RelayBatch', 'relay_batch'),
@@ -58,6 +60,10 @@ __all__ = [
     "full_ov_circuit", "full_qk_circuit", "ov_circuit", "qk_circuit", "receiver_circuit", "virtual_ov",
     # composition
     "composition_baseline", "composition_null", "composition_score", "composition_scores", "pair_composition_score",
+    # the one yardstick: baseline standard deviations, percentiles within a model
+    "ABOVE_BASELINE_SD", "baseline_sd", "percentile_within",
+    # composition through LayerNorm: the gains folded in (the appendix)
+    "folded_composition_scores",
     # ablation
     "ablation_hooks", "head_output", "mean_ablation_hook", "path_ablation", "path_ablation_hooks",
     "path_ablation_losses", "run_with_ablation", "zero_ablation_hook",
@@ -117,6 +123,8 @@ if TYPE_CHECKING:  # for type checkers and editors: the names as plain imports
         composition_scores,
         pair_composition_score,
     )
+    from mechlib.ln_fold import folded_composition_scores
+    from mechlib.significance import ABOVE_BASELINE_SD, baseline_sd, percentile_within
     from mechlib.counting import count_virtual_heads, enumerate_virtual_heads
     from mechlib.data import RepeatedBatch, repeat_mask, repeated_batch, repeated_tokens
     from mechlib.relay import RelayBatch, relay_batch

@@ -5,8 +5,8 @@ scores of :mod:`mechlib.composition`:
 
 * :func:`correct_token_attribution` -- how much each term of a :class:`PathExpansion`
   pushes up the logit of the token that actually comes next.
-* :func:`composition_from_cache` -- how large a share of what a receiver reads through
-  its ``W_Q``, ``W_K`` or ``W_V`` comes from one sender's output, on a given batch.
+* :func:`composition_from_cache` -- how large one sender's piece of what a receiver reads
+  through its ``W_Q``, ``W_K`` or ``W_V`` is, relative to the whole read, on a given batch.
 
 Taught in Chapter 6, The Two-Layer Expansion (which terms carry the answer) and
 Chapter 8, TransformerLens Vocabulary (composition read from a cache).
@@ -60,7 +60,7 @@ def correct_token_attribution(
 def composition_from_cache(
     model: Any, cache: Any, kind: str
 ) -> Float[torch.Tensor, "sender_layer sender_head receiver_layer receiver_head"]:
-    """Share of each receiver's ``kind`` input that comes from each sender, on cached activations.
+    """Norm ratio of each sender's piece of each receiver's ``kind`` input to the whole input, on cached activations.
 
     With ``o^{s} = z^{s} W_O^{s}`` the sender's output and ``x^{l}`` the residual stream
     entering the receiver's layer (``blocks.{l}.hook_resid_pre``), both from ``cache``:
@@ -72,6 +72,11 @@ def composition_from_cache(
     It is the activation counterpart of a composition score: how much of what the
     receiver actually reads on this data was written by the sender. Computed where the
     cache is; the table is returned on the CPU.
+
+    A norm ratio, not a share: the pieces of the residual stream can point against each
+    other, so the ratios of the senders (with the embeddings' and biases') need not add up
+    to 1. Every batch element and position weighs alike, whichever keys the receiver
+    attends to.
     """
     kind = check_kind(kind)
     L, H = model.cfg.n_layers, model.cfg.n_heads

@@ -16,6 +16,15 @@ value bias passes through unchanged (each attention row sums to 1), so the bias
 of layer ``l`` is ``beta_l = b_O^l + sum_h b_V^{l.h} W_O^{l.h}``; it reaches the logits
 directly and through every later head.
 
+Each head's value-bias term ``b_V^{l.h} W_O^{l.h}`` is filed under its layer's bias by
+default, so a head's own term ``"0.1"`` holds only what it moves from the embeddings, and a
+per-head attribution that counts the value bias as the head's (as ARENA's does) differs
+from it by exactly that term. The default keeps one bias per layer because the book's term
+picker (the in-page ``model.js``) and Chapter 6 list the terms that way. With
+``split_value_bias=True`` every head's value-bias term gets its own name instead:
+``"bias 0"`` is then ``b_O^0`` alone, ``"bias 0.1"`` is ``b_V^{0.1} W_O^{0.1}``, and each goes
+on through later heads like any bias (``"bias 0.1->1.2"``); the sum is unchanged.
+
 Taught in Chapter 6, The Two-Layer Expansion.
 """
 from __future__ import annotations
@@ -40,7 +49,9 @@ class PathExpansion:
     ``terms`` maps a term's name to its logits ``[batch, pos, d_vocab]``:
     ``"direct"``; a head ``"0.1"``; a virtual head ``"0.1->1.2"`` (sender first);
     a bias ``"bias 0"`` (layer 0's output bias read by the unembedding),
-    ``"bias 0->1.2"`` (read through a later head) and ``"bias unembed"`` (``b_U``).
+    ``"bias 0->1.2"`` (read through a later head) and ``"bias unembed"`` (``b_U``); with
+    ``split_value_bias=True`` also ``"bias 0.1"`` (head 0.1's value bias, ``b_V W_O``) and
+    ``"bias 0.1->1.2"``.
     ``kinds`` maps each name to ``"direct"``, ``"single"``, ``"virtual"`` or ``"bias"``.
     """
 
@@ -109,7 +120,8 @@ def check_expandable(model: Any, what: str = "path_expansion") -> None:
 
 
 def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype | None = None,
-                   patterns: Float[torch.Tensor, "layer batch head dest src"] | None = None) -> PathExpansion:
+                   patterns: Float[torch.Tensor, "layer batch head dest src"] | None = None,
+                   split_value_bias: bool = False) -> PathExpansion:
     """Exact path expansion of ``model``'s logits on ``tokens`` (see module docstring).
 
     Works for any number of layers: a path goes through heads in strictly increasing
@@ -123,6 +135,10 @@ def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype | None =
     patterns, so this freezes where every head looks while every OV path stays as it is
     (Chapter 6, The Two-Layer Expansion). The sum then equals a forward pass whose
     ``hook_pattern`` activations are replaced by ``patterns``.
+
+    ``split_value_bias=True`` names each head's value-bias term ``b_V^{l.h} W_O^{l.h}``
+    separately (``"bias l.h"``) instead of filing it under the layer's ``"bias l"``, which
+    then holds ``b_O^l`` alone (module docstring: why the default lumps them).
     """
     check_expandable(model)
     tokens = check_tokens(model, tokens)
@@ -132,6 +148,8 @@ def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype | None =
         if not isinstance(patterns, torch.Tensor) or tuple(patterns.shape) != shape:
             raise ValueError(f"patterns must be a tensor of shape [layer, batch, head, dest, src] = {shape}; got "
                              f"{tuple(patterns.shape) if isinstance(patterns, torch.Tensor) else type(patterns).__name__}")
+    if not isinstance(split_value_bias, bool):
+        raise TypeError(f"split_value_bias must be True or False; got {split_value_bias!r}")
     if dtype is None:
         dtype = torch.float32 if model_device(model).type == "mps" else torch.float64
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -164,8 +182,14 @@ def path_expansion(model: Any, tokens: torch.Tensor, dtype: torch.dtype | None =
             for name in new:
                 kinds[name] = "bias" if name.startswith("bias") else ("single" if "->" not in name else "virtual")
             paths.update(new)
-            beta = b_O[l] + torch.einsum("hd,hdm->m", b_V[l], W_O[l])
-            paths[f"bias {l}"] = beta.expand_as(x0)
+            if split_value_bias:
+                paths[f"bias {l}"] = b_O[l].expand_as(x0)
+                for h in range(H):  # head l.h's value bias b_V^{l.h} W_O^{l.h}, under its own name
+                    paths[f"bias {head_label((l, h))}"] = (b_V[l, h] @ W_O[l, h]).expand_as(x0)
+                    kinds[f"bias {head_label((l, h))}"] = "bias"
+            else:
+                beta = b_O[l] + torch.einsum("hd,hdm->m", b_V[l], W_O[l])
+                paths[f"bias {l}"] = beta.expand_as(x0)
             kinds[f"bias {l}"] = "bias"
         W_U = W(model.W_U)
         terms = {n: r @ W_U for n, r in paths.items()}

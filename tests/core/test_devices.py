@@ -131,6 +131,10 @@ DEVICE_FREE = {
     "load_model", "load_checkpoint", "save_model",
     # flags and a folder path read off a model or the installed package: no tensors
     "MINILM", "minilm_folder", "lm_head_trained", "is_causal", "ModelInfo", "model_info",
+    # the yardstick: a constant and functions of tensors alone (answer on their input's device)
+    "ABOVE_BASELINE_SD", "baseline_sd", "percentile_within",
+    # needs a model with LayerNorm (test_ln_fold: tiny BERT and GPT-2); float64 on the CPU by design
+    "folded_composition_scores",
     # score-table helpers: test_head_helpers_take_tables_from_any_device
     "ranked_heads", "top_head", "heads_above", "top_pair",
     # roles: a dataclass, and a filter over head_roles' result
