@@ -7,7 +7,6 @@ from typing import Any
 import torch
 from jaxtyping import Bool, Float, Int
 
-from mechlib.scores import repeat_loss
 from mechlib.validate import check_nonnegative_int, check_positive_int
 
 
@@ -111,6 +110,8 @@ class RepeatedBatch:
 
     def loss(self, logits: Float[torch.Tensor, "batch seq vocab"]) -> float:
         """Mean next-token loss on the predictable targets (:func:`mechlib.repeat_loss`)."""
+        from mechlib.scores import repeat_loss  # here, not at the top: scores -> models -> training -> data
+
         return repeat_loss(logits, self.tokens, self.half_len, self.prefix_len)
 
     def __getitem__(self, index: Any) -> "RepeatedBatch":

@@ -35,3 +35,34 @@ def toggle_tokens(model):
     """The head toggle's default data: 32 sequences, 5 random tokens, then 10 tokens twice."""
     return toggle.default_tokens(model)
 
+
+
+# Longest first. Under pytest-xdist (``--dist loadscope``, as ``make test`` runs) each module, and
+# each notebook under nbval, goes whole to one worker, in the order collected: a long one handed
+# out last keeps one worker busy while the others wait. So the modules that grade whole classes
+# in the sandbox, retrain, or start JupyterLab go first (longest first, as measured with
+# ``--durations``), then the notebooks, then everything else, each group in its usual order.
+LONG_FIRST = (
+    "tests/teaching/test_grading_class.py",
+    "tests/teaching/test_grading_hostile.py",
+    "tests/teaching/test_grading_cli.py",
+    "tests/teaching/test_grading_gradescope.py",
+    "tests/core/test_models.py",
+    "tests/teaching/test_grading_limits.py",
+    "chapters/05b_circuit_forms.ipynb",
+    "tests/book/test_kernel_widgets.py",
+    "tests/book/test_appendix_switch.py",
+    "tests/core/test_core_alone.py",
+    "tests/teaching/test_judge.py",
+)
+
+
+def _rank(item) -> tuple[int, int]:
+    path = item.nodeid.split("::")[0]
+    if path in LONG_FIRST:
+        return (0, LONG_FIRST.index(path))
+    return (1, 0) if path.endswith(".ipynb") else (2, 0)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=_rank)  # stable: the order within each group is pytest's

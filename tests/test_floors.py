@@ -97,3 +97,19 @@ def test_core_exports_its_public_names():
     public_functions = {n for n, v in vars(mechlib).items()
                         if not n.startswith("_") and callable(v) and getattr(v, "__module__", "").startswith("mechlib.")}
     assert public_functions <= set(mechlib.__all__), public_functions - set(mechlib.__all__)
+
+
+def test_every_core_module_can_be_imported_first():
+    """No import cycle waits for the right order: each module of the core, imported on its own in
+    a fresh ``mechlib`` (the libraries below it stay loaded, so this takes seconds), succeeds."""
+    modules = sorted({".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+                      for p in FLOORS["core"]})
+    code = ("import importlib, sys, torch, transformer_lens\nfailed = []\n"
+            f"for name in {modules!r}:\n"
+            "    for m in [m for m in sys.modules if m == 'mechlib' or m.startswith('mechlib.')]:\n"
+            "        del sys.modules[m]\n"
+            "    try:\n        importlib.import_module(name)\n"
+            "    except Exception as e:\n        failed.append(f'{name}: {type(e).__name__}: {e}')\n"
+            "print('\\n'.join(failed))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout

@@ -52,34 +52,46 @@ def blank(name: str = SMALL) -> nbformat.NotebookNode:
     return nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
 
 
+def functions_of(nb: nbformat.NotebookNode, name: str = SMALL) -> list[str]:
+    """The cells of ``nb`` that define notebook ``name``'s exercise functions, alone: what a
+    submission needs to be graded, without the chapter's own cells (imports of torch and
+    TransformerLens, the model, the figures), so that a graded submission takes seconds.
+    Annotations are not evaluated (they may name modules those cells imported)."""
+    return ["from __future__ import annotations\nimport math\n"
+            + next(c.source for c in nb.cells if c.cell_type == "code" and f"def {ex.function}(" in c.source)
+            for ex in registry.EXERCISES[name]]
+
+
+def placeholders(name: str = SMALL, extra: list[str] | None = None) -> nbformat.NotebookNode:
+    """The untouched exercise functions of notebook ``name`` (worth 0), plus ``extra`` cells."""
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in functions_of(blank(name), name)
+                                           + (extra or [])])
+
+
 def exercise(*cells: str) -> nbformat.NotebookNode:
-    """The untouched (worth 0) small exercise notebook with extra code cells at the end."""
-    nb = blank()
-    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
-    return nb
+    """The small notebook's untouched exercise functions (worth 0) with extra code cells at the end."""
+    return placeholders(SMALL, list(cells))
 
 
 def with_cell(source: str, at: str = "end", replace_def: str | None = None) -> nbformat.NotebookNode:
-    """The small solution notebook with one extra code cell (or one definition replaced by it)."""
-    nb = solution()
+    """The small notebook's solved functions with one extra code cell: at the end, at the start
+    (``at="start"``), or in place of the cell that defines ``replace_def``."""
+    nb = only_functions()
     cell = nbformat.v4.new_code_cell(source)
     if replace_def is not None:
         i = next(i for i, c in enumerate(nb.cells) if f"def {replace_def}(" in c.source)
         nb.cells[i] = cell
     elif at == "end":
         nb.cells.append(cell)
-    else:  # right after the imports
-        i = next(i for i, c in enumerate(nb.cells) if "from mechlib.teaching import checks" in c.source)
-        nb.cells.insert(i + 1, cell)
+    else:
+        nb.cells.insert(0, cell)
     return nb
 
 
 def only_functions(extra: list[str] | None = None) -> nbformat.NotebookNode:
     """The small notebook's solved functions alone (no mechlib import: fast), plus ``extra`` cells."""
-    defs = solution()
-    cells = ["import math\n" + next(c.source for c in defs.cells if f"def {ex.function}(" in c.source)
-             for ex in registry.EXERCISES[SMALL]]
-    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in cells + (extra or [])])
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in functions_of(solution())
+                                           + (extra or [])])
 
 
 def write(folder: Path, name: str, nb: nbformat.NotebookNode) -> None:

@@ -16,7 +16,7 @@ import zipfile
 import nbformat
 import pytest
 
-from grading_support import ROOT, SMALL, blank, exercise, only_functions, require_sandbox, write
+from grading_support import SMALL, exercise, only_functions, placeholders, require_sandbox, write
 from mechlib.teaching import registry
 from mechlib.teaching.grading import cli, gradescope
 
@@ -70,7 +70,7 @@ def test_solutions_get_full_marks_one_test_per_exercise(bundle, tmp_path):
 
 def test_the_blank_exercise_gets_zero(bundle, tmp_path):
     require_sandbox()
-    doc, _ = _autograde(bundle, tmp_path, blank())
+    doc, _ = _autograde(bundle, tmp_path, placeholders())
     assert doc["score"] == 0 and len(doc["tests"]) == len(registry.EXERCISES[SMALL])
     assert all(t["status"] == "failed" and "not attempted" in t["output"] for t in doc["tests"])
 

@@ -1,14 +1,15 @@
 """``mechlib-grade`` against submissions that want points they did not earn or harm the grader:
-hostile students (each the untouched exercise, worth 0, plus one cell that tries one way to
-forge points or to do harm), hungry ones (the solutions plus one cell over a resource limit),
-an honest student graded after them, and the untouched exercises of every notebook (0).
+hostile students (each the small notebook's untouched exercise functions, worth 0, plus one cell
+that tries one way to forge points or to do harm), hungry ones (its solved functions plus one cell
+over a resource limit), an honest student graded after them, and the untouched exercise
+functions of every notebook (0). The submissions hold the exercises' function cells without the
+chapters' own cells (nbval runs those): a notebook is graded in seconds, not in a minute.
 One grading run in the sandbox, shared by the tests that read it; never run outside one.
 """
 from __future__ import annotations
 
 import os
 import json
-import shutil
 import time
 import uuid
 
@@ -16,8 +17,8 @@ import nbformat
 import pytest
 
 from grading_support import (
-    NOTHING, ROOT, SMALL, SOLVED, Listener, exercise, marked_processes, package_digest, package_rewriter,
-    require_sandbox, rows, small_points, solution, with_cell, write,
+    NOTHING, ROOT, SMALL, SOLVED, Listener, exercise, marked_processes, only_functions, package_digest,
+    package_rewriter, placeholders, require_sandbox, rows, small_points, with_cell, write,
 )
 from mechlib.teaching import registry
 from mechlib.teaching.grading import folder
@@ -30,7 +31,7 @@ INJECTOR = '=HYPERLINK("evil.example","grade")'
 
 
 def _hostile(subs, listener: Listener) -> dict[str, nbformat.NotebookNode]:
-    """One notebook per way of wanting points: each is the untouched exercise (worth 0) plus cells."""
+    """One notebook per way of wanting points: each is the untouched exercise functions (worth 0) plus cells."""
     other = subs / "z_honest" / f"{SMALL}.ipynb"
     return {
         # rewrites what its result line says on the way out, and prints a fake result
@@ -121,7 +122,7 @@ def _hostile(subs, listener: Listener) -> dict[str, nbformat.NotebookNode]:
 
 
 def _hungry() -> dict[str, nbformat.NotebookNode]:
-    """Solutions (worth 4) with one cell that goes over a limit: they must still get their 4."""
+    """Solved functions (worth 4) with one cell that goes over a limit: they must still get their 4."""
     return {
         "a_memory": with_cell("x = bytearray(16 * 2**30)", at="start"),
         # forks until the process limit refuses, then reaps its children, so that its own later cells can run
@@ -146,10 +147,9 @@ HUNGRY = ["a_memory", "a_forkbomb", "a_bigfile"]
 def hostile_run(tmp_path_factory):
     require_sandbox()  # never outside a sandbox: one rewrites the package, one asks for 16 GiB
     subs = tmp_path_factory.mktemp("submissions")
-    (subs / "untouched").mkdir()
     for name in registry.NOTEBOOKS:
-        shutil.copy(ROOT / "exercises" / f"{name}.ipynb", subs / "untouched")
-    write(subs / "z_honest", SMALL, solution())
+        write(subs / "untouched", name, placeholders(name))
+    write(subs / "z_honest", SMALL, only_functions())
     listener = Listener()
     for student, nb in {**_hostile(subs, listener), **_hungry()}.items():
         write(subs / student, SMALL, nb)
@@ -176,7 +176,7 @@ def test_untouched_exercises_get_zero_and_are_not_attempted(hostile_run):
 
 @pytest.mark.parametrize("student", HOSTILE)
 def test_a_hostile_cell_earns_nothing(hostile_run, student):
-    """Each hostile notebook is the untouched exercise (worth 0) plus its cell: it still gets 0, and
+    """Each hostile notebook is the untouched exercise functions (worth 0) plus its cell: it still gets 0, and
     is graded (never a grader's error, which would be graded again on every rerun)."""
     row = hostile_run["rows"]["'" + student if student == INJECTOR else student]
     assert {ex.id: int(row[ex.column]) for ex in registry.EXERCISES[SMALL]} == NOTHING
@@ -222,7 +222,7 @@ def test_names_and_messages_cannot_inject_formulas_or_markup(hostile_run):
 
 @pytest.mark.parametrize("student", HUNGRY)
 def test_a_cell_over_a_resource_limit_costs_nothing_else(hostile_run, student):
-    """Solutions plus one cell over the memory, process or file-size limit: still every point."""
+    """Solved functions plus one cell over the memory, process or file-size limit: still every point."""
     assert small_points(hostile_run, student) == SOLVED, hostile_run["grades"][student].notebooks[SMALL].notes
 
 
