@@ -71,7 +71,8 @@ _SPECS: dict[int, dict] = {}
 
 
 def model_spec(model) -> dict:
-    """``{"bundled": True}`` or ``{"random_model": kwargs}``: what :func:`build_model` needs to rebuild ``model``."""
+    """``{"bundled": True}``, ``{"named": name}`` (:func:`named_model`) or ``{"random_model": kwargs}``:
+    what :func:`build_model` needs to rebuild ``model``."""
     try:
         return _SPECS[id(model)]
     except KeyError:
@@ -82,6 +83,8 @@ def build_model(spec: dict):
     """The model that :func:`model_spec` describes (the same weights on every machine)."""
     if spec.get("bundled") is True:
         return bundled()
+    if "named" in spec:
+        return named_model(spec["named"])
     kwargs = spec.get("random_model")
     if not isinstance(kwargs, dict) or not all(isinstance(v, int) for v in kwargs.values()):
         raise ValueError(f"unknown model spec {spec!r}")
@@ -139,6 +142,31 @@ def bundled():
 def _bundled():
     model = mechlib.load_model()
     _SPECS[id(model)] = {"bundled": True}
+    return model
+
+
+#: trained models other than induction-2l that cases may hand to the learner: relay-2l and the
+#: unseen variants of :mod:`mechlib.teaching.unseen` (other seeds and sizes)
+NAMED_MODELS = ("relay-2l", "induction-s1", "induction-3h", "relay-s2")
+
+
+def named_model(name: str):
+    """A trained model of :data:`NAMED_MODELS`, loaded once; grading sends only its name into the sandbox."""
+    if name not in NAMED_MODELS:
+        raise ValueError(f"name must be one of {NAMED_MODELS}; got {name!r}")
+    with _LOADING:
+        return _named(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _named(name: str):
+    if name == "relay-2l":
+        model = mechlib.load_model("relay-2l")
+    else:
+        from mechlib.teaching.unseen import unseen_model
+
+        model = unseen_model(name)
+    _SPECS[id(model)] = {"named": name}
     return model
 
 
