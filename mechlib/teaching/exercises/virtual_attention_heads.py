@@ -130,12 +130,12 @@ def _compare_route(got, losses: dict[str, float], all_positions: dict[str, float
                 if kind == min(_KINDS, key=cost.get) else "")
         raise Mismatch(f"expected {best!r}: cutting layer 0 from the {best} input raises the scored loss by "
                        f"{fd.fmt_number(cost[best])} nats, the {kind} input by {fd.fmt_number(cost[kind])}." + hint)
-    if fd.close(rise, cost[best], 0.02, 0.02):
+    if fd.close(rise, cost[best], 1e-3, 1e-3):
         return
-    msg = fd.number_message("the rise", rise, cost[best], 0.02, 0.02)
-    if fd.close(rise, losses[best], 0.02, 0.02):
+    msg = fd.number_message("the rise", rise, cost[best], 1e-3, 1e-3)
+    if fd.close(rise, losses[best], 1e-3, 1e-3):
         msg += (". Hint: that is the loss with the cut; the rise is that loss minus the clean model's loss")
-    elif fd.close(rise, all_positions[best] - all_positions["clean"], 0.02, 0.02):
+    elif fd.close(rise, all_positions[best] - all_positions["clean"], 1e-3, 1e-3):
         msg += ". Hint: you averaged over every position; score only the predictions where mask is True"
     raise Mismatch(msg)
 
