@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any, Iterator
 
 import mechlib
-from mechlib.teaching import findings as fd
+from mechlib.teaching import scored as fd
 from mechlib.teaching import reference as ref
 from mechlib.teaching.comparisons import Mismatch, compare_int
 from mechlib.teaching.exercise import Case, Exercise

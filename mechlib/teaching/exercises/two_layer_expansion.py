@@ -8,7 +8,7 @@ import torch
 
 import mechlib
 from mechlib.heads import chain_label, head_label
-from mechlib.teaching import findings as fd
+from mechlib.teaching import scored as fd
 from mechlib.teaching.comparisons import Mismatch, compare_tensor
 from mechlib.teaching.exercise import Case, Exercise
 from mechlib.teaching.inputs import bundled, check_model, head_pairs, model_desc, repeat_tokens_for

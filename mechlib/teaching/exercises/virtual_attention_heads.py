@@ -7,7 +7,7 @@ from typing import Iterator
 import torch
 
 import mechlib
-from mechlib.teaching import findings as fd
+from mechlib.teaching import scored as fd
 from mechlib.teaching import reference as ref
 from mechlib.teaching.comparisons import Mismatch, compare_scalar, compare_tensor
 from mechlib.teaching.exercise import Case, Exercise

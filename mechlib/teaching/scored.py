@@ -1,12 +1,12 @@
-"""What the investigation exercises of chapters 5 to 8 share: the trained models they run on,
+"""Scored batches and findings: what the investigation exercises of chapters 5 to 8 share: the trained models they run on,
 their scored batches, and how a finding (a kind of input, a head, a pair of heads, a term's
 name, a number) is read from what the learner returns.
 
 An investigation exercise asks for a finding about a model, not a formula. Its self-check
 runs on the bundled models (``induction-2l``, ``relay-2l``); the grader's hidden cases run on
-models the learner has not seen (:data:`~mechlib.teaching.inputs.NAMED_MODELS`: the same
-recipes trained with other seeds, one of another size), on batches drawn from the hidden
-seed. Every reference is computed from the model in the grader's process, so a finding
+models the learner has not seen (:mod:`mechlib.teaching.unseen`: ``induction-2l`` with its
+heads renumbered, the recipes trained with another seed, one of another size), on batches
+drawn from the hidden seed. Every reference is computed from the model in the grader's process, so a finding
 memorised from the chapters (head ``1.1``, "K") fails where the unseen model differs.
 
 A batch goes to the learner as ``(tokens, mask)``: ``tokens`` ``[batch, seq]`` and ``mask``
@@ -23,11 +23,11 @@ import torch
 import mechlib
 from mechlib.heads import head_label
 from mechlib.teaching.comparisons import Mismatch, fmt_number
-from mechlib.teaching.inputs import _case_seed, bundled, hidden_seed, named_model
+from mechlib.teaching.inputs import _case_seed, bundled, hidden_seed, relay, unseen
 from mechlib.teaching.results import single_number
 
 #: the unseen variants the hidden cases use, by task
-UNSEEN_INDUCTION = ("induction-s1", "induction-3h")
+UNSEEN_INDUCTION = ("induction-perm", "induction-3h")
 UNSEEN_RELAY = ("relay-s2",)
 
 
@@ -36,13 +36,14 @@ def induction_models() -> list[tuple[str, Any]]:
     the unseen variants in the hidden cases."""
     if hidden_seed() is None:
         return [("induction-2l", bundled())]
-    return [(name, named_model(name)) for name in UNSEEN_INDUCTION]
+    return [(name, unseen(name)) for name in UNSEEN_INDUCTION]
 
 
 def relay_models() -> list[tuple[str, Any]]:
     """``(name, model)`` of the relay models: ``relay-2l`` in the self-check, the unseen variant hidden."""
-    names = ("relay-2l",) if hidden_seed() is None else UNSEEN_RELAY
-    return [(name, named_model(name)) for name in names]
+    if hidden_seed() is None:
+        return [("relay-2l", relay())]
+    return [(name, unseen(name)) for name in UNSEEN_RELAY]
 
 
 def scored_batch(name: str, model: Any, seed: int, size: int = 32) -> tuple[torch.Tensor, torch.Tensor, Any]:
