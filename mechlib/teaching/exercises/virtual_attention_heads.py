@@ -108,14 +108,13 @@ def _cases_ablated_loss() -> Iterator[Case]:
 _KINDS = ("Q", "K", "V")
 
 
-def _route(model, tokens, mask, first_layer: int = 0) -> dict[str, float]:
-    """Scored loss with every head of ``first_layer`` cut from input ``kind`` of every head of the next layer,
-    for each kind, and ``"clean"``."""
+def _route(model, tokens, masks: list, first_layer: int = 0) -> list[dict[str, float]]:
+    """For each mask: the scored loss with every head of ``first_layer`` cut from input ``kind`` of every
+    head of the next layer, for each kind, and ``"clean"`` (each run once, scored under every mask)."""
     senders, receivers = mechlib.layer_heads(model, first_layer), mechlib.layer_heads(model, first_layer + 1)
-    losses = {"clean": fd.masked_loss(model(tokens), tokens, mask)}
-    for kind in _KINDS:
-        losses[kind] = fd.masked_loss(mechlib.path_ablation(model, tokens, senders, receivers, kind), tokens, mask)
-    return losses
+    runs = {"clean": model(tokens)}
+    runs.update({kind: mechlib.path_ablation(model, tokens, senders, receivers, kind) for kind in _KINDS})
+    return [{k: fd.masked_loss(logits, tokens, mask) for k, logits in runs.items()} for mask in masks]
 
 
 def _compare_route(got, losses: dict[str, float], all_positions: dict[str, float]) -> None:
@@ -143,8 +142,7 @@ def _compare_route(got, losses: dict[str, float], all_positions: dict[str, float
 def _cases_route() -> Iterator[Case]:
     for k, (name, model) in enumerate(fd.induction_models() + fd.relay_models()):
         tokens, mask, _ = fd.scored_batch(name, model, seed=60 + k)
-        losses = _route(model, tokens, mask)
-        everywhere = _route(model, tokens, torch.ones_like(mask))
+        losses, everywhere = _route(model, tokens, [mask, torch.ones_like(mask)])
         yield Case(fd.batch_desc(name, tokens), (model, tokens, mask.clone()),
                    functools.partial(_compare_route, losses=losses, all_positions=everywhere))
 
