@@ -117,7 +117,7 @@ def _compare_direct(got, d: dict) -> None:
             ("raw", "you ranked by the correct token's logit without subtracting the mean logit"),
             ("all", "you averaged over every position; score only the predictions where mask is True"))
             if max(d[key], key=d[key].get) == head]
-        if head == min(credit, key=credit.get):
+        if not hints and head == min(credit, key=credit.get):  # with two heads every wrong head is the smallest
             hints.append("that head's credit is the smallest; the question asks for the largest")
         raise Mismatch(f"expected head {mechlib.head_label(best)} {best} (credit {fd.fmt_number(credit[best])}), got "
                        f"{mechlib.head_label(head) if head in credit else head} {head}"
