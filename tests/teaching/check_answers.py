@@ -1063,3 +1063,259 @@ WRONG = {**WRONG_02, **WRONG_03, **WRONG_04, **WRONG_05, **WRONG_05B, **WRONG_06
          **WRONG_A1}
 RIGHT = {**RIGHT_02, **RIGHT_03, **RIGHT_04, **RIGHT_05, **RIGHT_05B, **RIGHT_06, **RIGHT_07, **RIGHT_08,
          **RIGHT_A1}
+
+# --- investigation 05-08 ---------------------------------------------------------------------------------
+# the investigation exercises of chapters 5 to 8: each takes (model, tokens, mask[, ...]) and returns a finding
+
+
+def _scored(logits, tokens, mask):
+    return mechlib.per_token_loss(logits, tokens)[mask].mean().item()
+
+
+def _route(m, t, mask, pick=max, what="rise", everywhere=False, senders=None, numpy=False):
+    if everywhere:
+        mask = torch.ones_like(mask)
+    senders = senders or mechlib.layer_heads(m, 0)
+    clean = _scored(m(t), t, mask)
+    loss = {k: _scored(mechlib.path_ablation(m, t, senders, mechlib.layer_heads(m, 1), k), t, mask) for k in "QKV"}
+    kind = pick(loss, key=loss.get)
+    value = loss[kind] - clean if what == "rise" else loss[kind]
+    return (np.str_(kind), np.float64(value)) if numpy else (kind, value)
+
+
+def _route_numpy(m, t, mask):
+    def loss(logits):
+        lp = _np(logits[:, :-1].log_softmax(-1))
+        target = t[:, 1:].numpy()
+        picked = np.take_along_axis(lp, target[..., None], -1)[..., 0]
+        return -picked[mask.numpy()].mean()
+    clean = loss(m(t))
+    rise = {k: loss(mechlib.path_ablation(m, t, mechlib.layer_heads(m, 0), mechlib.layer_heads(m, 1), k)) - clean
+            for k in "QKV"}
+    kind = max(rise, key=rise.get)
+    return np.str_(kind), rise[kind]
+
+
+class _Scored:
+    """A batch as path_ablation_losses wants it: .tokens and .loss(logits) on the masked predictions."""
+
+    def __init__(self, tokens, mask):
+        self.tokens, self.mask = tokens, mask
+
+    def loss(self, logits):
+        return _scored(logits, self.tokens, self.mask)
+
+
+def _route_library(m, t, mask):
+    b = _Scored(t, mask)
+    cuts = mechlib.path_ablation_losses(m, b, mechlib.layer_heads(m, 0), mechlib.layer_heads(m, 1))
+    kind = max(cuts, key=cuts.get)
+    return [kind, torch.tensor(cuts[kind] - b.loss(m(t)))]
+
+
+def _hedge(m, t, mask, heads, flip=False, measure="top", everywhere=False, numpy=False):
+    if everywhere:
+        mask = torch.ones_like(mask)
+
+    def stats(logits):
+        lp = logits[:, :-1].double().log_softmax(-1)
+        p = lp.exp()
+        second = {"top": p.max(-1).values, "entropy": -(p * lp).sum(-1),
+                  "target": p.gather(-1, t[:, 1:, None])[..., 0]}[measure]
+        return _scored(logits, t, mask), second[mask].mean().item()
+
+    (l0, c0), (l1, c1) = stats(m(t)), stats(mechlib.run_with_ablation(m, t, heads))
+    out = (l0 - l1, c0 - c1) if flip else (l1 - l0, c1 - c0)
+    return tuple(np.float64(x) for x in out) if numpy else out
+
+
+def _hedge_hooks(m, t, mask, heads):
+    def zero(z, hook, h):
+        z = z.clone()
+        z[:, :, h] = 0.0
+        return z
+    hooks = [(f"blocks.{l}.attn.hook_z", functools.partial(zero, h=h)) for l, h in heads]
+    out = []
+    for logits in (m(t), m.run_with_hooks(t, fwd_hooks=hooks)):
+        p = _np(logits[:, :-1].softmax(-1))
+        loss = _np(mechlib.per_token_loss(logits, t))
+        msk = mask.numpy()
+        out.append((loss[msk].mean(), p.max(-1)[msk].mean()))
+    return out[1][0] - out[0][0], out[1][1] - out[0][1]
+
+
+def _credits(m, t, mask, centred=True, everywhere=False, kinds=None):
+    if everywhere:
+        mask = torch.ones_like(mask)
+    pe = mechlib.path_expansion(m, t)
+    out = {}
+    for name, T in pe.terms.items():
+        if kinds is not None and pe.kinds[name] not in kinds:
+            continue
+        lg = T[:, :-1].double()
+        margin = lg.gather(-1, t[:, 1:, None])[..., 0] - (lg.mean(-1) if centred else 0.0)
+        out[name] = margin[mask].mean().item()
+    return out
+
+
+def _carrier(m, t, mask, share_of=None, percent=False, **kw):
+    c = _credits(m, t, mask, **kw)
+    best = max(c, key=c.get)
+    total = sum(c.values()) if share_of is None else share_of(c)
+    return best, (100 if percent else 1) * c[best] / total
+
+
+def _carrier_einsum(m, t, mask):
+    pe = mechlib.path_expansion(m, t)
+    onehot = torch.nn.functional.one_hot(t[:, 1:], m.cfg.d_vocab).double()
+    w = mask.double() / mask.sum()
+    credit = {n: torch.einsum("bpv,bpv,bp->", T[:, :-1].double(), onehot - 1.0 / m.cfg.d_vocab, w).item()
+              for n, T in pe.terms.items()}
+    best = max(credit, key=credit.get)
+    return np.str_(best), np.float64(credit[best] / np.sum(list(credit.values())))
+
+
+def _pair_rises(m, t, mask, kind, senders_mode="path"):
+    clean = _scored(m(t), t, mask)
+    return {(s, r): _scored(mechlib.path_ablation(m, t, [s], [r], kind), t, mask) - clean
+            for s, r in mechlib.enumerate_virtual_heads(m.cfg.n_layers, m.cfg.n_heads)}
+
+
+def _pair(m, t, mask, kind="K", pick=max, swap=False, ignore_kind=False, numpy=False):
+    rises = _pair_rises(m, t, mask, "K" if ignore_kind else kind)
+    s, r = pick(rises, key=rises.get)
+    if swap:
+        s, r = r, s
+    return ((np.int64(s[0]), np.int64(s[1])), (np.int64(r[0]), np.int64(r[1]))) if numpy else (s, r)
+
+
+def _pair_screen(m, t, mask, kind="K"):
+    scores = mechlib.composition_scores(m, kind)
+    return max(mechlib.enumerate_virtual_heads(m.cfg.n_layers, m.cfg.n_heads), key=lambda p: float(scores[p[0] + p[1]]))
+
+
+def _pair_loops(m, t, mask, kind="K"):
+    best, worst = None, -math.inf
+    for l1 in range(m.cfg.n_layers):
+        for l2 in range(l1 + 1, m.cfg.n_layers):
+            for h1 in range(m.cfg.n_heads):
+                for h2 in range(m.cfg.n_heads):
+                    loss = _scored(mechlib.path_ablation(m, t, [(l1, h1)], [(l2, h2)], kind), t, mask)
+                    if loss > worst:
+                        best, worst = [[l1, h1], [l2, h2]], loss
+    return best
+
+
+def _direct(m, t, mask, centred=True, b_O=False, everywhere=False, pick=max, numpy=False):
+    if everywhere:
+        mask = torch.ones_like(mask)
+    _, cache = m.run_with_cache(t)
+    credit = {}
+    for l in range(m.cfg.n_layers):
+        for h in range(m.cfg.n_heads):
+            out = cache[f"blocks.{l}.attn.hook_z"][:, :, h] @ m.W_O[l, h] + (m.b_O[l] if b_O else 0.0)
+            lg = (out @ m.W_U)[:, :-1]
+            margin = lg.gather(-1, t[:, 1:, None])[..., 0] - (lg.mean(-1) if centred else 0.0)
+            credit[(l, h)] = margin[mask].mean().item()
+    best = pick(credit, key=credit.get)
+    return ((np.int64(best[0]), np.int64(best[1])), np.float64(credit[best])) if numpy else (best, credit[best])
+
+
+def _direct_single_term(m, t, mask):
+    credit = mechlib.correct_token_attribution(mechlib.path_expansion(m, t), mask)
+    head = max(mechlib.all_heads(m), key=lambda h: credit[mechlib.head_label(h)])
+    return head, _direct_for(m, t, mask)[head]
+
+
+def _direct_for(m, t, mask):
+    _, cache = m.run_with_cache(t)
+    out = {}
+    for head in mechlib.all_heads(m):
+        lg = (mechlib.head_output(m, cache, head) @ m.W_U)[:, :-1]
+        out[head] = (lg.gather(-1, t[:, 1:, None])[..., 0] - lg.mean(-1))[mask].mean().item()
+    return out
+
+
+def _direct_hooks(m, t, mask):
+    seen = {}
+
+    def keep(layer):
+        def hook(z, hook):  # the bridge names the hook by its alias (attn.o.hook_in): key by layer
+            seen[f"blocks.{layer}.attn.hook_z"] = z.detach().double()
+        return hook
+
+    m.run_with_hooks(t, fwd_hooks=[(f"blocks.{l}.attn.hook_z", keep(l)) for l in range(m.cfg.n_layers)])
+    best, value = None, -math.inf
+    target = torch.nn.functional.one_hot(t[:, 1:], m.cfg.d_vocab).double() - 1.0 / m.cfg.d_vocab
+    for l in range(m.cfg.n_layers):
+        lg = torch.einsum("bphd,hdm,mv->bphv", seen[f"blocks.{l}.attn.hook_z"], m.W_O[l].double(),
+                          m.W_U.double())[:, :-1]
+        credit = torch.einsum("bphv,bpv->bph", lg, target)[mask].mean(0)
+        h = int(credit.argmax())
+        if credit[h] > value:
+            best, value = (l, h), credit[h].item()
+    return best, np.float64(value)
+
+
+WRONG_INV58 = {
+    "05.6": {
+        "cheapest cut (argmin)": functools.partial(_route, pick=min),
+        "loss with the cut, not the rise": functools.partial(_route, what="loss"),
+        "every position scored (mask ignored)": functools.partial(_route, everywhere=True),
+        "always K (the chapter's answer)": lambda m, t, mask: ("K", _route(m, t, mask)[1]),
+        "first layer-0 head only": lambda m, t, mask: _route(m, t, mask, senders=[(0, 0)]),
+    },
+    "05.7": {
+        "signs flipped (clean minus ablated)": functools.partial(_hedge, flip=True),
+        "entropy instead of the top guess": functools.partial(_hedge, measure="entropy"),
+        "probability of the correct token": functools.partial(_hedge, measure="target"),
+        "every position (mask ignored)": functools.partial(_hedge, everywhere=True),
+    },
+    "06.5": {
+        "no mean logit subtracted": functools.partial(_carrier, centred=False),
+        "every position (mask ignored)": functools.partial(_carrier, everywhere=True),
+        "share as a percentage": functools.partial(_carrier, percent=True),
+        "single-head terms only": functools.partial(_carrier, kinds=("direct", "single")),
+    },
+    "07.5": {
+        "cheapest cut (argmin)": functools.partial(_pair, pick=min),
+        "receiver first": functools.partial(_pair, swap=True),
+        "kind ignored (always K)": functools.partial(_pair, ignore_kind=True),
+        "highest composition score (the screen)": _pair_screen,
+    },
+    "08.5": {
+        "b_O added to each head": functools.partial(_direct, b_O=True),
+        "no mean logit subtracted": functools.partial(_direct, centred=False),
+        "every position (mask ignored)": functools.partial(_direct, everywhere=True),
+        "largest single-head term of the expansion": _direct_single_term,
+    },
+}
+
+RIGHT_INV58 = {
+    "05.6": {
+        "numpy float64 loss, np.str_": _route_numpy,
+        "path_ablation_losses on a batch object, list with a 0-d tensor": _route_library,
+        "numpy scalars": functools.partial(_route, numpy=True),
+    },
+    "05.7": {
+        "own zero hooks, numpy float64": _hedge_hooks,
+        "float64 softmax, numpy scalars": functools.partial(_hedge, numpy=True),
+    },
+    "06.5": {
+        "library attribution": lambda m, t, mask: (lambda c: (max(c, key=c.get), max(c.values()) / sum(c.values())))(
+            mechlib.correct_token_attribution(mechlib.path_expansion(m, t), mask)),
+        "einsum, numpy scalars": _carrier_einsum,
+    },
+    "07.5": {
+        "loops over layers and heads, lists": _pair_loops,
+        "numpy ints": functools.partial(_pair, numpy=True),
+    },
+    "08.5": {
+        "hooks and einsum in float64": _direct_hooks,
+        "library head_output": lambda m, t, mask: (lambda c: (max(c, key=c.get), max(c.values())))(_direct_for(m, t, mask)),
+        "numpy scalars": functools.partial(_direct, numpy=True),
+    },
+}
+
+WRONG.update(WRONG_INV58)
+RIGHT.update(RIGHT_INV58)

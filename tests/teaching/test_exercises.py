@@ -182,6 +182,57 @@ REFERENCE = {
 }
 
 
+# --- investigation 05-08: library-based answers of the investigation exercises of chapters 5 to 8
+
+
+class _Scored:
+    def __init__(self, tokens, mask):
+        self.tokens, self.mask = tokens, mask
+
+    def loss(self, logits):
+        return mechlib.per_token_loss(logits, self.tokens)[self.mask].mean().item()
+
+
+def _route(m, t, mask):
+    b = _Scored(t, mask)
+    cuts = mechlib.path_ablation_losses(m, b, mechlib.layer_heads(m, 0), mechlib.layer_heads(m, 1))
+    kind = max(cuts, key=cuts.get)
+    return kind, cuts[kind] - b.loss(m(t))
+
+
+def _hedging(m, t, mask, heads):
+    b = _Scored(t, mask)
+    out = []
+    for logits in (m(t), mechlib.run_with_ablation(m, t, heads)):
+        out.append((b.loss(logits), logits[:, :-1].softmax(-1).max(-1).values[mask].mean().item()))
+    return out[1][0] - out[0][0], out[1][1] - out[0][1]
+
+
+def _carrier(m, t, mask):
+    credit = mechlib.correct_token_attribution(mechlib.path_expansion(m, t), mask)
+    best = max(credit, key=credit.get)
+    return best, credit[best] / sum(credit.values())
+
+
+def _costliest_pair(m, t, mask, kind="K"):
+    b = _Scored(t, mask)
+    pairs = mechlib.enumerate_virtual_heads(m.cfg.n_layers, m.cfg.n_heads)
+    return max(pairs, key=lambda p: mechlib.path_ablation_losses(m, b, [p[0]], [p[1]], kinds=kind)[kind])
+
+
+def _top_direct(m, t, mask):
+    _, cache = m.run_with_cache(t)
+    credit = {}
+    for head in mechlib.all_heads(m):
+        lg = (mechlib.head_output(m, cache, head) @ m.W_U)[:, :-1]
+        credit[head] = (lg.gather(-1, t[:, 1:, None])[..., 0] - lg.mean(-1))[mask].mean().item()
+    best = max(credit, key=credit.get)
+    return best, credit[best]
+
+
+REFERENCE.update({"05.6": _route, "05.7": _hedging, "06.5": _carrier, "07.5": _costliest_pair, "08.5": _top_direct})
+
+
 def test_every_exercise_has_a_reference_answer_here():
     assert set(REFERENCE) == {ex.id for ex in registry.ALL_EXERCISES}
 

@@ -71,3 +71,12 @@ def test_an_array_used_twice_or_mismatched_factors_are_refused():
         transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", bad]]}}), buf.getvalue())
     with pytest.raises(ValueError, match="longer than"):
         transport.decode_outcomes(" " * (transport.MAX_DOC_CHARS + 1), b"")
+
+
+def test_a_numpy_float_inside_a_result_crosses_as_its_number():
+    # np.float64 is a float: inside a tuple it used to cross as the text "np.float64(...)" that the reader refused
+    values = [("K", np.float64(3.25)), [np.float64(float("inf")), np.str_("V")]]
+    doc, npz = transport.encode_outcomes({"e": {"status": "called", "outcomes": [("value", v) for v in values]}})
+    back = [o[1] for o in transport.decode_outcomes(doc, npz)["e"]["outcomes"]]
+    assert back[0] == ("K", 3.25) and type(back[0][1]) is float
+    assert back[1] == [float("inf"), "V"]

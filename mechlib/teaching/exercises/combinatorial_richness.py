@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any, Iterator
 
 import mechlib
+from mechlib.teaching import scored as fd
 from mechlib.teaching import reference as ref
 from mechlib.teaching.comparisons import Mismatch, compare_int
 from mechlib.teaching.exercise import Case, Exercise
@@ -77,6 +78,54 @@ def _cases_count_paths() -> Iterator[Case]:
     yield Case("n_layers=12, n_heads=12", (12, 12), functools.partial(compare_int, expected=13**12))
 
 
+# --- investigation 05-08: the virtual head that matters, by search (07.5)
+
+
+def _pair_costs(model, tokens, mask, kind: str) -> dict[tuple, float]:
+    """Rise of the scored loss when one sender is cut from input ``kind`` of one receiver, for every pair."""
+    clean = fd.masked_loss(model(tokens), tokens, mask)
+    return {(s, r): fd.masked_loss(mechlib.path_ablation(model, tokens, [s], [r], kind), tokens, mask) - clean
+            for s, r in mechlib.enumerate_virtual_heads(model.cfg.n_layers, model.cfg.n_heads)}
+
+
+#: a pair is accepted when its cut costs at least this share of the costliest cut's (ties within noise)
+_NEAR_BEST = 0.9
+
+
+def _compare_pair(got, costs: dict, screen: tuple, kind: str) -> None:
+    sender, receiver = fd.as_pair(got, 2, "the result (sender, receiver)")
+    pair = (fd.as_head(sender, "the sender"), fd.as_head(receiver, "the receiver"))
+    best = max(costs, key=costs.get)
+    if pair in costs and costs[pair] >= _NEAR_BEST * costs[best]:
+        return
+    label = lambda p: f"{mechlib.head_label(p[0])} -> {mechlib.head_label(p[1])}"  # noqa: E731
+    if pair not in costs:
+        hint = (" Hint: the sender comes first, the receiver (in a later layer) second" if pair[::-1] in costs
+                else "")
+        raise Mismatch(f"{pair} is not a (sender, receiver) pair of this model: the sender must be in an earlier "
+                       "layer than the receiver." + hint)
+    msg = (f"cutting {label(pair)} from the {kind} input raises the scored loss by {fd.fmt_number(costs[pair])} nats; "
+           f"the costliest pair, {label(best)}, by {fd.fmt_number(costs[best])}")
+    if pair == screen:
+        msg += (". Hint: that pair has the highest composition score, a screen of the weights alone; the question "
+                "is which cut costs most, a causal test")
+    elif pair == min(costs, key=costs.get):
+        msg += ". Hint: that is the pair whose cut costs least"
+    raise Mismatch(msg)
+
+
+def _cases_pair() -> Iterator[Case]:
+    for k, (name, model) in enumerate(fd.induction_models()):
+        tokens, mask, _ = fd.scored_batch(name, model, seed=75 + k, size=16)  # 16 path cuts per case: keep it small
+        for kind in ("K", "Q"):
+            scores = mechlib.composition_scores(model, kind)
+            screen = max(mechlib.enumerate_virtual_heads(model.cfg.n_layers, model.cfg.n_heads),
+                         key=lambda p: float(scores[p[0] + p[1]]))
+            yield Case(f"{fd.batch_desc(name, tokens)}, kind={kind!r}", (model, tokens, mask.clone()),
+                       functools.partial(_compare_pair, costs=_pair_costs(model, tokens, mask, kind), screen=screen,
+                                         kind=kind), kwargs={"kind": kind})
+
+
 NOTEBOOK = '07_combinatorial_richness'
 exercise = functools.partial(Exercise, notebook=NOTEBOOK)
 
@@ -101,4 +150,11 @@ EXERCISES = (
              draw=_cases_count_paths,
              statement='``count_paths(n_layers, n_heads)``: all terms of the path expansion, direct path included.',
              success="counts the direct path plus every chain of every length, (1 + n_heads)^n_layers"),
+    # --- investigation 05-08
+    exercise(id='07.5', function='most_important_pair', title='Investigate: the virtual head that matters',
+             difficulty=3, importance=4, minutes=25,
+             draw=_cases_pair,
+             statement="``most_important_pair(model, tokens, mask, kind)`` -> ``(sender, receiver)``: the pair whose "
+                       "path cut through input ``kind`` raises the scored loss most.",
+             success="found the costliest pair by a causal search, not by the weights' screen"),
 )

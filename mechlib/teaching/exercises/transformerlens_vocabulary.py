@@ -8,6 +8,7 @@ from typing import Iterator
 import torch
 
 import mechlib
+from mechlib.teaching import scored as fd
 from mechlib.teaching import reference as ref
 from mechlib.teaching.comparisons import Mismatch, compare_tensor
 from mechlib.teaching.exercise import Case, Exercise
@@ -79,6 +80,69 @@ def _cases_head_outputs() -> Iterator[Case]:
                        functools.partial(compare_tensor, expected=exp, rtol=1e-4, atol=1e-5, alternatives=alts))
 
 
+# --- investigation 05-08: the head that writes the answer, read through hooks (08.5)
+
+
+def _direct_attribution(model, tokens, mask) -> dict[str, dict]:
+    """Each head's direct credit: ``z^{l.h} W_O^{l.h} W_U`` at the correct token minus its mean over the
+    vocabulary, mean over ``mask``; and the versions of the mistakes (no mean subtracted, every
+    position, the layer's ``b_O`` added, the single-head term of the path expansion)."""
+    _, cache = model.run_with_cache(tokens)
+    target = tokens[:, 1:, None]
+    out: dict[str, dict] = {"credit": {}, "raw": {}, "all": {}, "b_O": {}}
+    everywhere = torch.ones_like(mask)
+    for l in range(model.cfg.n_layers):
+        z = cache[f"blocks.{l}.attn.hook_z"].double()
+        for h in range(model.cfg.n_heads):
+            written = z[:, :, h] @ model.W_O[l, h].double()
+            for key, extra, msk in (("credit", 0.0, mask), ("all", 0.0, everywhere), ("b_O", model.b_O[l].double(), mask)):
+                lg = ((written + extra) @ model.W_U.double())[:, :-1]
+                out[key][(l, h)] = float((lg.gather(-1, target)[..., 0] - lg.mean(-1))[msk].mean())
+            lg = (written @ model.W_U.double())[:, :-1]
+            out["raw"][(l, h)] = float(lg.gather(-1, target)[..., 0][mask].mean())
+    pe = mechlib.correct_token_attribution(mechlib.path_expansion(model, tokens), mask)
+    out["single"] = {hd: pe[mechlib.head_label(hd)] for hd in out["credit"]}
+    return out
+
+
+def _compare_direct(got, d: dict) -> None:
+    head, value = fd.as_pair(got, 2, "the result (head, credit)")
+    head, value = fd.as_head(head, "the head"), fd.as_float(value, "the credit")
+    credit = d["credit"]
+    best = max(credit, key=credit.get)
+    if head != best:
+        hints = [h for key, h in (
+            ("single", "that head has the largest single-head term of the path expansion (chapter 6); a head's "
+                       "direct credit counts everything its output writes, the virtual paths through it included"),
+            ("raw", "you ranked by the correct token's logit without subtracting the mean logit"),
+            ("all", "you averaged over every position; score only the predictions where mask is True"))
+            if max(d[key], key=d[key].get) == head]
+        if not hints and head == min(credit, key=credit.get):  # with two heads every wrong head is the smallest
+            hints.append("that head's credit is the smallest; the question asks for the largest")
+        raise Mismatch(f"expected head {mechlib.head_label(best)} {best} (credit {fd.fmt_number(credit[best])}), got "
+                       f"{mechlib.head_label(head) if head in credit else head} {head}"
+                       + (f". Hint: {hints[0]}" if len(hints) == 1 else ""))
+    if fd.close(value, credit[best], 1e-3, 1e-3):
+        return
+    msg = fd.number_message("the credit", value, credit[best], 1e-3, 1e-3)
+    hints = [h for key, h in (
+        ("raw", "subtract the mean of the head's logits over the vocabulary (the softmax ignores a shared shift)"),
+        ("b_O", "you added the layer's b_O: it belongs to the layer, not to any head"),
+        ("all", "you averaged over every position; score only the predictions where mask is True"),
+        ("single", "that is the head's single-head term of the path expansion; read what the head writes, "
+                   "hook_z times W_O"))
+        if fd.close(value, d[key][best], 1e-3, 1e-3)]
+    raise Mismatch(msg + (f". Hint: {hints[0]}" if len(hints) == 1 else ""))
+
+
+def _cases_direct() -> Iterator[Case]:
+    for k, (name, model) in enumerate(fd.induction_models() + fd.relay_models()):
+        # 64 relay sequences: the single-head terms of 0.0 and 1.0 are both small, and fewer could swap them
+        tokens, mask, _ = fd.scored_batch(name, model, seed=85 + k, size=64 if name.startswith("relay") else 16)
+        yield Case(fd.batch_desc(name, tokens), (model, tokens, mask.clone()),
+                   functools.partial(_compare_direct, d=_direct_attribution(model, tokens, mask)))
+
+
 NOTEBOOK = '08_transformerlens_vocabulary'
 exercise = functools.partial(Exercise, notebook=NOTEBOOK)
 
@@ -105,4 +169,11 @@ EXERCISES = (
              draw=_cases_head_outputs,
              statement="``head_outputs(model, cache, layer)``: every head's ``z W_O``, ``[batch, pos, head, d_model]``.",
              success="matches z^{l.h} @ W_O^{l.h} for every head and layer"),
+    # --- investigation 05-08
+    exercise(id='08.5', function='top_direct_head', title='Investigate: which head writes the answer?',
+             difficulty=3, importance=4, minutes=20,
+             draw=_cases_direct,
+             statement="``top_direct_head(model, tokens, mask)`` -> ``((layer, head), credit)``: the head whose output "
+                       "``z W_O`` raises the correct token's logit most (minus the mean logit), read through hooks.",
+             success="found the head that writes the answer, with its direct credit, on the induction and relay models"),
 )

@@ -4,9 +4,12 @@ from __future__ import annotations
 import functools
 from typing import Iterator
 
+import torch
+
 import mechlib
 from mechlib.heads import chain_label, head_label
-from mechlib.teaching.comparisons import compare_tensor
+from mechlib.teaching import scored as fd
+from mechlib.teaching.comparisons import Mismatch, compare_tensor
 from mechlib.teaching.exercise import Case, Exercise
 from mechlib.teaching.inputs import bundled, check_model, head_pairs, model_desc, repeat_tokens_for
 
@@ -60,6 +63,63 @@ def _cases_expanded() -> Iterator[Case]:
                                                       alternatives=alts))
 
 
+# --- investigation 05-08: which term of the expansion carries the answer (06.5)
+
+
+def _credits(model, tokens, mask) -> dict[str, dict[str, float]]:
+    """Each term's credit for the correct token (logit minus mean logit, mean over ``mask``), and the
+    versions of the mistakes: no mean subtracted, every position, and each term's size."""
+    pe = mechlib.path_expansion(model, tokens)
+    target = tokens[:, 1:]
+    everywhere = torch.ones_like(mask)
+    out = {"credit": mechlib.correct_token_attribution(pe, mask),
+           "credit_all": mechlib.correct_token_attribution(pe, everywhere), "raw": {}, "size": pe.sizes()}
+    for name, T in pe.terms.items():
+        out["raw"][name] = float(T[:, :-1].double().gather(-1, target[..., None])[..., 0][mask].mean())
+    return out
+
+
+def _share(credit: dict[str, float]) -> tuple[str, float]:
+    best = max(credit, key=credit.get)
+    return best, credit[best] / sum(credit.values())
+
+
+def _compare_carrier(got, c: dict) -> None:
+    name, share = fd.as_pair(got, 2, "the result (term, share)")
+    if not isinstance(name, str) or name not in c["credit"]:
+        raise Mismatch(f"the term must be the name of a term of mechlib.path_expansion (a str such as 'direct', "
+                       f"'1.0' or '0.0->1.0'); got {name!r}"[:300])
+    share = fd.as_float(share, "the share")
+    best, expected = _share(c["credit"])
+    if name != best:
+        hints = [h for key, h in (
+            ("size", "that term is the largest in size (root-mean-square), but size says nothing about helping "
+                     "the right token; rank the terms by their credit"),
+            ("raw", "you ranked by the correct token's logit without subtracting the term's mean logit, which the "
+                    "softmax ignores"),
+            ("credit_all", "you averaged over every position; score only the predictions where mask is True"))
+            if max(c[key], key=c[key].get) == name]
+        raise Mismatch(f"expected term {best!r} (credit {fd.fmt_number(c['credit'][best])} logits), got {name!r} "
+                       f"(credit {fd.fmt_number(c['credit'][name])})" + (f". Hint: {hints[0]}" if len(hints) == 1 else ""))
+    if fd.close(share, expected, 0.01, 0.005):
+        return
+    msg = fd.number_message("the share", share, expected, 0.01, 0.005)
+    if fd.close(share, 100 * expected, 0.01, 0.5):
+        msg += ". Hint: a share is a fraction between 0 and 1, not a percentage"
+    elif fd.close(share, _share(c["raw"])[1], 0.01, 0.005) or fd.close(share, c["raw"][best] / sum(c["raw"].values()), 0.01, 0.005):
+        msg += ". Hint: subtract each term's mean logit over the vocabulary before you compare"
+    elif fd.close(share, c["credit"][best] / sum(abs(v) for v in c["credit"].values()), 0.01, 0.005):
+        msg += ". Hint: divide by the plain sum of all credits (the model's own margin), not the sum of their sizes"
+    raise Mismatch(msg)
+
+
+def _cases_carrier() -> Iterator[Case]:
+    for k, (name, model) in enumerate(fd.relay_models() + fd.induction_models()):
+        tokens, mask, _ = fd.scored_batch(name, model, seed=65 + k, size=16)
+        yield Case(fd.batch_desc(name, tokens), (model, tokens, mask.clone()),
+                   functools.partial(_compare_carrier, c=_credits(model, tokens, mask)))
+
+
 NOTEBOOK = '06_two_layer_expansion'
 exercise = functools.partial(Exercise, notebook=NOTEBOOK)
 
@@ -84,4 +144,12 @@ EXERCISES = (
              draw=_cases_expanded,
              statement="``expanded_logits(model, tokens)``: the sum of all terms equals the model's logits.",
              success="the sum of your terms equals model(tokens) to float32 precision"),
+    # --- investigation 05-08
+    exercise(id='06.5', function='carrying_term', title='Investigate: which route carries the answer?',
+             difficulty=2, importance=5, minutes=20,
+             draw=_cases_carrier,
+             statement="``carrying_term(model, tokens, mask)`` -> ``(name, share)``: the path-expansion term with the "
+                       "most credit for the correct token on the scored predictions, and its share of all terms' credit.",
+             success="found the carrying term on the relay and the induction model: a virtual head in one, a single "
+                     "head in the other"),
 )

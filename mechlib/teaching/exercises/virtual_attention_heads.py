@@ -7,8 +7,9 @@ from typing import Iterator
 import torch
 
 import mechlib
+from mechlib.teaching import scored as fd
 from mechlib.teaching import reference as ref
-from mechlib.teaching.comparisons import compare_scalar, compare_tensor
+from mechlib.teaching.comparisons import Mismatch, compare_scalar, compare_tensor
 from mechlib.teaching.exercise import Case, Exercise
 from mechlib.teaching.inputs import bundled, check_model, generator, model_desc, repeat_tokens_for
 
@@ -102,6 +103,112 @@ def _cases_ablated_loss() -> Iterator[Case]:
                            kwargs={"mode": mode})
 
 
+# --- investigation 05-08: which input carries the circuit (05.6), why ablation helps on random tokens (05.7)
+
+_KINDS = ("Q", "K", "V")
+
+
+def _route(model, tokens, masks: list, first_layer: int = 0) -> list[dict[str, float]]:
+    """For each mask: the scored loss with every head of ``first_layer`` cut from input ``kind`` of every
+    head of the next layer, for each kind, and ``"clean"`` (each run once, scored under every mask)."""
+    senders, receivers = mechlib.layer_heads(model, first_layer), mechlib.layer_heads(model, first_layer + 1)
+    runs = {"clean": model(tokens)}
+    runs.update({kind: mechlib.path_ablation(model, tokens, senders, receivers, kind) for kind in _KINDS})
+    return [{k: fd.masked_loss(logits, tokens, mask) for k, logits in runs.items()} for mask in masks]
+
+
+def _compare_route(got, losses: dict[str, float], all_positions: dict[str, float]) -> None:
+    kind, rise = fd.as_pair(got, 2, "the result (kind, rise)")
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise Mismatch(f"the kind must be one of 'Q', 'K', 'V' (a str); got {kind!r}")
+    rise = fd.as_float(rise, "the rise")
+    cost = {k: losses[k] - losses["clean"] for k in _KINDS}
+    best = max(_KINDS, key=cost.get)
+    if kind != best:
+        hint = (" Hint: that is the cut that costs least; the route is the input whose cut raises the loss most"
+                if kind == min(_KINDS, key=cost.get) else "")
+        raise Mismatch(f"expected {best!r}: cutting layer 0 from the {best} input raises the scored loss by "
+                       f"{fd.fmt_number(cost[best])} nats, the {kind} input by {fd.fmt_number(cost[kind])}." + hint)
+    if fd.close(rise, cost[best], 1e-3, 1e-3):
+        return
+    msg = fd.number_message("the rise", rise, cost[best], 1e-3, 1e-3)
+    if fd.close(rise, losses[best], 1e-3, 1e-3):
+        msg += (". Hint: that is the loss with the cut; the rise is that loss minus the clean model's loss")
+    elif fd.close(rise, all_positions[best] - all_positions["clean"], 1e-3, 1e-3):
+        msg += ". Hint: you averaged over every position; score only the predictions where mask is True"
+    raise Mismatch(msg)
+
+
+def _cases_route() -> Iterator[Case]:
+    for k, (name, model) in enumerate(fd.induction_models() + fd.relay_models()):
+        tokens, mask, _ = fd.scored_batch(name, model, seed=60 + k)
+        losses, everywhere = _route(model, tokens, [mask, torch.ones_like(mask)])
+        yield Case(fd.batch_desc(name, tokens), (model, tokens, mask.clone()),
+                   functools.partial(_compare_route, losses=losses, all_positions=everywhere))
+
+
+def first_copy_mask(tokens: torch.Tensor, half_len: int, prefix_len: int) -> torch.Tensor:
+    """``[batch, seq - 1]``: True for the predictions of the first copy's tokens (random, unpredictable)."""
+    mask = torch.zeros(tokens.shape[0], tokens.shape[1] - 1, dtype=torch.bool)
+    mask[:, prefix_len - 1: prefix_len + half_len - 1] = True
+    return mask
+
+
+def _hedging_measures(model, tokens, mask, heads) -> dict[str, tuple[float, float]]:
+    """(loss, mean top-1 probability), clean and ablated, and the mistakes' versions of the second number."""
+    out = {}
+    for name, logits in (("clean", model(tokens)), ("ablated", mechlib.run_with_ablation(model, tokens, heads))):
+        logp = logits[:, :-1].double().log_softmax(-1)
+        p = logp.exp()
+        target = tokens[:, 1:]
+        out[name] = {
+            "loss": fd.masked_loss(logits, tokens, mask), "top": float(p.max(-1).values[mask].mean()),
+            "entropy": float(-(p * logp).sum(-1)[mask].mean()),
+            "p_target": float(p.gather(-1, target[..., None])[..., 0][mask].mean()),
+            "top_all": float(p.max(-1).values.mean()), "loss_all": fd.masked_loss(logits, tokens, torch.ones_like(mask)),
+        }
+    return out
+
+
+def _compare_hedging(got, m: dict) -> None:
+    d_loss, d_top = (fd.as_float(x, w) for x, w in zip(fd.as_pair(got, 2, "the result (loss_change, "
+                                                                   "confidence_change)"), ("loss_change", "confidence_change")))
+    a, c = m["ablated"], m["clean"]
+    for got_value, key, what, alts in (
+            (d_loss, "loss", "loss_change", (("loss_all", "you averaged over every position; score only the "
+                                                          "predictions where mask is True"),)),
+            (d_top, "top", "confidence_change", (
+                ("entropy", "that is the change of the entropy; the confidence here is the probability of the "
+                            "model's top guess, whatever token it is"),
+                ("p_target", "that is the change of the probability of the correct token; the confidence here is "
+                             "the probability of the model's top guess"),
+                ("top_all", "you averaged over every position; score only the predictions where mask is True")))):
+        expected = a[key] - c[key]
+        if fd.close(got_value, expected, 1e-3, 1e-4):
+            continue
+        msg = fd.number_message(what, got_value, expected, 1e-3, 1e-4)
+        if fd.close(got_value, -expected, 1e-3, 1e-4):
+            msg += ". Hint: the sign is flipped: a change is ablated minus clean"
+        else:
+            hints = [h for k, h in alts if fd.close(got_value, a[k] - c[k], 1e-3, 1e-4)]
+            msg += f". Hint: {hints[0]}" if len(hints) == 1 else ""
+        raise Mismatch(msg)
+
+
+def _cases_hedging() -> Iterator[Case]:
+    for k, (name, model) in enumerate(fd.induction_models()):
+        tokens, mask, batch = fd.scored_batch(name, model, seed=70 + k)
+        roles = mechlib.head_roles(model, batch)
+        prev = mechlib.heads_with_role(roles, "previous-token", layer=0) or [mechlib.top_head(
+            mechlib.prev_token_scores(model, tokens), layer=0)]
+        first = first_copy_mask(tokens, batch.half_len, batch.prefix_len)
+        for heads, where, msk in ((prev, "the first copy", first), (prev, "the second copy", mask),
+                                  (mechlib.layer_heads(model, 0), "the first copy", first)):
+            yield Case(f"{fd.batch_desc(name, tokens)}, heads {fd.heads_text(heads)} off, scored on {where}",
+                       (model, tokens, msk.clone(), list(heads)),
+                       functools.partial(_compare_hedging, m=_hedging_measures(model, tokens, msk, heads)))
+
+
 NOTEBOOK = '05_virtual_attention_heads'
 exercise = functools.partial(Exercise, notebook=NOTEBOOK)
 
@@ -133,4 +240,18 @@ EXERCISES = (
              draw=_cases_ablated_loss,
              statement='``ablated_repeat_loss(model, tokens, heads, half_len, prefix_len, mode)``.',
              success="matches repeat_loss(run_with_ablation(...)) for zero and mean ablation of several head sets"),
+    # --- investigation 05-08
+    exercise(id='05.6', function='composition_route', title='Investigate: which input carries the circuit?',
+             difficulty=2, importance=5, minutes=20,
+             draw=_cases_route,
+             statement="``composition_route(model, tokens, mask)`` -> ``(kind, rise)``: the input ('Q', 'K' or 'V') "
+                       "of the layer-1 heads whose cut from every layer-0 head raises the scored loss most, and by "
+                       "how many nats.",
+             success="the route and its cost found on the induction and the relay model"),
+    exercise(id='05.7', function='hedging', title='Investigate: why does the broken model win on random tokens?',
+             difficulty=3, importance=3, minutes=25,
+             draw=_cases_hedging,
+             statement="``hedging(model, tokens, mask, heads)`` -> ``(loss_change, confidence_change)``: ablated "
+                       "minus clean, of the scored loss and of the mean probability of the top guess.",
+             success="loss and confidence changes measured on the first and the second copy"),
 )
