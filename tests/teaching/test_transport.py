@@ -3,6 +3,7 @@ plain data, read back with caps, never unpickled."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -71,3 +72,11 @@ def test_an_array_used_twice_or_mismatched_factors_are_refused():
         transport.decode_outcomes(json.dumps({"e": {"outcomes": [["value", bad]]}}), buf.getvalue())
     with pytest.raises(ValueError, match="longer than"):
         transport.decode_outcomes(" " * (transport.MAX_DOC_CHARS + 1), b"")
+
+
+def test_a_numpy_float_inside_a_tuple_crosses_as_a_float():
+    # np.float64 is a float subclass: its repr (np.float64(...)) must not reach the JSON document
+    value = ((np.int64(0), np.int64(2)), np.float64(1.25), np.float64("nan"))
+    doc, npz = transport.encode_outcomes({"e": {"status": "called", "outcomes": [("value", value)]}})
+    (head, x, y), = [o[1] for o in transport.decode_outcomes(doc, npz)["e"]["outcomes"]]
+    assert [int(h) for h in head] == [0, 2] and x == 1.25 and type(x) is float and math.isnan(y)
