@@ -207,6 +207,10 @@ def model_desc(model) -> str:
     if spec.get("relay") is True:
         return "the bundled relay-2l model"
     if "unseen" in spec:
+        from mechlib.teaching.unseen import PERMUTATIONS
+
+        if spec["unseen"] in PERMUTATIONS:
+            return "induction-2l with its heads renumbered"
         c = model.cfg
         return f"a model you have not seen ({c.n_layers} layers, {c.n_heads} heads of d_head {c.d_head})"
     c = model.cfg

@@ -1059,10 +1059,190 @@ RIGHT_A1 = {
     },
 }
 
+# --------------------------------------------------------------------------- investigation 01-04
+# --- investigation 01-04 (findings about a model: a head, a number, a kind; see mechlib/teaching/findings.py)
+
+
+def _inv_loss(logits, tokens, mask, everywhere=False):
+    per = mechlib.per_token_loss(logits, tokens).double()
+    return per.mean().item() if everywhere else per[mask].mean().item()
+
+
+def _inv_best(rise, lowest=False):
+    best = (min if lowest else max)(rise, key=rise.get)
+    return best, rise[best]
+
+
+def _writer(m, t, mean_first=False, with_bias=False, plus_pos=False, head=None, by_weights=False):
+    _, cache = m.run_with_cache(t)
+    tok = cache["hook_embed"] + (cache["hook_pos_embed"] if plus_pos else 0)
+    outs = {h: mechlib.head_output(m, cache, h) + (m.b_O[0] if with_bias else 0) for h in mechlib.layer_heads(m, 0)}
+    size = (lambda x: x.mean((0, 1)).norm()) if mean_first else (lambda x: x.norm(dim=-1).mean())
+    ratio = {h: (size(o) / size(tok)).item() for h, o in outs.items()}
+    if by_weights:
+        head = max(ratio, key=lambda h: (m.W_V[h] @ m.W_O[h]).norm().item())
+    return (head, ratio[head]) if head is not None else _inv_best(ratio)
+
+
+def _writer_numpy(m, t):
+    _, cache = m.run_with_cache(t)
+    z = cache["blocks.0.attn.hook_z"].double().numpy()  # [batch, pos, head, d_head]
+    W_O = m.W_O[0].double().numpy()  # [head, d_head, d_model]
+    out = np.einsum("bphd,hdm->bphm", z, W_O)
+    norms = np.linalg.norm(out, axis=-1).mean(axis=(0, 1))
+    tok = np.linalg.norm(m.W_E.double().numpy()[t.numpy()], axis=-1).mean()
+    h = np.argmax(norms)
+    return (np.int64(0), h), norms[h] / tok  # numpy ints, np.float64
+
+
+def _collapse(m, t, mode="zero", heads="layer0", head=None):
+    last = m.cfg.n_layers - 1
+    clean = mechlib.induction_scores(m, t)
+    head = head or mechlib.top_head(clean, layer=last)
+    off = {"layer0": mechlib.layer_heads(m, 0), "layer1": mechlib.layer_heads(m, last),
+           "prev": [mechlib.top_head(mechlib.prev_token_scores(m, t), layer=0)]}[heads]
+    ablated = mechlib.induction_scores(m, t, fwd_hooks=mechlib.ablation_hooks(m, off, mode))
+    return head, clean[head].item(), ablated[head].item()
+
+
+def _collapse_patterns(m, t):
+    last = m.cfg.n_layers - 1
+    clean = mechlib.induction_scores_from_patterns(mechlib.attention_patterns(m, t), t)
+    hooks = [(f"blocks.0.attn.hook_z", lambda z, hook: z * 0)]
+    off = mechlib.induction_scores_from_patterns(mechlib.attention_patterns(m, t, fwd_hooks=hooks), t)
+    h = int(clean[last].argmax())
+    return torch.tensor([last, h]), clean[last, h], off[last, h]  # a tensor head, 0-d tensors
+
+
+def _decisive(m, t, mask, lowest=False, loss_after=False, everywhere=False, kind=None):
+    L0, L1 = mechlib.layer_heads(m, 0), mechlib.layer_heads(m, 1)
+    clean = 0.0 if loss_after else _inv_loss(m(t), t, mask, everywhere)
+    rise = {k: _inv_loss(mechlib.path_ablation(m, t, L0, L1, k), t, mask, everywhere) - clean for k in "QKV"}
+    return (kind, rise[kind]) if kind else _inv_best(rise, lowest)
+
+
+class _ScoredBatch:
+    """A batch object for mechlib.path_ablation_losses: tokens and the scored predictions."""
+
+    def __init__(self, tokens, mask):
+        self.tokens, self.mask = tokens, mask
+
+    def loss(self, logits):
+        return mechlib.per_token_loss(logits, self.tokens)[self.mask].mean().item()
+
+
+def _decisive_library(m, t, mask):
+    b = _ScoredBatch(t, mask)
+    cut = mechlib.path_ablation_losses(m, b, mechlib.layer_heads(m, 0), mechlib.layer_heads(m, 1))
+    kind = max(cut, key=cut.get)
+    return kind, np.float64(cut[kind] - b.loss(m(t)))
+
+
+def _sender(m, t, mask, kind="K", how="cut", receivers="all", head=None):
+    L0 = mechlib.layer_heads(m, 0)
+    rec = mechlib.layer_heads(m, 1)
+    if receivers == "top":
+        rec = [mechlib.top_head(mechlib.induction_scores(m, t), layer=1)]
+    clean = _inv_loss(m(t), t, mask)
+    if how == "head ablation":
+        rise = {s: _inv_loss(mechlib.run_with_ablation(m, t, [s]), t, mask) - clean for s in L0}
+    else:
+        rise = {s: _inv_loss(mechlib.path_ablation(m, t, s, rec, kind), t, mask) - clean for s in L0}
+    if how == "weights":
+        scores = mechlib.composition_scores(m, kind)[0, :, 1].max(-1).values
+        head = (0, int(scores.argmax()))
+    return (head, rise[head]) if head is not None else _inv_best(rise)
+
+
+def _sender_hooks(m, t, mask, kind):
+    """By hand: hooks that splice the cut input, a loop over senders, numpy results."""
+    L1 = mechlib.layer_heads(m, 1)
+    clean = _inv_loss(m(t), t, mask)
+    rise = []
+    for s in mechlib.layer_heads(m, 0):
+        logits = m.run_with_hooks(t, fwd_hooks=mechlib.path_ablation_hooks(m, t, [s], L1, kind))
+        rise.append(_inv_loss(logits, t, mask) - clean)
+    h = int(np.argmax(rise))
+    return (np.int64(0), np.int64(h)), np.float64(rise[h])
+
+
+def _top_guess(m, t, mask, what="top", where="mask", swap=False):
+    L0, L1 = mechlib.layer_heads(m, 0), mechlib.layer_heads(m, 1)
+    out = []
+    for logits in (mechlib.path_ablation(m, t, L0, L1, "K"), mechlib.run_with_ablation(m, t, L0)):
+        sel = torch.ones_like(mask) if where == "all" else mask
+        aligned = logits[:, 1:] if where == "shifted" else logits[:, :-1]
+        probs = aligned.softmax(-1)[sel]
+        if what == "right token":
+            out.append(probs.gather(-1, t[:, 1:][sel][:, None]).mean().item())
+        else:
+            out.append(probs.max(-1).values.mean().item())
+    return tuple(out[::-1]) if swap else tuple(out)
+
+
+def _top_guess_float64(m, t, mask):
+    L0, L1 = mechlib.layer_heads(m, 0), mechlib.layer_heads(m, 1)
+    res = []
+    for logits in (mechlib.path_ablation(m, t, L0, L1, "K"), mechlib.run_with_ablation(m, t, L0)):
+        logp = logits[:, :-1].double().log_softmax(-1)
+        res.append(logp.max(-1).values.exp()[mask].mean())  # a 0-d float64 tensor
+    return res[0], res[1]
+
+
+WRONG_INVESTIGATION = {
+    "01.1": {
+        "norm of the mean vector": functools.partial(_writer, mean_first=True),
+        "b_O added to the head": functools.partial(_writer, with_bias=True),
+        "against token + position": functools.partial(_writer, plus_pos=True),
+        "hard-coded head 0.3": functools.partial(_writer, head=(0, 3)),
+    },
+    "01.2": {
+        "mean ablation": functools.partial(_collapse, mode="mean"),
+        "layer 1 ablated": functools.partial(_collapse, heads="layer1"),
+        "one previous-token head ablated": functools.partial(_collapse, heads="prev"),
+        "hard-coded head 1.1": functools.partial(_collapse, head=(1, 1)),
+    },
+    "02.6": {
+        "least costly cut": functools.partial(_decisive, lowest=True),
+        "loss after the cut, not the rise": functools.partial(_decisive, loss_after=True),
+        "every position": functools.partial(_decisive, everywhere=True),
+        "hard-coded K": functools.partial(_decisive, kind="K"),
+    },
+    "03.5": {
+        "head ablation": functools.partial(_sender, how="head ablation"),
+        "queries, not keys": functools.partial(_sender, kind="Q"),
+        "one receiver only": functools.partial(_sender, receivers="top"),
+        "hard-coded head 0.3": functools.partial(_sender, head=(0, 3)),
+    },
+    "03.6": {
+        "probability of the right token": functools.partial(_top_guess, what="right token"),
+        "every position": functools.partial(_top_guess, where="all"),
+        "shifted by one": functools.partial(_top_guess, where="shifted"),
+        "swapped": functools.partial(_top_guess, swap=True),
+    },
+    "04.4": {
+        "keys, not queries": functools.partial(_sender, kind="K"),
+        "head ablation": functools.partial(_sender, kind="Q", how="head ablation"),
+        "one receiver only": functools.partial(_sender, kind="Q", receivers="top"),
+        "hard-coded head 0.3": functools.partial(_sender, kind="Q", head=(0, 3)),
+    },
+}
+
+RIGHT_INVESTIGATION = {
+    "01.1": {"numpy einsum in float64": _writer_numpy, "loops": _writer},
+    "01.2": {"from the patterns, tensors": _collapse_patterns, "library": _collapse},
+    "02.6": {"path_ablation_losses on a batch object": _decisive_library, "loops": _decisive},
+    "03.5": {"hooks, numpy": functools.partial(_sender_hooks, kind="K"), "path_ablation": _sender},
+    "03.6": {"float64 log-softmax, 0-d tensors": _top_guess_float64, "softmax": _top_guess},
+    "04.4": {"hooks, numpy": functools.partial(_sender_hooks, kind="Q"),
+             "path_ablation": functools.partial(_sender, kind="Q")},
+}
+# --- end of investigation 01-04
+
 WRONG = {**WRONG_02, **WRONG_03, **WRONG_04, **WRONG_05, **WRONG_05B, **WRONG_06, **WRONG_07, **WRONG_08,
-         **WRONG_A1}
+         **WRONG_A1, **WRONG_INVESTIGATION}
 RIGHT = {**RIGHT_02, **RIGHT_03, **RIGHT_04, **RIGHT_05, **RIGHT_05B, **RIGHT_06, **RIGHT_07, **RIGHT_08,
-         **RIGHT_A1}
+         **RIGHT_A1, **RIGHT_INVESTIGATION}
 
 # --- investigation 05-08 ---------------------------------------------------------------------------------
 # the investigation exercises of chapters 5 to 8: each takes (model, tokens, mask[, ...]) and returns a finding

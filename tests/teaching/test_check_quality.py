@@ -128,6 +128,12 @@ NAMED = {
     ("05.1", "input changed in place"): "changed in place",
     ("05.4", "mean over positions only"): "you averaged over positions (dim 1)",
     ("06.1", "b_U added"): "you added b_U",
+    # --- investigation 01-04
+    ("01.1", "norm of the mean vector"): "norm of the mean vector",
+    ("01.2", "layer 1 ablated"): "zeroing layer 1's outputs",
+    ("02.6", "loss after the cut, not the rise"): "that is the loss after the cut",
+    ("03.5", "queries, not keys"): "cut from the Q input",
+    ("03.6", "probability of the right token"): "probability of the right token",
 }
 
 

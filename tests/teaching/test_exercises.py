@@ -20,7 +20,7 @@ from mechlib.teaching.inputs import bundled
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [
-    "02_v_composition", "03_k_composition", "04_q_composition", "05_virtual_attention_heads",
+    "01_beyond_one_layer", "02_v_composition", "03_k_composition", "04_q_composition", "05_virtual_attention_heads",
     "05b_circuit_forms", "06_two_layer_expansion", "07_combinatorial_richness", "08_transformerlens_vocabulary",
     "A1_real_transformer",
 ]
@@ -38,7 +38,7 @@ def _read(folder: str, name: str) -> nbformat.NotebookNode:
 # --------------------------------------------------------------------------- notebooks
 
 
-def test_chapters_2_to_8_and_the_appendix_have_an_exercise_and_a_solution_notebook():
+def test_chapters_1_to_8_and_the_appendix_have_an_exercise_and_a_solution_notebook():
     assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == NOTEBOOKS
     assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == NOTEBOOKS
     assert list(registry.NOTEBOOKS) == NOTEBOOKS
@@ -138,6 +138,54 @@ def _order(first, second, tolerance):
 
 
 # Library-based answers, written independently of the solution notebooks: each check must pass them.
+# --- investigation 01-04: library answers to the investigation exercises (findings, not formulas)
+
+
+def _inv_loss(logits, tokens, mask):
+    return mechlib.per_token_loss(logits, tokens)[mask].double().mean().item()
+
+
+def _inv_best(rise: dict):
+    best = max(rise, key=rise.get)
+    return best, rise[best]
+
+
+def _inv_writer(m, t):
+    _, cache = m.run_with_cache(t)
+    tok = cache["hook_embed"].norm(dim=-1).mean()
+    return _inv_best({h: (mechlib.head_output(m, cache, h).norm(dim=-1).mean() / tok).item()
+                      for h in mechlib.layer_heads(m, 0)})
+
+
+def _inv_collapse(m, t):
+    clean = mechlib.induction_scores(m, t)
+    head = mechlib.top_head(clean, layer=m.cfg.n_layers - 1)
+    off = mechlib.induction_scores(m, t, fwd_hooks=mechlib.ablation_hooks(m, mechlib.layer_heads(m, 0)))
+    return head, clean[head].item(), off[head].item()
+
+
+def _inv_cut(m, t, mask, senders, kind):
+    clean = _inv_loss(m(t), t, mask)
+    return _inv_loss(mechlib.path_ablation(m, t, senders, mechlib.layer_heads(m, 1), kind), t, mask) - clean
+
+
+def _inv_top(m, t, mask):
+    L0, L1 = mechlib.layer_heads(m, 0), mechlib.layer_heads(m, 1)
+    runs = (mechlib.path_ablation(m, t, L0, L1, "K"), mechlib.run_with_ablation(m, t, L0))
+    return tuple(x[:, :-1].softmax(-1)[mask].max(-1).values.mean().item() for x in runs)
+
+
+INVESTIGATION_REFERENCE = {
+    "01.1": _inv_writer,
+    "01.2": _inv_collapse,
+    "02.6": lambda m, t, mask: _inv_best({k: _inv_cut(m, t, mask, mechlib.layer_heads(m, 0), k) for k in "QKV"}),
+    "03.5": lambda m, t, mask: _inv_best({s: _inv_cut(m, t, mask, [s], "K") for s in mechlib.layer_heads(m, 0)}),
+    "03.6": _inv_top,
+    "04.4": lambda m, t, mask: _inv_best({s: _inv_cut(m, t, mask, [s], "Q") for s in mechlib.layer_heads(m, 0)}),
+}
+# --- end of investigation 01-04
+
+
 REFERENCE = {
     "02.1": lambda m, h: mechlib.ov_circuit(m, h).AB,
     "02.2": lambda m, s, r: mechlib.virtual_ov(m, s, r).AB,
@@ -179,6 +227,7 @@ REFERENCE = {
     "A1.2": lambda m, s, n: mechlib.ranked_heads(mechlib.composition_scores(m, "K")[s])[:n],
     "A1.3": lambda m, t, s, r: mechlib.attention_patterns(
         m, t, fwd_hooks=mechlib.path_ablation_hooks(m, t, s, r, "K", freeze_ln=True))[r[0], :, r[1]],
+    **INVESTIGATION_REFERENCE,
 }
 
 

@@ -3,6 +3,7 @@ plain data, read back with caps, never unpickled."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -80,3 +81,10 @@ def test_a_numpy_float_inside_a_result_crosses_as_its_number():
     back = [o[1] for o in transport.decode_outcomes(doc, npz)["e"]["outcomes"]]
     assert back[0] == ("K", 3.25) and type(back[0][1]) is float
     assert back[1] == [float("inf"), "V"]
+
+def test_a_numpy_float_inside_a_tuple_crosses_as_a_float():
+    # np.float64 is a float subclass: its repr (np.float64(...)) must not reach the JSON document
+    value = ((np.int64(0), np.int64(2)), np.float64(1.25), np.float64("nan"))
+    doc, npz = transport.encode_outcomes({"e": {"status": "called", "outcomes": [("value", value)]}})
+    (head, x, y), = [o[1] for o in transport.decode_outcomes(doc, npz)["e"]["outcomes"]]
+    assert [int(h) for h in head] == [0, 2] and x == 1.25 and type(x) is float and math.isnan(y)

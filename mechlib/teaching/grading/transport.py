@@ -61,8 +61,8 @@ class _Writer:
         if x is None or isinstance(x, (bool, int, str)):
             return x if not isinstance(x, str) else x[:10_000]
         if isinstance(x, float):
-            # repr keeps nan and inf exact; float() first, as numpy 2 writes a np.float64 (a float) as "np.float64(...)"
-            return {_SPECIAL: "float", "v": repr(float(x))}
+            # float(x): a numpy float (a float subclass) would write np.float64(...), which no reader parses
+            return {_SPECIAL: "float", "v": repr(float(x))}  # keeps nan and inf exact
         if x is Ellipsis:
             return {_SPECIAL: "ellipsis"}
         if isinstance(x, torch.Tensor):
