@@ -159,6 +159,19 @@ def _gap_threshold(scores: torch.Tensor, most: int = 4) -> float | None:
     return found[0] if found else None
 
 
+def _telling(model: Any, rows: list[torch.Tensor], rest: torch.Tensor, table) -> tuple[torch.Tensor, float] | None:
+    """A batch ``[row] + rest`` and a threshold (in a clear gap of ``table(batch)``) at which the heads above it
+    differ from those of the batch's first sequence alone, so that an answer that reads only ``tokens[0]``
+    fails; None when no candidate row tells them apart."""
+    for row in rows:
+        batch = torch.cat([row[None], rest])
+        full, first = table(model, batch), table(model, batch[:1])
+        for t in _gap_thresholds(full, most=6):
+            if set(mechlib.heads_above(full, t)) != set(mechlib.heads_above(first, t)):
+                return batch, t
+    return None
+
+
 # --------------------------------------------------------------------------- comparisons
 
 
@@ -259,9 +272,9 @@ def _desc(model: Any) -> str:
 # --------------------------------------------------------------------------- C1.1 previous-token heads
 
 
-def _prev_case(model: Any, tokens: torch.Tensor, desc: str) -> Case | None:
+def _prev_case(model: Any, tokens: torch.Tensor, desc: str, threshold: float | None = None) -> Case | None:
     scores = previous_token_table(model, tokens)
-    threshold = _gap_threshold(scores)
+    threshold = _gap_threshold(scores) if threshold is None else threshold
     if threshold is None:
         return None
     expected = mechlib.heads_above(scores, threshold)
@@ -278,8 +291,12 @@ def _prev_case(model: Any, tokens: torch.Tensor, desc: str) -> Case | None:
 
 def _cases_previous_token_heads() -> Iterator[Case]:
     for i, model in enumerate(_models()):
-        tokens = _tokens_for(model, 8, min(model.cfg.n_ctx, 16), 300 + i)
-        case = _prev_case(model, tokens, f"{_desc(model)} on {tokens.shape[0]} random sequences")
+        n, V = min(model.cfg.n_ctx, 16), model.cfg.d_vocab
+        tokens = _tokens_for(model, 8, n, 300 + i)
+        rows = [torch.full((n,), v) for v in range(min(V, 6))] + [torch.arange(n) % p for p in (2, 3, 5)]
+        told = _telling(model, rows + list(tokens), tokens[1:], previous_token_table)
+        tokens, threshold = told if told is not None else (tokens, None)
+        case = _prev_case(model, tokens, f"{_desc(model)} on {tokens.shape[0]} token sequences", threshold)
         if case is not None:
             yield case
 
@@ -294,9 +311,9 @@ def _loaded_previous_token_heads(model: Any) -> Iterator[Case]:
 # --------------------------------------------------------------------------- C1.2 induction heads
 
 
-def _induction_case(model: Any, tokens: torch.Tensor, desc: str) -> Case | None:
+def _induction_case(model: Any, tokens: torch.Tensor, desc: str, threshold: float | None = None) -> Case | None:
     scores = induction_table(model, tokens)
-    threshold = _gap_threshold(scores)
+    threshold = _gap_threshold(scores) if threshold is None else threshold
     if threshold is None:
         return None
     expected = mechlib.heads_above(scores, threshold)
@@ -316,8 +333,10 @@ def _induction_case(model: Any, tokens: torch.Tensor, desc: str) -> Case | None:
 
 def _cases_induction_heads() -> Iterator[Case]:
     for i, model in enumerate(_models()):
-        tokens = repeated_for(model, 8, 8, 400 + i)
-        case = _induction_case(model, tokens, f"{_desc(model)} on {tokens.shape[0]} repeated segments")
+        tokens = repeated_for(model, 24, 8, 400 + i)
+        told = _telling(model, list(tokens[7:]), tokens[1:7], induction_table)
+        tokens, threshold = told if told is not None else (tokens[:8], None)
+        case = _induction_case(model, tokens, f"{_desc(model)} on {tokens.shape[0]} repeated segments", threshold)
         if case is not None:
             yield case
 
