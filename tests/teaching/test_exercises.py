@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [
     "02_v_composition", "03_k_composition", "04_q_composition", "05_virtual_attention_heads",
     "05b_circuit_forms", "06_two_layer_expansion", "07_combinatorial_richness", "08_transformerlens_vocabulary",
-    "A1_real_transformer",
+    "A1_real_transformer", "C1_find_the_induction_circuit",
 ]
 def _make_exercises():
     spec = importlib.util.spec_from_file_location("make_exercises", ROOT / "scripts" / "make_exercises.py")

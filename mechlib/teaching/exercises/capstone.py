@@ -31,8 +31,8 @@ from mechlib.teaching.inputs import (bundled, check_model, derive, generator, hi
 
 #: two scores closer than this count as a tie (float32 rounding of a mean of patterns is ~1e-7)
 _TIE = 1e-5
-#: the smallest gap a case's threshold sits in
-_GAP = 2e-3
+#: the smallest gap a case's threshold sits in (float32 rounding moves a score by about 1e-7)
+_GAP = 2e-4
 
 # --------------------------------------------------------------------------- the measurements
 
@@ -92,13 +92,18 @@ def circuit_of(model: Any, tokens: torch.Tensor, repeated: torch.Tensor, prev_th
     """The circuit as exercise C1.5 defines it, from the tables above."""
     prev = mechlib.heads_above(previous_token_table(model, tokens), prev_threshold)
     ind = mechlib.heads_above(induction_table(model, repeated), induction_threshold)
-    scores = mechlib.composition_scores(model, kind)
+    return {"previous_token": prev, "induction": ind,
+            "k_composition": _pairs(prev, ind, mechlib.composition_scores(model, kind))}
+
+
+def _pairs(prev: list, ind: list, scores: torch.Tensor) -> list:
+    """For each receiver of ``ind``, the head of ``prev`` in an earlier layer with the highest ``scores`` into it."""
     pairs = []
     for r in ind:
         earlier = [s for s in prev if s[0] < r[0]]
         if earlier:
             pairs.append((max(earlier, key=lambda s: float(scores[s][r])), r))
-    return {"previous_token": prev, "induction": ind, "k_composition": pairs}
+    return pairs
 
 
 # --------------------------------------------------------------------------- the model the learner loaded
@@ -145,12 +150,12 @@ def repeated_for(model: Any, batch: int, half: int, seed: int) -> torch.Tensor:
 
 
 def _gap_thresholds(scores: torch.Tensor, most: int = 4) -> list[float]:
-    """Thresholds in the gaps below the 1st .. ``most``-th highest score that are at least ``_GAP`` wide,
-    the widest first (a gap with two or more heads above it is preferred by a small margin)."""
+    """Thresholds in the gaps below the 1st .. ``most``-th highest score that are at least ``_GAP`` wide:
+    first those with two or more heads above them (an answer that keeps only the best head must fail),
+    each group the widest gap first."""
     v = scores.flatten().double().sort(descending=True).values.tolist()
-    gaps = sorted(((v[k - 1] - v[k] + (1e-3 if k >= 2 else 0.0), k) for k in range(1, min(most, len(v) - 1) + 1)),
-                  reverse=True)
-    return [(v[k - 1] + v[k]) / 2 for _, k in gaps if v[k - 1] - v[k] >= _GAP]
+    gaps = sorted(((k >= 2, v[k - 1] - v[k], k) for k in range(1, min(most, len(v) - 1) + 1)), reverse=True)
+    return [(v[k - 1] + v[k]) / 2 for _, gap, k in gaps if gap >= _GAP]
 
 
 def _gap_threshold(scores: torch.Tensor, most: int = 4) -> float | None:
@@ -162,14 +167,18 @@ def _gap_threshold(scores: torch.Tensor, most: int = 4) -> float | None:
 def _telling(model: Any, rows: list[torch.Tensor], rest: torch.Tensor, table) -> tuple[torch.Tensor, float] | None:
     """A batch ``[row] + rest`` and a threshold (in a clear gap of ``table(batch)``) at which the heads above it
     differ from those of the batch's first sequence alone, so that an answer that reads only ``tokens[0]``
-    fails; None when no candidate row tells them apart."""
+    fails; with two or more heads above it where some row allows; None when no candidate row tells them apart."""
+    found = []
     for row in rows:
         batch = torch.cat([row[None], rest])
         full, first = table(model, batch), table(model, batch[:1])
         for t in _gap_thresholds(full, most=6):
-            if set(mechlib.heads_above(full, t)) != set(mechlib.heads_above(first, t)):
-                return batch, t
-    return None
+            above = mechlib.heads_above(full, t)
+            if set(above) != set(mechlib.heads_above(first, t)):
+                if len(above) >= 2:
+                    return batch, t
+                found.append((batch, t))
+    return found[0] if found else None
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -476,24 +485,32 @@ def compare_circuit(got: Any, expected: dict, prev_scores: torch.Tensor, ind_sco
 
 def _circuit_case(model: Any, tokens: torch.Tensor, repeated: torch.Tensor, desc: str) -> Case | None:
     prev_scores, ind_scores = previous_token_table(model, tokens), induction_table(model, repeated)
-    # the first thresholds (in clear gaps) that give a circuit with at least one pair
-    found = [(a, b, circuit_of(model, tokens, repeated, a, b))
-             for a in _gap_thresholds(prev_scores) for b in _gap_thresholds(ind_scores)]
-    found = [f for f in found if f[2]["k_composition"]]
+    K, Q = mechlib.composition_scores(model, "K"), mechlib.composition_scores(model, "Q")
+    everyone = [(l, h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+
+    def alternatives(prev, ind, expected):
+        overall = _pairs(everyone, [r for r in ind if r[0] > 0], K)
+        every = [(s, r) for r in ind for s in prev if s[0] < r[0]]
+        return (([(r, s) for s, r in expected], "write each pair as (sender, receiver): the previous-token head first"),
+                (_pairs(prev, ind, Q), "these pairs are the strongest by Q-composition; the circuit runs through "
+                                       "the keys (K)"),
+                (overall, "these are the strongest senders among all earlier heads; the circuit pairs each induction "
+                          "head with a previous-token head"),
+                (every, "keep one pair per induction head: the previous-token head that K-composes most with it"))
+
+    # thresholds in clear gaps that give a circuit with at least one pair, best where every mistake above differs
+    found = []
+    for a in _gap_thresholds(prev_scores):
+        for b in _gap_thresholds(ind_scores):
+            prev, ind = mechlib.heads_above(prev_scores, a), mechlib.heads_above(ind_scores, b)
+            expected = {"previous_token": prev, "induction": ind, "k_composition": _pairs(prev, ind, K)}
+            if expected["k_composition"]:
+                alts = alternatives(prev, ind, expected["k_composition"])
+                telling = sum(sorted(alt) != sorted(expected["k_composition"]) for alt, _ in alts)
+                found.append((telling, -len(found), a, b, expected, alts))
     if not found:
         return None
-    t_prev, t_ind, expected = found[0]
-    swapped = [(r, s) for s, r in expected["k_composition"]]
-    q_pairs = circuit_of(model, tokens, repeated, t_prev, t_ind, "Q")["k_composition"]
-    scores = mechlib.composition_scores(model, "K")
-    overall = [(max(((l, h) for l in range(r[0]) for h in range(model.cfg.n_heads)),
-                    key=lambda s: float(scores[s][r])), r) for r in expected["induction"] if r[0] > 0]
-    every = [(s, r) for r in expected["induction"] for s in expected["previous_token"] if s[0] < r[0]]
-    alts = ((swapped, "write each pair as (sender, receiver): the previous-token head first"),
-            (q_pairs, "these pairs are the strongest by Q-composition; the circuit runs through the keys (K)"),
-            (overall, "these are the strongest senders among all earlier heads; the circuit pairs each induction "
-                      "head with a previous-token head"),
-            (every, "keep one pair per induction head: the previous-token head that K-composes most with it"))
+    _, _, t_prev, t_ind, expected, alts = max(found, key=lambda f: f[:2])
     return Case(f"{desc}, thresholds {t_prev:.3f} (previous-token) and {t_ind:.3f} (induction)",
                 (model, tokens, repeated, t_prev, t_ind),
                 functools.partial(compare_circuit, expected=expected, prev_scores=prev_scores, ind_scores=ind_scores,
