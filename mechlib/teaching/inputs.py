@@ -71,7 +71,8 @@ _SPECS: dict[int, dict] = {}
 
 
 def model_spec(model) -> dict:
-    """``{"bundled": True}`` or ``{"random_model": kwargs}``: what :func:`build_model` needs to rebuild ``model``."""
+    """``{"bundled": True}``, ``{"relay": True}``, ``{"unseen": name}`` or ``{"random_model": kwargs}``: what
+    :func:`build_model` needs to rebuild ``model``."""
     try:
         return _SPECS[id(model)]
     except KeyError:
@@ -82,6 +83,10 @@ def build_model(spec: dict):
     """The model that :func:`model_spec` describes (the same weights on every machine)."""
     if spec.get("bundled") is True:
         return bundled()
+    if spec.get("relay") is True:
+        return relay()
+    if "unseen" in spec:
+        return unseen(spec["unseen"])
     if "snapshot" in spec:
         return snapshot_model(spec["snapshot"])
     if "planted" in spec:
@@ -204,6 +209,32 @@ def _bundled():
     return model
 
 
+def relay():
+    """The bundled ``relay-2l`` (Chapter 2), loaded once."""
+    with _LOADING:
+        return _relay()
+
+
+@functools.lru_cache(maxsize=None)
+def _relay():
+    model = mechlib.load_model("relay-2l")
+    _SPECS[id(model)] = {"relay": True}
+    return model
+
+
+def unseen(name: str):
+    """Unseen model ``name`` (:mod:`mechlib.teaching.unseen`): a model of the hidden cases that the
+    learner has not met in the chapters, loaded once."""
+    from mechlib.teaching.unseen import UNSEEN, unseen_model
+
+    if name not in UNSEEN:
+        raise ValueError(f"unknown model spec {{'unseen': {name!r}}}")
+    with _LOADING:
+        model = unseen_model(name)
+        _SPECS[id(model)] = {"unseen": name}
+    return model
+
+
 #: head counts of the hidden cases' models: never the bundled model's 4, so that an answer
 #: that hard-codes 4 heads fails on every seed
 HIDDEN_HEAD_COUNTS = (2, 3, 5)
@@ -234,6 +265,12 @@ def _check_model(n_layers: int, seed: int | None, layernorm: bool = False):
 def model_desc(model) -> str:
     if model is bundled():
         return "the bundled induction-2l model"
+    spec = _SPECS.get(id(model), {})
+    if spec.get("relay") is True:
+        return "the bundled relay-2l model"
+    if "unseen" in spec:
+        c = model.cfg
+        return f"a model you have not seen ({c.n_layers} layers, {c.n_heads} heads of d_head {c.d_head})"
     c = model.cfg
     ln = " with LayerNorm" if getattr(c, "normalization_type", None) else ""
     return f"a random {c.n_layers}-layer model{ln} (d_model {c.d_model}, {c.n_heads} heads of d_head {c.d_head})"
