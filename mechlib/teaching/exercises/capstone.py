@@ -27,7 +27,7 @@ from mechlib.heads import head_label
 from mechlib.teaching.comparisons import Mismatch, compare_scalar
 from mechlib.teaching.exercise import Case, Exercise
 from mechlib.teaching.inputs import (bundled, check_model, derive, generator, hidden_seed, model_desc, planted_model,
-                                     snapshot_model)
+                                     snapshot_model, unseen)
 
 #: two scores closer than this count as a tie (float32 rounding of a mean of patterns is ~1e-7)
 _TIE = 1e-5
@@ -251,18 +251,20 @@ def compare_top(got: Any, n: int, scores: torch.Tensor, allowed: set, what: str 
 
 
 def _models() -> list[Any]:
-    """The self-check's models, or the grader's: other random shapes, another planted head, and the
-    bundled model at a drawn training step (a model the learner has not seen)."""
+    """The self-check's models, or the grader's: trained models the learner has not seen (``induction-3h``,
+    and ``induction-2l`` renumbered or at a drawn training step), other random shapes, another planted head."""
     seed = hidden_seed()
     if seed is None:
         return [bundled(), check_model(3), planted_model(n_heads=3, n_ctx=20, seed=11, head=1)]
     rng = random.Random(derive(seed, "capstone models"))
     late = [s for s in mechlib.checkpoint_steps() if 600 <= s < mechlib.checkpoint_steps()[-1]]
+    # induction-2l renumbered (same circuit, other head ids) or at a drawn training step
+    other = unseen("induction-perm") if rng.random() < 0.5 else snapshot_model(rng.choice(late))
     n_heads = rng.choice((2, 3, 5))
     planted = planted_model(n_layers=3, n_heads=n_heads, d_head=rng.choice((4, 8)), d_model=32,
                             d_vocab=rng.randint(17, 29), n_ctx=rng.randint(16, 24),
                             seed=1000 + derive(seed, "planted") % 1_000_000, head=rng.randrange(n_heads))
-    return [snapshot_model(rng.choice(late)), check_model(3), planted]
+    return [unseen("induction-3h"), other, check_model(3), planted]
 
 
 def _desc(model: Any) -> str:
@@ -427,7 +429,8 @@ def _cases_key_cut_loss_rise() -> Iterator[Case]:
     for i, model in enumerate(models):
         H = model.cfg.n_heads
         tokens = repeated_for(model, 6, 7, 500 + i)
-        pairs = [((0, 0), (1, H - 1))] if i == 0 else [((0, H - 1), (2, 0)), ((1, 1), (2, H - 1))]
+        # receivers in two layers where the model has three
+        pairs = [((0, 0), (1, H - 1))] if model.cfg.n_layers == 2 else [((0, H - 1), (2, 0)), ((1, 1), (2, H - 1))]
         for sender, receiver in pairs[: 1 if i == len(models) - 1 else 2]:
             yield _rise_case(model, tokens, sender, receiver, _desc(model))
 
