@@ -216,8 +216,11 @@ def _cases_key_cut_loss_rise() -> Iterator[Case]:
     for i, model in enumerate(models):
         H = model.cfg.n_heads
         tokens = repeated_for(model, 6, 7, 500 + i)
-        # receivers in two layers where the model has three
-        pairs = [((0, 0), (1, H - 1))] if model.cfg.n_layers == 2 else [((0, H - 1), (2, 0)), ((1, 1), (2, H - 1))]
+        # a trained 2-layer model: its circuit's pair (top previous-token head, top induction head);
+        # a 3-layer one: receivers in two layers
+        pairs = ([(mechlib.top_head(previous_token_table(model, tokens)[:1]),
+                   (1, mechlib.top_head(induction_table(model, tokens)[1:])[1]))]
+                 if model.cfg.n_layers == 2 else [((0, H - 1), (2, 0)), ((1, 1), (2, H - 1))])
         for sender, receiver in pairs[: 1 if i == len(models) - 1 else 2]:
             yield _rise_case(model, tokens, sender, receiver, _desc(model))
 
