@@ -25,54 +25,37 @@ _GAP = 2e-4
 # --------------------------------------------------------------------------- the measurements
 
 
-def previous_token_table(model: Any, tokens: torch.Tensor) -> torch.Tensor:
-    """``score[l, h] = mean_{b, q >= 1} A^{l.h}[b, q, q - 1]`` in float64 (exercise C1.1)."""
-    A = mechlib.attention_patterns(model, tokens).double()
-    return A.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(1, -1)).cpu()
+def previous_token_table(model: Any, tokens: torch.Tensor, A: torch.Tensor | None = None) -> torch.Tensor:
+    """``score[l, h] = mean_{b, q >= 1} A^{l.h}[b, q, q - 1]`` in float64 (exercise C1.1); ``A``: the
+    patterns of ``model`` on ``tokens`` when already computed."""
+    return _offset_table(model, tokens, -1, A=A)
 
 
-def induction_table(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+def induction_table(model: Any, tokens: torch.Tensor, A: torch.Tensor | None = None) -> torch.Tensor:
     """``score[l, h] = mean_{b, n <= q < 2n} A^{l.h}[b, q, q - n + 1]`` on ``tokens`` = a segment of
     ``n`` tokens twice, in float64 (exercise C1.2)."""
-    n = tokens.shape[1] // 2
-    A = mechlib.attention_patterns(model, tokens).double()
-    q = torch.arange(n, 2 * n)
-    return A[..., q, q - n + 1].mean(dim=(1, -1)).cpu()
+    return _induction_like(model, tokens, 1, A=A)
 
 
-def _offset_table(model: Any, tokens: torch.Tensor, offset: int, batch: slice = slice(None)) -> torch.Tensor:
-    A = mechlib.attention_patterns(model, tokens)[:, batch].double()
-    return A.diagonal(offset=offset, dim1=-2, dim2=-1).mean(dim=(1, -1)).cpu()
+def _offset_table(model: Any, tokens: torch.Tensor, offset: int, batch: slice = slice(None),
+                  A: torch.Tensor | None = None) -> torch.Tensor:
+    A = mechlib.attention_patterns(model, tokens) if A is None else A
+    return A[:, batch].double().diagonal(offset=offset, dim1=-2, dim2=-1).mean(dim=(1, -1)).cpu()
 
 
 def _induction_like(model: Any, tokens: torch.Tensor, shift: int, first_half: bool = False,
-                    batch: slice = slice(None)) -> torch.Tensor:
+                    batch: slice = slice(None), A: torch.Tensor | None = None) -> torch.Tensor:
     n = tokens.shape[1] // 2
-    A = mechlib.attention_patterns(model, tokens)[:, batch].double()
-    q = torch.arange(0 if first_half else n, 2 * n)
+    A = mechlib.attention_patterns(model, tokens) if A is None else A
+    q = torch.arange(0 if first_half else n, 2 * n, device=A.device)
     k = (q - n + shift).clamp(min=0)
-    return A[..., q, k].mean(dim=(1, -1)).cpu()
+    return A[:, batch].double()[..., q, k].mean(dim=(1, -1)).cpu()
 
 
 def k_scores_into(model: Any, receiver: tuple[int, int], kind: str = "K") -> torch.Tensor:
     """The ``[layer, head]`` table of composition scores from every head into ``receiver``."""
     l, h = receiver
     return mechlib.composition_scores(model, kind)[:, :, l, h].double()
-
-
-def loss_rise(model: Any, tokens: torch.Tensor, sender: Any, receiver: Any, kind: str = "K",
-              start: int | None = None) -> float:
-    """Repeat loss with ``sender`` cut from ``receiver``'s ``kind`` input (LayerNorm frozen), minus the clean
-    repeat loss, on ``tokens`` = a segment of ``n`` tokens twice (exercise C1.4)."""
-    n = tokens.shape[1] // 2
-    batch = mechlib.RepeatedBatch(tokens, n, 0)
-    cut = mechlib.path_ablation_losses(model, batch, sender, receiver, kind, freeze_ln=True)[kind]
-    if start is not None:  # another range of targets: a mistake's result
-        logits = mechlib.path_ablation(model, tokens, sender, receiver, kind, freeze_ln=True)
-        clean = mechlib.per_token_loss(model(tokens), tokens)[:, start:].double().mean().item()
-        return mechlib.per_token_loss(logits, tokens)[:, start:].double().mean().item() - clean
-    with torch.no_grad():
-        return cut - batch.loss(model(tokens))
 
 
 def circuit_of(model: Any, tokens: torch.Tensor, repeated: torch.Tensor, prev_threshold: float,

@@ -28,7 +28,7 @@ from mechlib.teaching.comparisons import compare_scalar
 from mechlib.teaching.exercise import Case, Exercise
 from mechlib.teaching.exercises._capstone_measures import (
     _gap_threshold, _gap_thresholds, _induction_like, _offset_table, _pairs, _telling, _tokens_for,
-    check_capstone_model, compare_circuit, compare_heads, compare_top, induction_table, k_scores_into, loss_rise,
+    check_capstone_model, compare_circuit, compare_heads, compare_top, induction_table, k_scores_into,
     previous_token_table, repeated_for)
 from mechlib.teaching.inputs import (bundled, check_model, derive, hidden_seed, model_desc, planted_model, snapshot_model,
                                      unseen)
@@ -71,16 +71,17 @@ def _desc(model: Any) -> str:
 
 
 def _prev_case(model: Any, tokens: torch.Tensor, desc: str, threshold: float | None = None) -> Case | None:
-    scores = previous_token_table(model, tokens)
+    A = mechlib.attention_patterns(model, tokens)  # once: a large model takes a while
+    scores = previous_token_table(model, tokens, A)
     threshold = _gap_threshold(scores) if threshold is None else threshold
     if threshold is None:
         return None
     expected = mechlib.heads_above(scores, threshold)
-    alts = ((mechlib.heads_above(_offset_table(model, tokens, 0), threshold),
+    alts = ((mechlib.heads_above(_offset_table(model, tokens, 0, A=A), threshold),
              "these heads attend to their own position (offset 0); the previous token is at q - 1"),
-            (mechlib.heads_above(_offset_table(model, tokens, -2), threshold),
+            (mechlib.heads_above(_offset_table(model, tokens, -2, A=A), threshold),
              "these heads attend two tokens back; the previous token is one back"),
-            (mechlib.heads_above(_offset_table(model, tokens, -1, slice(0, 1)), threshold),
+            (mechlib.heads_above(_offset_table(model, tokens, -1, slice(0, 1), A=A), threshold),
              "these are the heads of the first sequence alone; average over every sequence of the batch"),
             (expected[:1], "keep every head above the threshold, not only the best"))
     return Case(f"{desc}, threshold {threshold:.3f}", (model, tokens, threshold),
@@ -110,19 +111,20 @@ def _loaded_previous_token_heads(model: Any) -> Iterator[Case]:
 
 
 def _induction_case(model: Any, tokens: torch.Tensor, desc: str, threshold: float | None = None) -> Case | None:
-    scores = induction_table(model, tokens)
+    A = mechlib.attention_patterns(model, tokens)
+    scores = induction_table(model, tokens, A)
     threshold = _gap_threshold(scores) if threshold is None else threshold
     if threshold is None:
         return None
     expected = mechlib.heads_above(scores, threshold)
-    alts = ((mechlib.heads_above(_induction_like(model, tokens, 0), threshold),
+    alts = ((mechlib.heads_above(_induction_like(model, tokens, 0, A=A), threshold),
              "these heads attend to the earlier copy of the current token (duplicate-token heads); an induction "
              "head attends to the token just after it, q - n + 1"),
-            (mechlib.heads_above(_induction_like(model, tokens, 2), threshold),
+            (mechlib.heads_above(_induction_like(model, tokens, 2, A=A), threshold),
              "these heads attend two past the earlier copy; the induction target is one past it, q - n + 1"),
-            (mechlib.heads_above(_induction_like(model, tokens, 1, first_half=True), threshold),
+            (mechlib.heads_above(_induction_like(model, tokens, 1, first_half=True, A=A), threshold),
              "average over the second copy only: in the first copy there is nothing to look back to"),
-            (mechlib.heads_above(_induction_like(model, tokens, 1, batch=slice(0, 1)), threshold),
+            (mechlib.heads_above(_induction_like(model, tokens, 1, batch=slice(0, 1), A=A), threshold),
              "these are the heads of the first sequence alone; average over every sequence of the batch"),
             (expected[:1], "keep every head above the threshold, not only the best"))
     return Case(f"{desc}, threshold {threshold:.3f}", (model, tokens, threshold),
@@ -150,13 +152,15 @@ def _loaded_induction_heads(model: Any) -> Iterator[Case]:
 
 
 def _senders_case(model: Any, receiver: tuple[int, int], n: int, desc: str) -> Case:
-    scores = k_scores_into(model, receiver)
-    allowed = {(l, h) for l in range(receiver[0]) for h in range(model.cfg.n_heads)}
+    tables = {kind: mechlib.composition_scores(model, kind).double() for kind in "KQV"}  # each table once
+    l, h = receiver
+    scores = tables["K"][:, :, l, h]
+    allowed = {(sl, sh) for sl in range(l) for sh in range(model.cfg.n_heads)}
 
     def top(kind):
-        s = k_scores_into(model, receiver, kind)
-        return sorted(allowed, key=lambda h: -float(s[h]))[:n]
-    out_of = mechlib.composition_scores(model, "K")[receiver].double()
+        s = tables[kind][:, :, l, h]
+        return sorted(allowed, key=lambda hd: -float(s[hd]))[:n]
+    out_of = tables["K"][receiver]
     alts = ((top("Q"), "these are the strongest Q-composition senders; the keys read the sender through "
                        "W_QK^T (composition_scores(model, 'K'))"),
             (top("V"), "these are the strongest V-composition senders; the keys are K"),
@@ -177,10 +181,8 @@ def _cases_k_composition_senders() -> Iterator[Case]:
 def _loaded_k_composition_senders(model: Any) -> Iterator[Case]:
     check_capstone_model(model)
     repeated = repeated_for(model, 8, 12, 590)
-    best = mechlib.top_head(induction_table(model, repeated))
-    if best[0] == 0:  # the top induction head cannot have senders: take the best of a later layer
-        best = mechlib.top_head(induction_table(model, repeated)[1:])
-        best = (best[0] + 1, best[1])
+    best = mechlib.top_head(induction_table(model, repeated)[1:])  # the best that has earlier layers
+    best = (best[0] + 1, best[1])
     return iter([_senders_case(model, best, min(3, model.cfg.n_heads * best[0]), "your model")])
 
 
@@ -188,24 +190,26 @@ def _loaded_k_composition_senders(model: Any) -> Iterator[Case]:
 
 
 def _rise_case(model: Any, tokens: torch.Tensor, sender: Any, receiver: Any, desc: str) -> Case:
-    expected = loss_rise(model, tokens, sender, receiver)
     n = tokens.shape[1] // 2
-    with torch.no_grad():
-        cut = expected + mechlib.RepeatedBatch(tokens, n, 0).loss(model(tokens))
-        ablated = mechlib.repeat_loss(mechlib.run_with_ablation(model, tokens, [sender]), tokens, n) \
-            - mechlib.RepeatedBatch(tokens, n, 0).loss(model(tokens))
-    alts = ((loss_rise(model, tokens, sender, receiver, "Q"), "this is the rise with the sender cut from the "
-                                                              "receiver's queries; cut it from its keys"),
-            (loss_rise(model, tokens, sender, receiver, "V"), "this is the rise with the sender cut from the "
-                                                              "receiver's values; cut it from its keys"),
-            (ablated, "this is a head ablation (the sender removed for every later head); cut it from the "
-                      "receiver's keys only"),
-            (cut, "this is the loss of the cut run itself; subtract the clean loss"),
+    with torch.no_grad():  # each run once (a large model takes a while); every variant is read from them
+        clean = mechlib.per_token_loss(model(tokens), tokens)
+        cut = {kind: mechlib.per_token_loss(mechlib.path_ablation(model, tokens, sender, receiver, kind,
+                                                                  freeze_ln=True), tokens) for kind in "QKV"}
+        ablated = mechlib.per_token_loss(mechlib.run_with_ablation(model, tokens, [sender]), tokens)
+
+    def rise(losses, start=n, minus_clean=True):  # the mean over targets start + 1 .., as repeat_loss takes it
+        return losses[:, start:].mean().item() - (clean[:, start:].mean().item() if minus_clean else 0.0)
+    expected = rise(cut["K"])
+    alts = ((rise(cut["Q"]), "this is the rise with the sender cut from the receiver's queries; cut it from its keys"),
+            (rise(cut["V"]), "this is the rise with the sender cut from the receiver's values; cut it from its keys"),
+            (rise(ablated), "this is a head ablation (the sender removed for every later head); cut it from the "
+                            "receiver's keys only"),
+            (rise(cut["K"], minus_clean=False), "this is the loss of the cut run itself; subtract the clean loss"),
             (-expected, "this is clean minus cut; the rise is cut minus clean"),
-            (loss_rise(model, tokens, sender, receiver, start=0), "this averages over every target; average over "
-                                                                  "the second copy's, after its first token"),
-            (loss_rise(model, tokens, sender, receiver, start=n - 1), "this counts the second copy's first token, "
-                                                                      "which nothing can predict; start one later"))
+            (rise(cut["K"], start=0), "this averages over every target; average over the second copy's, after its "
+                                      "first token"),
+            (rise(cut["K"], start=n - 1), "this counts the second copy's first token, which nothing can predict; "
+                                          "start one later"))
     return Case(f"sender {head_label(sender)}, receiver {head_label(receiver)} on {desc}",
                 (model, tokens, sender, receiver),
                 functools.partial(compare_scalar, expected=expected, rtol=1e-4, atol=1e-5, alternatives=alts))
