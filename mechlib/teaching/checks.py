@@ -15,12 +15,14 @@ from mechlib.teaching.results import CheckResult
 
 
 def _self_check(ex: Exercise) -> Callable[..., CheckResult]:
-    def check(fn: Any, verbose: bool = True) -> CheckResult:
-        return ex.check(fn, verbose)
+    def check(fn: Any, verbose: bool = True, model: Any = None) -> CheckResult:
+        return ex.check(fn, verbose, model=model)
 
     check.__name__ = check.__qualname__ = f"check_{ex.function}"
     check.__doc__ = (f"Exercise {ex.id}, {ex.title}: {ex.statement}\n\n"
-                     f"Prints what is wrong with ``{ex.function}`` (or that it passed) and returns a CheckResult.")
+                     f"Prints what is wrong with ``{ex.function}`` (or that it passed) and returns a CheckResult."
+                     + ("\n\n``model``: also check it on this model (the one you loaded), against a computation on it."
+                        if ex.on_model is not None else ""))
     return check
 
 

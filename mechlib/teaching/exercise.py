@@ -15,6 +15,7 @@ An outcome of one call is ``("value", result)``, ``("raised", type name, message
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
@@ -65,7 +66,10 @@ class Exercise:
     ``draw`` yields the cases (see :meth:`cases`); ``success`` is the message of a pass;
     ``statement`` says what the function computes (the check's docstring);
     ``none_is_placeholder``: a ``None`` result means "not attempted" (not so for hooks,
-    which may return ``None`` after editing their input).
+    which may return ``None`` after editing their input). ``on_model``: for an exercise whose
+    answer is a finding about whichever model the learner loaded (the capstone), the cases on
+    that model, ``on_model(model)``; it raises ``ValueError`` naming ``model`` when the exercise
+    does not apply to it. Self-check only: the grader cannot rebuild a learner's model.
     """
 
     id: str
@@ -80,6 +84,7 @@ class Exercise:
     statement: str = ""
     points: int = 1
     none_is_placeholder: bool = True
+    on_model: Callable[[Any], Iterable[Case]] | None = field(default=None, repr=False)
 
     @property
     def column(self) -> str:
@@ -101,9 +106,16 @@ class Exercise:
         with _DRAWING, hidden_cases(seed):
             return list(self.draw())
 
-    def check(self, fn: Any, verbose: bool = True, cases: Iterable[Case] | None = None) -> CheckResult:
+    def check(self, fn: Any, verbose: bool = True, cases: Iterable[Case] | None = None,
+              model: Any = None) -> CheckResult:
         """The notebook's self-check: call ``fn`` on each case and compare; print the result's line.
-        ``cases``: these instead of the self-check's own (a test that checks many answers draws them once)."""
+        ``cases``: these instead of the self-check's own (a test that checks many answers draws them once).
+        ``model``: the learner's own model; its cases (``on_model``) follow the others."""
+        if model is not None:
+            if self.on_model is None:
+                raise TypeError(f"check_{self.function} takes no model: its cases are fixed")
+            mine = self.on_model(model)  # raises here, naming model, when the exercise does not apply
+            cases = itertools.chain(self.cases() if cases is None else cases, mine)
         result = self._check(fn, cases)
         if verbose:
             print(result)

@@ -87,6 +87,13 @@ def build_model(spec: dict):
         return relay()
     if "unseen" in spec:
         return unseen(spec["unseen"])
+    if "snapshot" in spec:
+        return snapshot_model(spec["snapshot"])
+    if "planted" in spec:
+        kwargs = spec["planted"]
+        if not isinstance(kwargs, dict) or not all(isinstance(v, int) for v in kwargs.values()):
+            raise ValueError(f"unknown model spec {spec!r}")
+        return _planted_model(tuple(sorted(kwargs.items())))
     kwargs = spec.get("random_model")
     if not isinstance(kwargs, dict) or not all(isinstance(v, int) for v in kwargs.values()):
         raise ValueError(f"unknown model spec {spec!r}")
@@ -129,6 +136,61 @@ def _layernorm_model(n_layers: int = 3, n_heads: int = 3, d_model: int = 32, d_h
             elif "ln" in name and name.endswith("weight"):
                 p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
     return model.requires_grad_(False)
+
+
+def planted_model(n_layers: int = 3, n_heads: int = 3, d_model: int = 32, d_head: int = 8, d_vocab: int = 20,
+                  n_ctx: int = 16, seed: int = 7, head: int = 0):
+    """A :func:`mechlib.random_model` whose head ``0.head`` is made a previous-token head by its weights.
+
+    Two residual dimensions are given over to position: ``W_pos[i, :2] = a (cos i theta, sin i theta)``
+    with ``theta = pi / n_ctx``, and every token embedding is 0 there. The head's query reads
+    those two dimensions as they are, its key rotates them by ``theta``, and nothing else
+    (no biases): the score of query ``i`` on key ``j`` is ``c cos((i - j - 1) theta)``, largest at
+    ``j = i - 1``, with ``c`` big enough that the head puts nearly all its attention there.
+    A model the learner has not seen, with a previous-token head in a drawn place (capstone)."""
+    return _planted_model(tuple(sorted(dict(n_layers=n_layers, n_heads=n_heads, d_model=d_model, d_head=d_head,
+                                            d_vocab=d_vocab, n_ctx=n_ctx, seed=seed, head=head).items())))
+
+
+@functools.lru_cache(maxsize=8)
+def _planted_model(kwargs: tuple):
+    import math
+
+    kw = dict(kwargs)
+    head = kw.pop("head")
+    model = mechlib.random_model(**kw)
+    n_ctx, d_head = kw["n_ctx"], kw["d_head"]
+    theta = math.pi / n_ctx
+    angle = torch.arange(n_ctx, dtype=torch.float32) * theta
+    c, s = math.cos(theta), math.sin(theta)
+    with torch.no_grad():
+        blocks = model.blocks[0].attn
+        model.W_E[:, :2] = 0.0
+        model.W_pos[:, :2] = torch.stack([angle.cos(), angle.sin()], dim=-1)
+        W_Q, W_K = blocks.W_Q, blocks.W_K  # [head, d_model, d_head]
+        W_Q[head] = 0.0
+        W_K[head] = 0.0
+        scale = 12.0 * math.sqrt(d_head) / (1 - c)  # score gap >= 12 between q - 1 and every other key
+        W_Q[head, :2, :2] = math.sqrt(scale) * torch.eye(2)
+        W_K[head, :2, :2] = math.sqrt(scale) * torch.tensor([[c, s], [-s, c]])
+        blocks.b_Q[head] = 0.0
+        blocks.b_K[head] = 0.0
+    _SPECS[id(model)] = {"planted": dict(kwargs)}
+    return model
+
+
+def snapshot_model(step: int):
+    """``induction-2l`` as it was after ``step`` training steps (:func:`mechlib.checkpoint_steps`)."""
+    if not isinstance(step, int) or isinstance(step, bool) or step not in mechlib.checkpoint_steps():
+        raise ValueError(f"unknown model spec {{'snapshot': {step!r}}}")
+    return _snapshot(step)
+
+
+@functools.lru_cache(maxsize=4)
+def _snapshot(step: int):
+    model = mechlib.load_model(step=step)
+    _SPECS[id(model)] = {"snapshot": step}
+    return model
 
 
 _LOADING = threading.Lock()

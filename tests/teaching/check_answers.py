@@ -1499,3 +1499,181 @@ RIGHT_INV58 = {
 
 WRONG.update(WRONG_INV58)
 RIGHT.update(RIGHT_INV58)
+
+
+# --- capstone (C1, find the induction circuit) ----------------------------------------------------------
+
+
+def _c1_prev(m, t, th, offset=-1, batch=slice(None), top_only=False, ascending=False, H=None, geq_max=False):
+    A = mechlib.attention_patterns(m, t)[:, batch]
+    scores = A.diagonal(offset=offset, dim1=-2, dim2=-1)
+    scores = scores.amax(dim=1).mean(-1) if geq_max else scores.mean(dim=(1, -1))
+    H = H or scores.shape[1]
+    heads = [divmod(int(i), H) for i in scores.flatten().argsort(descending=not ascending)
+             if float(scores.flatten()[i]) > th]
+    return heads[:1] if top_only else heads
+
+
+def _c1_prev_loops(m, t, th):
+    A = _np(mechlib.attention_patterns(m, t))  # [layer, batch, head, q, k]
+    L, _, H, n, _ = A.shape
+    scores = {(l, h): np.mean([A[l, :, h, q, q - 1] for q in range(1, n)]) for l in range(L) for h in range(H)}
+    return sorted((hd for hd, v in scores.items() if v > th), key=lambda hd: -scores[hd])
+
+
+def _c1_ind(m, t, th, shift=1, start_half=1, batch=slice(None), top_only=False):
+    n = t.shape[1] // 2
+    A = mechlib.attention_patterns(m, t)[:, batch]
+    q = torch.arange(start_half * n, 2 * n)
+    scores = A[..., q, (q - n + shift).clamp(min=0)].mean(dim=(1, -1))
+    heads = mechlib.heads_above(scores, th)
+    return heads[:1] if top_only else heads
+
+
+def _c1_ind_einsum(m, t, th):
+    n = t.shape[1] // 2
+    A = _np(mechlib.attention_patterns(m, t))
+    target = np.zeros((2 * n, 2 * n))
+    target[np.arange(n, 2 * n), np.arange(1, n + 1)] = 1.0 / n
+    scores = np.einsum("lbhqk,qk->lh", A, target) / A.shape[1]
+    order = np.argsort(-scores, axis=None)
+    return [np.unravel_index(i, scores.shape) for i in order if scores.flat[i] > th]
+
+
+def _c1_senders(m, r, n, kind="K", ascending=False, as_sender=False):
+    table = mechlib.composition_scores(m, kind)
+    into = table[r] if as_sender else table[:, :, r[0], r[1]]
+    heads = [(l, h) for l in range(m.cfg.n_layers if as_sender else r[0]) for h in range(m.cfg.n_heads)]
+    return sorted(heads, key=lambda hd: float(into[hd]) * (1 if ascending else -1))[:n]
+
+
+def _c1_senders_by_hand(m, r, n, transpose=True):
+    earlier = [(l, h) for l in range(r[0]) for h in range(m.cfg.n_heads)]
+    qk = _qk(m, r).double()
+    scores = {s: _score(_ov(m, s).double(), qk.T if transpose else qk) for s in earlier}
+    return sorted(earlier, key=lambda s: -scores[s])[:n]
+
+
+def _c1_rise(m, t, s, r, kind="K", heads=False, minus_clean=True, sign=1, start=None, freeze_ln=True):
+    n = t.shape[1] // 2
+    clean_logits = m(t)
+    if heads:
+        logits = mechlib.run_with_ablation(m, t, [s])
+    else:
+        logits = mechlib.path_ablation(m, t, s, r, kind, freeze_ln=freeze_ln)
+    start = n if start is None else start
+    cut = mechlib.per_token_loss(logits, t)[:, start:].mean().item()
+    clean = mechlib.per_token_loss(clean_logits, t)[:, start:].mean().item()
+    return sign * (cut - clean) if minus_clean else cut
+
+
+def _c1_rise_numpy(m, t, s, r):
+    n = t.shape[1] // 2
+    batch = mechlib.RepeatedBatch(t, n, 0)
+    cut = mechlib.path_ablation_losses(m, batch, s, r, "K", freeze_ln=True)["K"]
+    return np.float64(cut) - np.float64(batch.loss(m(t)))
+
+
+def _c1_circuit(m, t, rep, a, b, swap=False, kind="K", any_sender=False, every=False, labels=False):
+    prev = mechlib.heads_above(mechlib.prev_token_scores(m, t), a)
+    ind = mechlib.heads_above(mechlib.induction_scores(m, rep), b)
+    scores = mechlib.composition_scores(m, kind)
+    pairs = []
+    for r in ind:
+        pool = [(l, h) for l in range(r[0]) for h in range(m.cfg.n_heads)] if any_sender else \
+            [s for s in prev if s[0] < r[0]]
+        if every:
+            pairs += [(s, r) for s in pool]
+        elif pool:
+            s = max(pool, key=lambda s: float(scores[s][r]))
+            pairs.append((r, s) if swap else (s, r))
+    if labels:
+        prev = [mechlib.head_label(h) for h in prev]
+    return {"previous_token": prev, "induction": ind, "k_composition": pairs}
+
+
+def _c1_circuit_own(m, t, rep, a, b):
+    """Built from the learner's own answers to C1.1-C1.3, written differently."""
+    prev = _c1_prev_loops(m, t, a)
+    ind = [tuple(int(x) for x in h) for h in _c1_ind_einsum(m, rep, b)]
+    pairs = []
+    for r in ind:
+        ranked = _c1_senders_by_hand(m, r, m.cfg.n_heads * r[0]) if r[0] else []
+        found = [s for s in ranked if s in prev]
+        if found:
+            pairs.append((found[0], r))
+    return {"k_composition": tuple(pairs), "induction": ind, "previous_token": prev}
+
+
+WRONG_C1 = {
+    "C1.1": {
+        "attention to itself (offset 0)": functools.partial(_c1_prev, offset=0),
+        "two tokens back": functools.partial(_c1_prev, offset=-2),
+        "first sequence only": functools.partial(_c1_prev, batch=slice(0, 1)),
+        "only the top head": functools.partial(_c1_prev, top_only=True),
+        "lowest first": functools.partial(_c1_prev, ascending=True),
+        "hard-coded 4 heads": functools.partial(_c1_prev, H=4),
+        "flat indices": lambda m, t, th: [int(i) for i in mechlib.prev_token_scores(m, t).flatten().argsort(
+            descending=True) if float(mechlib.prev_token_scores(m, t).flatten()[i]) > th],
+    },
+    "C1.2": {
+        "duplicate-token target (q - n)": functools.partial(_c1_ind, shift=0),
+        "two past the copy": functools.partial(_c1_ind, shift=2),
+        "both copies averaged": functools.partial(_c1_ind, start_half=0),
+        "first sequence only": functools.partial(_c1_ind, batch=slice(0, 1)),
+        "only the top head": functools.partial(_c1_ind, top_only=True),
+        "previous-token heads instead": lambda m, t, th: mechlib.heads_above(mechlib.prev_token_scores(m, t), th),
+    },
+    "C1.3": {
+        "Q-composition": functools.partial(_c1_senders, kind="Q"),
+        "V-composition": functools.partial(_c1_senders, kind="V"),
+        "lowest first": functools.partial(_c1_senders, ascending=True),
+        "receiver taken as the sender": functools.partial(_c1_senders, as_sender=True),
+        "QK not transposed (by hand)": functools.partial(_c1_senders_by_hand, transpose=False),
+    },
+    "C1.4": {
+        "queries, not keys": functools.partial(_c1_rise, kind="Q"),
+        "values, not keys": functools.partial(_c1_rise, kind="V"),
+        "head ablation": functools.partial(_c1_rise, heads=True),
+        "cut loss, clean not subtracted": functools.partial(_c1_rise, minus_clean=False),
+        "clean minus cut": functools.partial(_c1_rise, sign=-1),
+        "every target": functools.partial(_c1_rise, start=0),
+        "second copy's first token counted": lambda m, t, s, r: _c1_rise(m, t, s, r, start=t.shape[1] // 2 - 1),
+        "freeze_ln forgotten": functools.partial(_c1_rise, freeze_ln=False),
+    },
+    "C1.5": {
+        "pairs as (receiver, sender)": functools.partial(_c1_circuit, swap=True),
+        "Q-composition pairs": functools.partial(_c1_circuit, kind="Q"),
+        "strongest sender of all heads": functools.partial(_c1_circuit, any_sender=True),
+        "every previous-token head paired": functools.partial(_c1_circuit, every=True),
+        "heads as labels": functools.partial(_c1_circuit, labels=True),
+        "no pairs": lambda m, t, rep, a, b: {**_c1_circuit(m, t, rep, a, b), "k_composition": []},
+    },
+}
+
+RIGHT_C1 = {
+    "C1.1": {
+        "library scores": lambda m, t, th: mechlib.heads_above(mechlib.prev_token_scores(m, t), th),
+        "loops in numpy": _c1_prev_loops,
+    },
+    "C1.2": {
+        "library induction scores": lambda m, t, th: mechlib.heads_above(mechlib.induction_scores(m, t), th),
+        "einsum in numpy, numpy ints": _c1_ind_einsum,
+    },
+    "C1.3": {
+        "library table": lambda m, r, n: _c1_senders(m, r, n),
+        "by hand in float64": _c1_senders_by_hand,
+        "numpy ints": lambda m, r, n: [(np.int64(l), np.int64(h)) for l, h in _c1_senders(m, r, n)],
+    },
+    "C1.4": {
+        "path_ablation_losses, numpy float": _c1_rise_numpy,
+        "per-token losses": _c1_rise,
+    },
+    "C1.5": {
+        "library": _c1_circuit,
+        "own functions, tuples": _c1_circuit_own,
+    },
+}
+
+WRONG.update(WRONG_C1)
+RIGHT.update(RIGHT_C1)

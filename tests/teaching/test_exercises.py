@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [
     "01_beyond_one_layer", "02_v_composition", "03_k_composition", "04_q_composition", "05_virtual_attention_heads",
     "05b_circuit_forms", "06_two_layer_expansion", "07_combinatorial_richness", "08_transformerlens_vocabulary",
-    "A1_real_transformer",
+    "A1_real_transformer", "C1_find_the_induction_circuit",
 ]
 def _make_exercises():
     spec = importlib.util.spec_from_file_location("make_exercises", ROOT / "scripts" / "make_exercises.py")
@@ -101,7 +101,8 @@ def test_each_exercise_has_its_ratings_a_hint_and_a_check_in_the_notebook(folder
                     if c.cell_type == "markdown" and "## Exercise" in c.source), len(cells))
         section = cells[start:end]
         assert any(c.cell_type == "markdown" and "<details><summary>Hint" in c.source for c in section), ex.id
-        assert any(c.cell_type == "code" and f"checks.check_{ex.function}({ex.function})" in c.source
+        # the capstone's checks also take the learner's model: check_f(f, model=model)
+        assert any(c.cell_type == "code" and re.search(rf"checks\.check_{ex.function}\({ex.function}[,)]", c.source)
                    for c in section), ex.id
 
 
@@ -135,6 +136,17 @@ def _term(model, tokens, name):
 
 def _order(first, second, tolerance):
     return "with" if abs(first - second) <= tolerance else ("before" if first < second else "after")
+
+
+def _repeat_rise(m, batch, s, r):
+    return mechlib.path_ablation_losses(m, batch, s, r, "K", freeze_ln=True)["K"] - batch.loss(m(batch.tokens))
+
+
+def _circuit(m, prev, ind):
+    k = mechlib.composition_scores(m, "K")
+    pairs = [(max((s for s in prev if s[0] < r[0]), key=lambda s: float(k[s][r])), r)
+             for r in ind if any(s[0] < r[0] for s in prev)]
+    return {"previous_token": prev, "induction": ind, "k_composition": pairs}
 
 
 # Library-based answers, written independently of the solution notebooks: each check must pass them.
@@ -228,6 +240,12 @@ REFERENCE = {
     "A1.3": lambda m, t, s, r: mechlib.attention_patterns(
         m, t, fwd_hooks=mechlib.path_ablation_hooks(m, t, s, r, "K", freeze_ln=True))[r[0], :, r[1]],
     **INVESTIGATION_REFERENCE,
+    "C1.1": lambda m, t, th: mechlib.heads_above(mechlib.prev_token_scores(m, t), th),
+    "C1.2": lambda m, t, th: mechlib.heads_above(mechlib.induction_scores(m, t), th),
+    "C1.3": lambda m, r, n: mechlib.ranked_heads(mechlib.composition_scores(m, "K")[: r[0], :, r[0], r[1]])[:n],
+    "C1.4": lambda m, t, s, r: _repeat_rise(m, mechlib.RepeatedBatch(t, t.shape[1] // 2, 0), s, r),
+    "C1.5": lambda m, t, rep, a, b: _circuit(m, mechlib.heads_above(mechlib.prev_token_scores(m, t), a),
+                                             mechlib.heads_above(mechlib.induction_scores(m, rep), b)),
 }
 
 
@@ -309,6 +327,15 @@ def test_check_reports_an_exception_without_a_stack_trace(ex):
     result = ex.check(broken, verbose=False)
     assert result.status == "failed"
     assert "raised KeyError: 'oops'" in result.message and "Traceback" not in result.message
+
+
+def test_a_capstone_check_also_runs_on_the_learners_model():
+    model = bundled()
+    assert checks.check_previous_token_heads(REFERENCE["C1.1"], verbose=False, model=model).status == "passed"
+    result = checks.check_induction_heads(lambda m, t, th: [(0, 0)], verbose=False, model=model)
+    assert result.status == "failed"
+    with pytest.raises(TypeError, match="takes no model"):
+        checks.check_count_pairs(REFERENCE["07.1"], verbose=False, model=model)
 
 
 def test_check_result_is_structured():
