@@ -99,6 +99,7 @@ def test_core_exports_its_public_names():
     assert public_functions <= set(mechlib.__all__), public_functions - set(mechlib.__all__)
 
 
+@pytest.mark.slow  # re-imports the core module by module: some 20 s, so make test, not make check
 def test_every_core_module_can_be_imported_first():
     """No import cycle waits for the right order: each module of the core, imported on its own in
     a fresh ``mechlib`` (the libraries below it stay loaded, so this takes seconds), succeeds."""

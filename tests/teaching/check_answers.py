@@ -1361,7 +1361,7 @@ def _pair_rises(m, t, mask, kind, senders_mode="path"):
             for s, r in mechlib.enumerate_virtual_heads(m.cfg.n_layers, m.cfg.n_heads)}
 
 
-def _pair(m, t, mask, kind="K", pick=max, swap=False, ignore_kind=False, numpy=False):
+def _inv_pair(m, t, mask, kind="K", pick=max, swap=False, ignore_kind=False, numpy=False):
     rises = _pair_rises(m, t, mask, "K" if ignore_kind else kind)
     s, r = pick(rises, key=rises.get)
     if swap:
@@ -1386,7 +1386,7 @@ def _pair_loops(m, t, mask, kind="K"):
     return best
 
 
-def _direct(m, t, mask, centred=True, b_O=False, everywhere=False, pick=max, numpy=False):
+def _inv_direct(m, t, mask, centred=True, b_O=False, everywhere=False, pick=max, numpy=False):
     if everywhere:
         mask = torch.ones_like(mask)
     _, cache = m.run_with_cache(t)
@@ -1458,15 +1458,15 @@ WRONG_INV58 = {
         "single-head terms only": functools.partial(_carrier, kinds=("direct", "single")),
     },
     "07.5": {
-        "cheapest cut (argmin)": functools.partial(_pair, pick=min),
-        "receiver first": functools.partial(_pair, swap=True),
-        "kind ignored (always K)": functools.partial(_pair, ignore_kind=True),
+        "cheapest cut (argmin)": functools.partial(_inv_pair, pick=min),
+        "receiver first": functools.partial(_inv_pair, swap=True),
+        "kind ignored (always K)": functools.partial(_inv_pair, ignore_kind=True),
         "highest composition score (the screen)": _pair_screen,
     },
     "08.5": {
-        "b_O added to each head": functools.partial(_direct, b_O=True),
-        "no mean logit subtracted": functools.partial(_direct, centred=False),
-        "every position (mask ignored)": functools.partial(_direct, everywhere=True),
+        "b_O added to each head": functools.partial(_inv_direct, b_O=True),
+        "no mean logit subtracted": functools.partial(_inv_direct, centred=False),
+        "every position (mask ignored)": functools.partial(_inv_direct, everywhere=True),
         "largest single-head term of the expansion": _direct_single_term,
     },
 }
@@ -1488,12 +1488,12 @@ RIGHT_INV58 = {
     },
     "07.5": {
         "loops over layers and heads, lists": _pair_loops,
-        "numpy ints": functools.partial(_pair, numpy=True),
+        "numpy ints": functools.partial(_inv_pair, numpy=True),
     },
     "08.5": {
         "hooks and einsum in float64": _direct_hooks,
         "library head_output": lambda m, t, mask: (lambda c: (max(c, key=c.get), max(c.values())))(_direct_for(m, t, mask)),
-        "numpy scalars": functools.partial(_direct, numpy=True),
+        "numpy scalars": functools.partial(_inv_direct, numpy=True),
     },
 }
 

@@ -56,8 +56,9 @@ def functions_of(nb: nbformat.NotebookNode, name: str = SMALL) -> list[str]:
     """The cells of ``nb`` that define notebook ``name``'s exercise functions, alone: what a
     submission needs to be graded, without the chapter's own cells (imports of torch and
     TransformerLens, the model, the figures), so that a graded submission takes seconds.
-    Annotations are not evaluated (they may name modules those cells imported)."""
-    return ["from __future__ import annotations\nimport math\n"
+    Each cell imports what the exercises' functions use (the kernel side has loaded torch and
+    mechlib already, so this costs nothing); annotations are not evaluated."""
+    return ["from __future__ import annotations\nimport math\n\nimport torch\n\nimport mechlib\n"
             + next(c.source for c in nb.cells if c.cell_type == "code" and f"def {ex.function}(" in c.source)
             for ex in registry.EXERCISES[name]]
 

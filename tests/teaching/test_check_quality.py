@@ -141,3 +141,13 @@ NAMED = {
 def test_the_message_names_the_mistake(ex_id, name):
     result = self_checked(ex_id, WRONG[ex_id][name])
     assert result["status"] == "failed" and NAMED[ex_id, name] in result["message"], result["message"]
+
+
+def test_no_helper_of_the_answers_is_defined_twice():
+    """A helper defined again further down replaces the first for every answer that calls it."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).parent / "check_answers.py").read_text())
+    names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

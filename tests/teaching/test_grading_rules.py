@@ -185,7 +185,7 @@ def test_numpy_returns_get_full_marks_through_the_transport():
     ns = {}
     src = "\n".join(c.source for c in solution().cells if c.cell_type == "code" and "def " in c.source
                     and "checks." not in c.source)
-    exec("import math\n" + src, ns)
+    exec("import math\nimport torch\nimport mechlib\n" + src, ns)
     real = dict(ns)
     ns["count_pairs"] = lambda L, H: np.int64(real["count_pairs"](L, H))
     ns["count_chains"] = lambda *a: torch.tensor([real["count_chains"](*a)])
