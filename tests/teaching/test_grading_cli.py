@@ -13,12 +13,14 @@ import nbformat
 import pytest
 
 from grading_support import (
-    ROOT, SMALL, only_functions, package_digest, package_rewriter, require_sandbox, rows, write,
+    ROOT, SMALL, SMALL_IDS, only_functions, package_digest, package_rewriter, require_sandbox, rows, write,
 )
 from mechlib.teaching import registry
 from mechlib.teaching.grading import cli, folder, notebook, sandbox
 
 pytestmark = pytest.mark.slow
+
+FULL = str(len(SMALL_IDS))  # the small notebook's points, every function solved
 
 
 @pytest.fixture()
@@ -49,7 +51,7 @@ def test_a_rerun_skips_what_is_graded_and_regrades_what_changed(small_class, mon
     subs, out = small_class
     folder.grade(subs, out, jobs=2, progress=False)
     first = (out / "grades.csv").read_text()
-    assert {s: r["total"] for s, r in rows(out).items()} == {"ann": "4", "bob": "0", "cat": "4"}
+    assert {s: r["total"] for s, r in rows(out).items()} == {"ann": FULL, "bob": "0", "cat": FULL}
     graded = []
     real = notebook.grade_notebook
     monkeypatch.setattr(notebook, "grade_notebook", lambda path, *a, **k: graded.append(path.parent.name) or real(path, *a, **k))
@@ -57,7 +59,7 @@ def test_a_rerun_skips_what_is_graded_and_regrades_what_changed(small_class, mon
     assert graded == [] and (out / "grades.csv").read_text() == first
     write(subs / "bob", SMALL, only_functions())
     folder.grade(subs, out, jobs=2, progress=False)
-    assert graded == ["bob"] and rows(out)["bob"]["total"] == "4"
+    assert graded == ["bob"] and rows(out)["bob"]["total"] == FULL
     folder.grade(subs, out, jobs=2, progress=False, regrade=True)
     assert sorted(graded[1:]) == ["ann", "bob", "cat"]
 
@@ -80,7 +82,7 @@ def test_an_interrupted_run_keeps_what_was_graded_and_a_rerun_finishes(small_cla
         assert f"**Total: {r['total']} / {registry.MAX_POINTS} points.**" in (out / "feedback" / f"{s}.md").read_text()
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     rows_ = rows(out)
-    assert {s: r["total"] for s, r in rows_.items()} == {"ann": "4", "bob": "0", "cat": "4"}
+    assert {s: r["total"] for s, r in rows_.items()} == {"ann": FULL, "bob": "0", "cat": FULL}
     assert all(r["graded"] == "yes" for r in rows_.values())
 
 
@@ -95,7 +97,7 @@ def test_without_bwrap_the_grader_refuses_unless_told_no_sandbox(small_class, mo
     shutil.rmtree(subs / "bob")
     shutil.rmtree(subs / "cat")
     assert cli.main([str(subs), "--out", str(out), "--no-sandbox"]) == 0
-    assert rows(out)["ann"]["sandbox"] == "no (--no-sandbox)" and rows(out)["ann"]["total"] == "4"
+    assert rows(out)["ann"]["sandbox"] == "no (--no-sandbox)" and rows(out)["ann"]["total"] == FULL
     assert "graded with `--no-sandbox`" in (out / "feedback" / "ann.md").read_text()
 
 
