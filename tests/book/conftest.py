@@ -30,3 +30,14 @@ def chromium():
             pytest.fail(message)
         pytest.skip(message)
     return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    """One headless Chromium for the module (Playwright allows one sync session at a time)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(**chromium)
+        yield b
+        b.close()

@@ -104,3 +104,14 @@ OVERFLOW_JS = """(panel) => {
 def overflow(tab) -> dict:
     """:data:`OVERFLOW_JS`'s findings in the page open in ``tab``."""
     return tab.evaluate(OVERFLOW_JS, LIVE_PANEL)
+
+
+def watched_page(browser, allowed_prefix, **kwargs):
+    """A new tab that records page errors, console errors and requests outside ``allowed_prefix``."""
+    page = browser.new_page(**kwargs)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("request", lambda r: r.url.startswith(allowed_prefix) or errors.append(f"request {r.url}"))
+    page.errors = errors
+    return page

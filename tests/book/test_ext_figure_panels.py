@@ -144,16 +144,6 @@ def test_the_build_gives_a_wide_figure_its_panels(built_page):
     assert len(list((built_page.parent / "_images").glob("*-panel*.png"))) == 2
 
 
-@pytest.fixture(scope="module")
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(**chromium)
-        yield b
-        b.close()
-
-
 LAYOUT = """() => {
   const shown = el => !!el && getComputedStyle(el).display !== "none" && el.getBoundingClientRect().width > 0;
   const figures = Array.from(document.querySelectorAll("figure"));

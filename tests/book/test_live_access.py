@@ -13,7 +13,7 @@ import torch
 import mechlib
 from mechlib.teaching.reference import repeat_loss_brute_force
 from mechlib.views import live
-from test_live_model import book_like_page, browser, hooked_run, tokens_shown  # noqa: F401  (browser: a fixture)
+from test_live_model import book_like_page, hooked_run, tokens_shown
 
 pytestmark = pytest.mark.browser
 MAX_TABS = 250
@@ -95,7 +95,7 @@ def assert_for_everyone(page):
 
 
 @pytest.fixture(scope="module")
-def toggle(browser, tmp_path_factory, model):  # noqa: F811
+def toggle(browser, tmp_path_factory, model):
     with book_like_page(browser, tmp_path_factory.mktemp("toggle"), live.head_toggle(model, prefix="w", assets="site").data) as page:
         yield page
 
@@ -185,7 +185,7 @@ def test_the_toggle_is_for_everyone(toggle):
     assert_for_everyone(toggle)
 
 
-def test_a_wide_score_row_scrolls_inside_its_box_and_says_so(browser, tmp_path):  # noqa: F811
+def test_a_wide_score_row_scrolls_inside_its_box_and_says_so(browser, tmp_path):
     wide = mechlib.random_model(n_layers=2, n_heads=12)  # 24 heads: the score row is wider than a phone
     with book_like_page(browser, tmp_path, live.head_toggle(wide, prefix="w", assets="site").data) as page:
         assert "scroll sideways" in page.text_content("#w-scores-more")

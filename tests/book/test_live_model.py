@@ -17,38 +17,18 @@ import shutil
 import numpy as np
 
 import pytest
+
 import torch
 
 import mechlib
 from mechlib.teaching.reference import repeat_loss_brute_force
 from mechlib.views import live
+from page_audit import watched_page
 
 TOL = 1e-4
 N_CASES = 12
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser(chromium):
-    """One headless Chromium for the module (Playwright allows one sync session at a time)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(**chromium)
-        yield b
-        b.close()
-
-
-def watched_page(browser, allowed_prefix, **kwargs):
-    """A new tab that records page errors, console errors and requests outside ``allowed_prefix``."""
-    page = browser.new_page(**kwargs)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.on("request", lambda r: r.url.startswith(allowed_prefix) or errors.append(f"request {r.url}"))
-    page.errors = errors
-    return page
 
 
 @pytest.fixture(scope="module")

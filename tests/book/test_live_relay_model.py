@@ -16,11 +16,13 @@ import shutil
 
 import numpy as np
 import pytest
+
 import torch
 
 import mechlib
 from mechlib.teaching import reference
 from mechlib.views import live
+from page_audit import watched_page
 
 TOL = 1e-4
 
@@ -35,27 +37,6 @@ def relay():
 @pytest.fixture(scope="module")
 def rb(relay):
     return mechlib.relay_batch(relay)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(**chromium)
-        yield b
-        b.close()
-
-
-def watched_page(browser, allowed_prefix, **kwargs):
-    """A new tab that records page errors, console errors and requests outside ``allowed_prefix``."""
-    page = browser.new_page(**kwargs)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.on("request", lambda r: r.url.startswith(allowed_prefix) or errors.append(f"request {r.url}"))
-    page.errors = errors
-    return page
 
 
 @pytest.fixture(scope="module")
