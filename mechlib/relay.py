@@ -7,6 +7,10 @@ follows it. Two heads can: a layer-0 head at ``M`` copies the token before it in
 residual stream, and a layer-1 head at ``R`` attends to ``M`` and reads that copy through
 its values -- V-composition, a virtual attention head ``W_OV^{1.0} W_OV^{0.0}`` moving the
 token along ``A^{1.0} A^{0.0}`` (Chapter 2, V-Composition; Chapter 5, Virtual Attention Heads).
+The task does not force that road: a layer-0 head at ``R`` could fetch ``M``'s position
+instead, and a layer-1 query search one position before it (Q-composition; the fixed
+sinusoidal positions make that shift linear). ``relay-2l`` took the relay: cut from its
+queries, the sender costs nothing (Chapter 2).
 
 Why the training sequences hold one to three markers (the answer being the token before the
 *last* one) while the book's evaluation batch holds one: trained on one marker only, a

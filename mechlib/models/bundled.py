@@ -22,7 +22,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mechlib.models.info import model_info
 
 BUNDLED_MODEL = "induction-2l"
-#: the second bundled model: its task needs V-composition (Chapter 2, V-Composition)
+#: the second bundled model: it solves its task through V-composition (Chapter 2, V-Composition)
 RELAY_MODEL = "relay-2l"
 
 

