@@ -78,7 +78,7 @@ def _cases_count_paths() -> Iterator[Case]:
     yield Case("n_layers=12, n_heads=12", (12, 12), functools.partial(compare_int, expected=13**12))
 
 
-# --- investigation 05-08: the virtual head that matters, by search (07.5)
+# --- investigation 05-08: the pair that matters, by search (07.5)
 
 
 def _pair_costs(model, tokens, mask, kind: str) -> dict[tuple, float]:
@@ -151,7 +151,7 @@ EXERCISES = (
              statement='``count_paths(n_layers, n_heads)``: all terms of the path expansion, direct path included.',
              success="counts the direct path plus every chain of every length, (1 + n_heads)^n_layers"),
     # --- investigation 05-08
-    exercise(id='07.5', function='most_important_pair', title='Investigate: the virtual head that matters',
+    exercise(id='07.5', function='most_important_pair', title='Investigate: the pair that matters',
              difficulty=3, importance=4, minutes=25,
              draw=_cases_pair,
              statement="``most_important_pair(model, tokens, mask, kind)`` -> ``(sender, receiver)``: the pair whose "
