@@ -12,6 +12,7 @@ import csv
 import hashlib
 import os
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -56,10 +57,15 @@ def functions_of(nb: nbformat.NotebookNode, name: str = SMALL) -> list[str]:
     """The cells of ``nb`` that define notebook ``name``'s exercise functions, alone: what a
     submission needs to be graded, without the chapter's own cells (imports of torch and
     TransformerLens, the model, the figures), so that a graded submission takes seconds.
-    Each cell imports what the exercises' functions use (the kernel side has loaded torch and
+    Each cell first imports what the exercises' functions use: math, torch, mechlib, and the
+    standard-library modules the notebook imports (the kernel side has loaded torch and
     mechlib already, so this costs nothing); annotations are not evaluated."""
-    return ["from __future__ import annotations\nimport math\n\nimport torch\n\nimport mechlib\n"
-            + next(c.source for c in nb.cells if c.cell_type == "code" and f"def {ex.function}(" in c.source)
+    stdlib = [line for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()
+              if line.startswith("import ") and line.split()[1].split(".")[0] in sys.stdlib_module_names
+              and line.split()[1] not in ("math", "sys", "importlib.util")]
+    prefix = ("from __future__ import annotations\nimport math\n" + "".join(f"{line}\n" for line in dict.fromkeys(stdlib))
+              + "\nimport torch\n\nimport mechlib\n")
+    return [prefix + next(c.source for c in nb.cells if c.cell_type == "code" and f"def {ex.function}(" in c.source)
             for ex in registry.EXERCISES[name]]
 
 

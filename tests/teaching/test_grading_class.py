@@ -1,5 +1,6 @@
 """``mechlib-grade`` on a class in the sandbox: a student who hands in the solutions of every
-notebook, students whose (small) combinatorics notebook crashes, calls ``sys.exit``, kills
+notebook (the exercises' function cells of each, and one whole solution notebook, the appendix's,
+as a student would hand it in: every cell of every notebook already runs under nbval), students whose (small) combinatorics notebook crashes, calls ``sys.exit``, kills
 its kernel, deletes the files in its working directory, prints 50 MB or memorises the
 self-check's answers, and one who hands in nothing gradeable. One grading run, shared by the
 tests that read it. Hostile submissions: test_grading_hostile; time limits:
@@ -15,13 +16,17 @@ import shutil
 import nbformat
 import pytest
 
-from grading_support import (ALL_COLUMNS, ROOT, SANDBOXED, SMALL, SMALL_IDS, require_sandbox, rows, small_points,
-                             with_cell, write)
+from grading_support import (ALL_COLUMNS, ROOT, SANDBOXED, SMALL, SMALL_IDS, functions_of, require_sandbox, rows,
+                             small_points, solution, with_cell, write)
 from mechlib.teaching import registry
 from mechlib.teaching.grading import folder
 
-# grades whole notebooks in the bubblewrap sandbox (minutes): make test, not make check
+# grades notebooks in the bubblewrap sandbox (minutes): make test, not make check
 pytestmark = pytest.mark.slow
+
+# the solution notebook handed in whole: the appendix, whose cells load a real transformer (MiniLM)
+# and the GPT-2 switch, the cells most likely to behave differently inside the sandbox
+WHOLE = "A1_real_transformer"
 
 
 def _memorizer() -> nbformat.NotebookNode:
@@ -35,9 +40,13 @@ def _memorizer() -> nbformat.NotebookNode:
 def main_run(tmp_path_factory):
     require_sandbox()  # the class includes notebooks that delete, kill and flood: only in the sandbox
     subs = tmp_path_factory.mktemp("submissions")
+    (subs / "solutions").mkdir()
     for name in registry.NOTEBOOKS:
-        (subs / "solutions").mkdir(exist_ok=True)
-        shutil.copy(ROOT / "solutions" / f"{name}.ipynb", subs / "solutions")
+        if name == WHOLE:
+            shutil.copy(ROOT / "solutions" / f"{name}.ipynb", subs / "solutions")
+        else:
+            write(subs / "solutions", name, nbformat.v4.new_notebook(
+                cells=[nbformat.v4.new_code_cell(s) for s in functions_of(solution(name), name)]))
     write(subs / "crash", SMALL, with_cell('raise RuntimeError("boom")', replace_def="count_chains"))
     write(subs / "sys_exit", SMALL, with_cell("import sys\nsys.exit(3)", at="start"))
     write(subs / "kernel_kill", SMALL, with_cell("import os\nos._exit(1)"))
