@@ -92,7 +92,9 @@ check: setup
 # learner's install (the kernel mechlib-learner: what the Colab cell installs, Colab's
 # ipywidgets) and compares every cell's output with the stored one; the notebooks as executed
 # go to $(EXECUTED), and the book is built from them (execution off) for the browser tests.
-# One thread per process: two xdist workers share two cores. MECHLIB_REQUIRE_SANDBOX: the
+# One thread per process, three xdist workers on two cores: with two, step 1 used about one core's worth of
+# CPU (it waits on time limits, sleeping hostile notebooks, JupyterLab and the browser), and a third worker
+# fills those gaps. MECHLIB_REQUIRE_SANDBOX: the
 # grading tests fail, rather than skip, without bubblewrap.
 NOTEBOOKS := chapters exercises solutions
 EXECUTED  := _build/executed
@@ -102,7 +104,7 @@ test:
 	$(MAKE) --no-print-directory -j3 setup learner system
 	rm -rf $(EXECUTED)
 	# 1. every unit test, the slow ones too, and nbval over every notebook in the learner's kernel
-	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider --durations=30 tests \
+	$(TEST_ENV) $(PY) -m pytest -n 3 --dist loadscope -p no:cacheprovider --durations=30 tests \
 	  --ignore=tests/book/test_book.py \
 	  --nbval $(NOTEBOOKS) --nbval-kernel-name mechlib-learner --nbval-sanitize-with tests/sanitize.cfg
 	# 2. the book, built from the notebooks nbval has just executed, in headless Chromium

@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -114,6 +115,30 @@ def _numbers_html(count: int) -> str:
 </style></head><body>{pages}</body></html>"""
 
 
+PRINTERS = 3  # browsers printing side by side
+
+
+def _print_pages(chromium: str, base: str, pages: list[str], done: dict) -> None:
+    """Print ``pages`` with a browser of this thread's own: ``done[page] = (title, pdf bytes)``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": PAPER_WIDTH_PX, "height": 1000})
+            context.route(lambda url: not url.startswith(base), lambda route: route.abort())
+            tab = context.new_page()
+            for page in pages:
+                _settle(tab, base + page)
+                tab.emulate_media(media="print")
+                tab.evaluate(FIT_EQUATIONS_JS)
+                title = tab.evaluate(TITLE_JS)
+                done[page] = (title, tab.pdf(print_background=True, **PAPER))
+                tab.emulate_media(media="screen")
+        finally:
+            browser.close()
+
+
 def build_pdf(site: Path, out: Path, chromium: str, pages: list[str] | None = None) -> dict:
     """Print ``pages`` (default: _toc.yml's) of the built ``site`` into one PDF at ``out``.
 
@@ -129,20 +154,20 @@ def build_pdf(site: Path, out: Path, chromium: str, pages: list[str] | None = No
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     printed = []  # (title, PdfReader)
     try:
+        # the pages printed by PRINTERS browsers side by side (each mostly waits on MathJax, the
+        # widgets and the network going quiet), then put in order
+        done: dict[str, tuple[str, bytes]] = {}
+        with ThreadPoolExecutor(PRINTERS) as pool:
+            for f in [pool.submit(_print_pages, chromium, base, pages[i::PRINTERS], done) for i in range(PRINTERS)]:
+                f.result()
+        for page in pages:
+            title, data = done[page]
+            printed.append((title, PdfReader(io.BytesIO(data))))
+            print(f"{page}: {title} ({len(printed[-1][1].pages)} pages)")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": PAPER_WIDTH_PX, "height": 1000})
-            context.route(lambda url: not url.startswith(base), lambda route: route.abort())
             tab = context.new_page()
-            for page in pages:
-                _settle(tab, base + page)
-                tab.emulate_media(media="print")
-                tab.evaluate(FIT_EQUATIONS_JS)
-                title = tab.evaluate(TITLE_JS)
-                data = tab.pdf(print_background=True, **PAPER)
-                tab.emulate_media(media="screen")
-                printed.append((title, PdfReader(io.BytesIO(data))))
-                print(f"{page}: {title} ({len(printed[-1][1].pages)} pages)")
             book_title = yaml.safe_load((REPO / "_config.yml").read_text()).get("title", "The book")
             starts, n = [], 0
             for title, reader in printed:

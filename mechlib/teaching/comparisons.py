@@ -6,12 +6,19 @@ got, and the tolerance) -- and, when the output matches a common mistake, a hint
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import torch
-from transformer_lens import FactoredMatrix
 
 from mechlib.teaching.results import single_number
+
+
+def _is_factored(x: Any) -> bool:
+    """Whether ``x`` is a TransformerLens ``FactoredMatrix``. Only looked up where TransformerLens is
+    already imported (nothing can be one otherwise), so a check on numbers does not pay its import."""
+    cls = getattr(sys.modules.get("transformer_lens"), "FactoredMatrix", None)
+    return isinstance(cls, type) and isinstance(x, cls)
 
 
 class Mismatch(Exception):
@@ -53,7 +60,7 @@ def compare_tensor(
     ``alternatives`` are (tensor, hint) pairs for common mistakes: when ``got`` matches
     one of them, its hint is added to the message.
     """
-    if isinstance(got, FactoredMatrix):
+    if _is_factored(got):
         raise Mismatch(
             f"{what} has the wrong type: expected a torch.Tensor, got a FactoredMatrix "
             "(its dense matrix is .AB)"

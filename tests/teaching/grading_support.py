@@ -8,10 +8,12 @@ inside the sandbox: without bubblewrap their tests are skipped, or fail where
 """
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import os
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -56,10 +58,15 @@ def functions_of(nb: nbformat.NotebookNode, name: str = SMALL) -> list[str]:
     """The cells of ``nb`` that define notebook ``name``'s exercise functions, alone: what a
     submission needs to be graded, without the chapter's own cells (imports of torch and
     TransformerLens, the model, the figures), so that a graded submission takes seconds.
-    Each cell imports what the exercises' functions use (the kernel side has loaded torch and
+    Each cell first imports what the exercises' functions use: math, torch, mechlib, and the
+    standard-library modules the notebook imports (the kernel side has loaded torch and
     mechlib already, so this costs nothing); annotations are not evaluated."""
-    return ["from __future__ import annotations\nimport math\n\nimport torch\n\nimport mechlib\n"
-            + next(c.source for c in nb.cells if c.cell_type == "code" and f"def {ex.function}(" in c.source)
+    stdlib = [line for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()
+              if line.startswith("import ") and line.split()[1].split(".")[0] in sys.stdlib_module_names
+              and line.split()[1] not in ("math", "sys", "importlib.util")]
+    prefix = ("from __future__ import annotations\nimport math\n" + "".join(f"{line}\n" for line in dict.fromkeys(stdlib))
+              + "\nimport torch\n\nimport mechlib\n")
+    return [prefix + next(c.source for c in nb.cells if c.cell_type == "code" and f"def {ex.function}(" in c.source)
             for ex in registry.EXERCISES[name]]
 
 
@@ -74,10 +81,12 @@ def exercise(*cells: str) -> nbformat.NotebookNode:
     return placeholders(SMALL, list(cells))
 
 
-def with_cell(source: str, at: str = "end", replace_def: str | None = None) -> nbformat.NotebookNode:
-    """The small notebook's solved functions with one extra code cell: at the end, at the start
-    (``at="start"``), or in place of the cell that defines ``replace_def``."""
-    nb = only_functions()
+def with_cell(source: str, at: str = "end", replace_def: str | None = None,
+              quick: bool = False) -> nbformat.NotebookNode:
+    """The small notebook's solved functions (``quick``: its counting ones only, :func:`quick_functions`)
+    with one extra code cell: at the end, at the start (``at="start"``), or in place of the cell that
+    defines ``replace_def``."""
+    nb = quick_functions() if quick else only_functions()
     cell = nbformat.v4.new_code_cell(source)
     if replace_def is not None:
         i = next(i for i, c in enumerate(nb.cells) if f"def {replace_def}(" in c.source)
@@ -93,6 +102,26 @@ def only_functions(extra: list[str] | None = None) -> nbformat.NotebookNode:
     """The small notebook's solved functions alone (no mechlib import: fast), plus ``extra`` cells."""
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in functions_of(solution())
                                            + (extra or [])])
+
+
+def _takes_a_model(cell: str, function: str) -> bool:
+    fn = next(n for n in ast.walk(ast.parse(cell.replace("from __future__ import annotations\n", "")))
+              if isinstance(n, ast.FunctionDef) and n.name == function)
+    return any(a.arg == "model" for a in fn.args.args + fn.args.kwonlyargs)
+
+
+# the small notebook's counting exercises: whole numbers in, whole numbers out, no model to build
+QUICK_IDS = [ex.id for ex, cell in zip(registry.EXERCISES[SMALL], functions_of(solution(SMALL)))
+             if not _takes_a_model(cell, ex.function)]
+QUICK_SOLVED = {i: int(i in QUICK_IDS) for i in SMALL_IDS}  # the points of quick_functions()
+
+
+def quick_functions() -> nbformat.NotebookNode:
+    """The small notebook's solved counting functions alone (:data:`QUICK_IDS`; its exercise on a
+    model is left out): graded in seconds, for tests of the grader's own mechanics."""
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for ex, c in
+                                           zip(registry.EXERCISES[SMALL], functions_of(solution(SMALL)))
+                                           if ex.id in QUICK_IDS])
 
 
 def write(folder: Path, name: str, nb: nbformat.NotebookNode) -> None:

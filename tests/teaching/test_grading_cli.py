@@ -13,14 +13,14 @@ import nbformat
 import pytest
 
 from grading_support import (
-    ROOT, SMALL, SMALL_IDS, only_functions, package_digest, package_rewriter, require_sandbox, rows, write,
+    QUICK_IDS, ROOT, SMALL, package_digest, package_rewriter, quick_functions, require_sandbox, rows, write,
 )
 from mechlib.teaching import registry
 from mechlib.teaching.grading import cli, folder, notebook, sandbox
 
 pytestmark = pytest.mark.slow
 
-FULL = str(len(SMALL_IDS))  # the small notebook's points, every function solved
+FULL = str(len(QUICK_IDS))  # the points of the small notebook's counting functions, solved
 
 
 @pytest.fixture()
@@ -41,9 +41,9 @@ def test_command_line_writes_csv_and_feedback(tmp_path, sandboxed):
 @pytest.fixture()
 def small_class(tmp_path, sandboxed):
     subs = tmp_path / "subs"
-    write(subs / "ann", SMALL, only_functions())
+    write(subs / "ann", SMALL, quick_functions())
     write(subs / "bob", SMALL, nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import math")]))
-    write(subs / "cat", SMALL, only_functions())
+    write(subs / "cat", SMALL, quick_functions())
     return subs, tmp_path / "out"
 
 
@@ -57,7 +57,7 @@ def test_a_rerun_skips_what_is_graded_and_regrades_what_changed(small_class, mon
     monkeypatch.setattr(notebook, "grade_notebook", lambda path, *a, **k: graded.append(path.parent.name) or real(path, *a, **k))
     folder.grade(subs, out, jobs=2, progress=False)
     assert graded == [] and (out / "grades.csv").read_text() == first
-    write(subs / "bob", SMALL, only_functions())
+    write(subs / "bob", SMALL, quick_functions())
     folder.grade(subs, out, jobs=2, progress=False)
     assert graded == ["bob"] and rows(out)["bob"]["total"] == FULL
     folder.grade(subs, out, jobs=2, progress=False, regrade=True)
