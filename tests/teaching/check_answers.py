@@ -1677,3 +1677,55 @@ RIGHT_C1 = {
 
 WRONG.update(WRONG_C1)
 RIGHT.update(RIGHT_C1)
+
+
+# --- side effects: a model or a list handed in, left changed (issue 21, a fresh learner's read) --------------
+# The first answer is right; what it leaves behind breaks the learner's model for every later cell (and,
+# before the checks looked, the check's own cached model for every later check).
+
+
+def _collapse_weights_zeroed(m, t, put_back=False):
+    """Layer 0 silenced by zeroing its output weights in place (the bridge's ``blocks[0].attn.o``)."""
+    last = m.cfg.n_layers - 1
+    clean = mechlib.induction_scores(m, t)
+    head = mechlib.top_head(clean, layer=last)
+    w = m.blocks[0].attn.o.weight
+    saved = w.detach().clone()
+    with torch.no_grad():
+        w.zero_()
+    ablated = mechlib.induction_scores(m, t)
+    if put_back:
+        with torch.no_grad():
+            w.copy_(saved)
+    return head, clean[head].item(), ablated[head].item()
+
+
+def _route_hook_left(m, t, mask):
+    """The route measured right, then a zero hook added by hand 'to look at it later' and never removed."""
+    out = _decisive(m, t, mask)
+    m.add_hook("blocks.0.attn.hook_z", lambda z, hook: z * 0)
+    return out
+
+
+def _hedge_pops(m, t, mask, heads):
+    """Takes the heads off the caller's list one by one: the notebook's list is empty afterwards."""
+    off = []
+    while heads:
+        off.append(heads.pop())
+    return _hedge(m, t, mask, off)
+
+
+def _capture_hook_left(m, t, name):
+    stored = {}
+    m.add_hook(name, lambda act, hook: stored.update(a=act.clone()))
+    m(t)
+    return stored["a"]
+
+
+WRONG["01.2"]["weights zeroed in place, never put back"] = _collapse_weights_zeroed
+WRONG["02.6"]["a hook left on the model"] = _route_hook_left
+WRONG["05.6"]["a hook left on the model"] = _route_hook_left
+WRONG["05.7"]["the caller's heads list emptied"] = _hedge_pops
+WRONG["08.3"]["the recording hook left attached"] = _capture_hook_left
+RIGHT["01.2"]["weights zeroed, then put back"] = functools.partial(_collapse_weights_zeroed, put_back=True)
+
