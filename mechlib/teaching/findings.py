@@ -38,6 +38,13 @@ def induction_models() -> list:
     return [unseen("induction-3h"), unseen("induction-perm")]
 
 
+def shape_models() -> list:
+    """Models of another shape, in the self-check only: ``relay-2l``, one head per layer, so that an
+    answer which hard-codes the chapters' four heads fails in the notebook as it does in grading
+    (where ``induction-3h`` has three)."""
+    return [relay()] if hidden_seed() is None else []
+
+
 def relay_models() -> list:
     """``relay-2l`` in the notebook; ``relay-s2`` (same recipe, another seed) in the hidden cases."""
     return [relay()] if hidden_seed() is None else [unseen("relay-s2")]

@@ -1729,3 +1729,51 @@ WRONG["05.7"]["the caller's heads list emptied"] = _hedge_pops
 WRONG["08.3"]["the recording hook left attached"] = _capture_hook_left
 RIGHT["01.2"]["weights zeroed, then put back"] = functools.partial(_collapse_weights_zeroed, put_back=True)
 
+
+# --- the chapters' four heads hard-coded: fails the self-check (relay-2l has one head per layer), not only grading
+
+
+def _four(l):
+    return [(l, h) for h in range(4)]
+
+
+def _writer_four(m, t):
+    _, cache = m.run_with_cache(t)
+    tok = cache["hook_embed"].norm(dim=-1).mean()
+    ratio = {h: (mechlib.head_output(m, cache, h).norm(dim=-1).mean() / tok).item() for h in _four(0)}
+    return _inv_best(ratio)
+
+
+def _collapse_four(m, t):
+    clean = mechlib.induction_scores(m, t)
+    head = (1, int(clean[1, :4].argmax()))
+    ablated = mechlib.induction_scores(m, t, fwd_hooks=mechlib.ablation_hooks(m, _four(0)))
+    return head, clean[head].item(), ablated[head].item()
+
+
+def _sender_four(m, t, mask, kind):
+    clean = _inv_loss(m(t), t, mask)
+    return _inv_best({s: _inv_loss(mechlib.path_ablation(m, t, s, _four(1), kind), t, mask) - clean for s in _four(0)})
+
+
+def _top_guess_four(m, t, mask):
+    out = []
+    for logits in (mechlib.path_ablation(m, t, _four(0), _four(1), "K"), mechlib.run_with_ablation(m, t, _four(0))):
+        out.append(logits[:, :-1].softmax(-1).max(-1).values[mask].mean().item())
+    return tuple(out)
+
+
+def _pair_four(m, t, mask, kind="K"):
+    clean = _scored(m(t), t, mask)
+    rise = {(s, r): _scored(mechlib.path_ablation(m, t, [s], [r], kind), t, mask) - clean
+            for s, r in mechlib.enumerate_virtual_heads(2, 4)}
+    return max(rise, key=rise.get)
+
+
+WRONG["01.1"]["four heads hard-coded"] = _writer_four
+WRONG["01.2"]["four heads hard-coded"] = _collapse_four
+WRONG["03.5"]["four heads hard-coded"] = functools.partial(_sender_four, kind="K")
+WRONG["04.4"]["four heads hard-coded"] = functools.partial(_sender_four, kind="Q")
+WRONG["03.6"]["four heads hard-coded"] = _top_guess_four
+WRONG["07.5"]["four heads hard-coded"] = _pair_four
+

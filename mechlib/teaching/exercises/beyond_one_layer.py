@@ -12,7 +12,7 @@ from mechlib.heads import head_label
 from mechlib.teaching import findings_refs as refs
 from mechlib.teaching.comparisons import Mismatch, compare_scalar, fmt_number
 from mechlib.teaching.exercise import Case, Exercise
-from mechlib.teaching.findings import compare_best_head, induction_models, read_head, repeated_inputs
+from mechlib.teaching.findings import compare_best_head, induction_models, read_head, repeated_inputs, shape_models
 
 WRITER_HINTS = {
     "norm of the mean": "you took the norm of the mean vector; the chapter averages the norm of every "
@@ -25,7 +25,7 @@ WRITER_HINTS = {
 
 
 def _cases_writer() -> Iterator[Case]:
-    for i, model in enumerate(induction_models()):
+    for i, model in enumerate(induction_models() + shape_models()):
         tokens, _ = repeated_inputs(model, 41 + i)
         ratios = refs.writer_ratios(model, tokens)
         wrong = {m: refs.writer_ratios(model, tokens, m) for m in WRITER_HINTS}
@@ -74,7 +74,7 @@ def compare_collapse(got, model, values: dict, wrong: dict) -> None:
 
 
 def _cases_collapse() -> Iterator[Case]:
-    for i, model in enumerate(induction_models()):
+    for i, model in enumerate(induction_models() + shape_models()):
         tokens, _ = repeated_inputs(model, 43 + i)
         values = refs.induction_collapse(model, tokens)
         wrong = {m: refs.induction_collapse(model, tokens, m) for m in COLLAPSE_HINTS}

@@ -9,7 +9,8 @@ import mechlib
 from mechlib.heads import head_label
 from mechlib.teaching import findings_refs as refs
 from mechlib.teaching.exercise import Case, Exercise
-from mechlib.teaching.findings import compare_best_head, compare_numbers, induction_models, model_cases, repeated_inputs
+from mechlib.teaching.findings import (compare_best_head, compare_numbers, induction_models, model_cases, repeated_inputs,
+                                       shape_models)
 
 
 def sender_hints(model, tokens, mask, kind: str) -> tuple[dict, callable]:
@@ -31,7 +32,7 @@ def sender_hints(model, tokens, mask, kind: str) -> tuple[dict, callable]:
 
 
 def cases_sender(kind: str, seed: int) -> Iterator[Case]:
-    for model, tokens, mask, desc in model_cases(induction_models(), repeated_inputs, seed):
+    for model, tokens, mask, desc in model_cases(induction_models() + shape_models(), repeated_inputs, seed):
         rises = refs.sender_rises(model, tokens, mask, kind)
         head_hints, number_hints = sender_hints(model, tokens, mask, kind)
         yield Case(f"every layer-0 head cut from the {kind} input of layer 1 on {desc}", (model, tokens, mask),
@@ -50,7 +51,7 @@ TOP_GUESS_HINTS = {
 
 
 def _cases_top_guess() -> Iterator[Case]:
-    for model, tokens, mask, desc in model_cases(induction_models(), repeated_inputs, 71):
+    for model, tokens, mask, desc in model_cases(induction_models() + shape_models(), repeated_inputs, 71):
         expected = refs.top_guess(model, tokens, mask)
         alts = tuple((refs.top_guess(model, tokens, mask, m), hint) for m, hint in TOP_GUESS_HINTS.items())
         alts += (((expected[1], expected[0]), "the two numbers are swapped: keys cut first, layer 0 off second"),)
