@@ -26,7 +26,9 @@ def writer_ratios(model, tokens, mistake: str | None = None) -> dict[Head, float
         o = mechlib.head_output(model, cache, h).double()
         if mistake == "with b_O":
             o = o + model.b_O[0].double()
-        if mistake == "norm of the mean":
+        if mistake == "mean of ratios":
+            out[h] = (o.norm(dim=-1) / tok.norm(dim=-1)).mean().item()
+        elif mistake == "norm of the mean":
             out[h] = (o.mean((0, 1)).norm() / tok.mean((0, 1)).norm()).item()
         elif mistake == "squared norms":
             out[h] = (o.pow(2).sum(-1).mean() / tok.pow(2).sum(-1).mean()).item()

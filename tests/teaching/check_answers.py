@@ -1777,3 +1777,34 @@ WRONG["04.4"]["four heads hard-coded"] = functools.partial(_sender_four, kind="Q
 WRONG["03.6"]["four heads hard-coded"] = _top_guess_four
 WRONG["07.5"]["four heads hard-coded"] = _pair_four
 
+
+# --- a number within a loose tolerance: right in the notebook, wrong in grading (or the other way round)
+
+
+def _writer_mean_of_ratios(m, t):
+    _, cache = m.run_with_cache(t)
+    tok = cache["hook_embed"].norm(dim=-1)
+    ratio = {h: (mechlib.head_output(m, cache, h).norm(dim=-1) / tok).mean().item() for h in mechlib.layer_heads(m, 0)}
+    return _inv_best(ratio)
+
+
+def _carrier_no_bias(m, t, mask):
+    credit = mechlib.correct_token_attribution(mechlib.path_expansion(m, t), mask)
+    credit = {k: v for k, v in credit.items() if not k.startswith("bias")}
+    best = max(credit, key=credit.get)
+    return best, credit[best] / sum(credit.values())
+
+
+def _carrier_model_margin(m, t, mask):
+    """The share's denominator measured on the model's own logits (float32), not summed from the terms."""
+    credit = mechlib.correct_token_attribution(mechlib.path_expansion(m, t), mask)
+    best = max(credit, key=credit.get)
+    logits = m(t)[:, :-1]
+    margin = (logits.gather(-1, t[:, 1:, None])[..., 0] - logits.mean(-1))[mask].mean()
+    return best, credit[best] / margin  # a 0-d float32 tensor
+
+
+WRONG["01.1"]["mean of the per-position ratios"] = _writer_mean_of_ratios
+WRONG["06.5"]["bias terms left out of the total"] = _carrier_no_bias
+RIGHT["06.5"]["the model's own margin, float32 0-d tensor"] = _carrier_model_margin
+

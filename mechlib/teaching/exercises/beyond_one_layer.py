@@ -21,6 +21,8 @@ WRITER_HINTS = {
     "token and position": "the question compares with the token embedding W_E[t] alone, not with token plus "
                           "position",
     "with b_O": "the head writes z W_O; b_O is the layer's bias, one vector shared by all its heads",
+    "mean of ratios": "that is the mean of each position's ratio ||o|| / ||W_E[t]||; the question divides the two "
+                      "means: mean(||o||) / mean(||W_E[t]||)",
 }
 
 
@@ -30,8 +32,8 @@ def _cases_writer() -> Iterator[Case]:
         ratios = refs.writer_ratios(model, tokens)
         wrong = {m: refs.writer_ratios(model, tokens, m) for m in WRITER_HINTS}
         yield Case(f"{model.cfg.n_heads} layer-0 heads of {_desc(model)}", (model, tokens),
-                   functools.partial(compare_best_head, model=model, values=ratios, slack=0.01, rtol=2e-3,
-                                     atol=1e-4, number="ratio to the token embedding",
+                   functools.partial(compare_best_head, model=model, values=ratios, slack=0.01, rtol=1e-4,
+                                     atol=1e-5, number="ratio to the token embedding",
                                      number_hints=lambda h, wrong=wrong: tuple(
                                          (w[h], hint) for m, w in wrong.items() for hint in [WRITER_HINTS[m]])))
 
