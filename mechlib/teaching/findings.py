@@ -87,6 +87,8 @@ def read_head(got: Any, model, what: str = "the head") -> Head:
     """``got`` as a ``(layer, head)`` pair of ints (numpy and tensor integers read), or Mismatch."""
     if isinstance(got, torch.Tensor) and got.numel() == 2 and not got.is_floating_point():
         got = got.flatten().tolist()
+    if type(got).__module__ == "numpy" and getattr(got, "size", 0) == 2 and got.dtype.kind in "iu":
+        got = got.flatten().tolist()  # np.array([0, 3]), as np.argwhere or np.unravel_index + np.array give it
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         raise Mismatch(f"{what} has the wrong type: expected a tuple (layer, head) of two ints, got "
                        f"{type(got).__name__} {str(got)[:60]}")

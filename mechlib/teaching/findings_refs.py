@@ -45,8 +45,11 @@ def induction_collapse(model, tokens, mistake: str | None = None) -> dict[Head, 
     heads, mode = off.get(mistake, (layer(model, 0), "zero"))
     if mistake == "strongest previous-token head only":
         heads = [mechlib.top_head(mechlib.prev_token_scores(model, tokens), layer=0)]
+    hooks = mechlib.ablation_hooks(model, heads, mode)
+    if mistake == "layer output zeroed":
+        hooks = [("blocks.0.hook_attn_out", lambda x, hook: torch.zeros_like(x))]
     with torch.no_grad():
-        hooked = mechlib.induction_scores(model, tokens, fwd_hooks=mechlib.ablation_hooks(model, heads, mode))
+        hooked = mechlib.induction_scores(model, tokens, fwd_hooks=hooks)
     return {h: (clean[h].item(), hooked[h].item()) for h in layer(model, last)}
 
 

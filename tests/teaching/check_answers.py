@@ -1808,3 +1808,33 @@ WRONG["01.1"]["mean of the per-position ratios"] = _writer_mean_of_ratios
 WRONG["06.5"]["bias terms left out of the total"] = _carrier_no_bias
 RIGHT["06.5"]["the model's own margin, float32 0-d tensor"] = _carrier_model_margin
 
+
+# --- a head chosen by a proxy, an ablation of the layer's bias, a head as a numpy array
+
+
+def _sender_by_attention(m, t, mask, kind):
+    """The strongest previous-token head, then its cut measured: right on some batches, not on others."""
+    head = mechlib.top_head(mechlib.prev_token_scores(m, t), layer=0)
+    return _sender(m, t, mask, kind=kind, head=head)
+
+
+def _collapse_attn_out(m, t):
+    last = m.cfg.n_layers - 1
+    clean = mechlib.induction_scores(m, t)
+    head = mechlib.top_head(clean, layer=last)
+    hooks = [("blocks.0.hook_attn_out", lambda x, hook: torch.zeros_like(x))]
+    return head, clean[head].item(), mechlib.induction_scores(m, t, fwd_hooks=hooks)[head].item()
+
+
+def _as_array(fn):
+    """``fn``'s head returned as a numpy array of two ints (``np.array(divmod(...))``)."""
+    def answer(*args):
+        head, *rest = fn(*args)
+        return (np.array(head), *rest)
+    return answer
+
+
+SENDER_BY_ATTENTION = functools.partial(_sender_by_attention, kind="K")  # right on some batches: a hint test's
+WRONG["01.2"]["layer 0's whole output zeroed, b_O included"] = _collapse_attn_out
+RIGHT["01.1"]["head as a numpy array"] = _as_array(_writer)
+RIGHT["03.5"]["head as a numpy array"] = _as_array(_sender)

@@ -51,6 +51,9 @@ COLLAPSE_HINTS = {
                        "layer 1's own attention. Switch off layer 0 and look at layer 1",
     "strongest previous-token head only": "you ablated one previous-token head; the question switches off every "
                                           "layer-0 head (the other ones still do part of the job)",
+    "layer output zeroed": "you zeroed layer 0's whole output (hook_attn_out), its bias b_O included; zero-ablating "
+                           "the heads sets what each head writes, z, to 0 (mechlib.ablation_hooks), and b_O, which "
+                           "belongs to no head, stays",
 }
 
 
