@@ -12,7 +12,7 @@ back and removes the hooks the call added.
 
 A small model's weights are kept whole (exact, and restorable). A model over
 :data:`COPY_LIMIT` parameters (GPT-2 small in the capstone, MiniLM in the appendix) is only
-fingerprinted: each tensor's sum and sum of squares, in float64; a change is reported but
+fingerprinted: each tensor's sum and sum of absolute values, in float64; a change is reported but
 cannot be undone (the message says to reload the model).
 """
 from __future__ import annotations
@@ -37,8 +37,10 @@ def _hooked(model) -> set[str]:
 
 
 def _fingerprint(t: torch.Tensor) -> tuple[float, float]:
-    d = t.detach().double()
-    return d.sum().item(), d.pow(2).sum().item()
+    """The sum and the sum of absolute values, accumulated in float64 (no float64 copy of the tensor)."""
+    d = t.detach()
+    d = d.to(torch.uint8) if d.dtype == torch.bool else d
+    return d.sum(dtype=torch.float64).item(), d.abs().sum(dtype=torch.float64).item()
 
 
 def snapshot(model) -> dict:
