@@ -1838,3 +1838,20 @@ SENDER_BY_ATTENTION = functools.partial(_sender_by_attention, kind="K")  # right
 WRONG["01.2"]["layer 0's whole output zeroed, b_O included"] = _collapse_attn_out
 RIGHT["01.1"]["head as a numpy array"] = _as_array(_writer)
 RIGHT["03.5"]["head as a numpy array"] = _as_array(_sender)
+
+
+# --- b_U: zero in every trained model, so adding it passed; induction-bu (unseen.BIASED) has one
+
+
+def _direct_unembed(m, t, mask):
+    """Each head's output through model.unembed, which adds b_U (the text says: no bias)."""
+    _, cache = m.run_with_cache(t)
+    credit = {}
+    for l, h in mechlib.all_heads(m):
+        lg = m.unembed(cache[f"blocks.{l}.attn.hook_z"][:, :, h] @ m.W_O[l, h])[:, :-1]
+        credit[(l, h)] = (lg.gather(-1, t[:, 1:, None])[..., 0] - lg.mean(-1))[mask].mean().item()
+    best = max(credit, key=credit.get)
+    return best, credit[best]
+
+
+WRONG["08.5"]["b_U added (through model.unembed)"] = _direct_unembed

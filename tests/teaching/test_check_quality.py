@@ -137,6 +137,7 @@ NAMED = {
     ("01.1", "mean of the per-position ratios"): "mean of each position's ratio",
     ("06.5", "bias terms left out of the total"): "the bias terms are terms too",
     ("01.2", "layer 0's whole output zeroed, b_O included"): "its bias b_O included",
+    ("08.5", "b_U added (through model.unembed)"): "you added the unembedding bias b_U",
     # --- side effects on what the function was given
     ("01.2", "weights zeroed in place, never put back"): "weights changed in place (blocks.0.attn.o.weight)",
     ("02.6", "a hook left on the model"): "a hook is still attached to blocks.0.attn.hook_z",
