@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 
 from mechlib._threads import single_thread
+from mechlib.teaching import model_state
 from mechlib.teaching.comparisons import Mismatch
 from mechlib.teaching.inputs import hidden_cases
 from mechlib.teaching.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
@@ -184,27 +185,36 @@ def call(fn: Callable, args: tuple, kwargs: dict, edited: int | None) -> tuple[t
 
     A ``None`` result of a function that may edit argument ``edited`` in place is that
     argument. A tensor or array argument the function changed in place (other than
-    ``edited``) makes the outcome ``("raised", INPUT_CHANGED, message)``: the learner's data
-    would be corrupted. A ``numpy.float64`` result (a subclass of ``float``) is passed on as
-    the ``float`` it is. Hooks the call left on a model are removed (:func:`side_effects`), so
-    that they cannot change the next case. Used by the self-check and, in the sandbox, by
-    the grader's kernel side.
+    ``edited``), a list or dict argument it changed (``heads.pop()``), a model whose weights it
+    changed or on which it left a hook makes the outcome ``("raised", INPUT_CHANGED, message)``:
+    the learner's data, or their model, would be corrupted for every later cell. The model's
+    weights are put back and its hooks removed (:mod:`mechlib.teaching.model_state`), so that
+    one case cannot spoil the next, nor a later check on the same cached model. A
+    ``numpy.float64`` result (a subclass of ``float``) is passed on as the ``float`` it is.
+    Used by the self-check and, in the sandbox, by the grader's kernel side.
     """
-    inputs = [(i, a) for i, a in enumerate((*args, *kwargs.values())) if i != edited and _is_array(a)]
+    values = (*args, *kwargs.values())
+    inputs = [(i, a) for i, a in enumerate(values) if i != edited and (_is_array(a) or _is_container(a))]
     before = [(i, _copy(a)) for i, a in inputs]
+    models = [(i, model_state.snapshot(a)) for i, a in enumerate(values) if model_state.is_model(a)]
     try:
         with torch.no_grad():
             got = fn(*args, **kwargs)
     except NotImplementedError:
-        return ("not_implemented",), {}
+        return ("not_implemented",), model_state.restore_all(values, models)
     except Exception as exc:  # noqa: BLE001 -- the learner's error is an outcome like any other
-        return ("raised", type(exc).__name__, str(exc)), {}
+        return ("raised", type(exc).__name__, str(exc)), model_state.restore_all(values, models)
     names = [f"argument {i + 1}" for i in range(len(args))] + [f"argument {k}=" for k in kwargs]
+    changed = model_state.changes(values, models, names)  # restores the weights, removes new hooks
+    if changed:
+        return ("raised", INPUT_CHANGED, changed), {}
     for (i, a), (_, old) in zip(inputs, before):
         if not _same(a, old):
-            return ("raised", INPUT_CHANGED, f"{names[i]} was changed in place; the caller's data must stay as it "
-                                             "was: work on a copy (x.clone(), or x * 1.0) or use out-of-place "
-                                             "operations (x / n, not x /= n)"), {}
+            what = ("its items were changed (a list or dict the caller still uses, e.g. by pop or append): work on "
+                    "a copy (list(heads))" if _is_container(a) else
+                    "the caller's data must stay as it was: work on a copy (x.clone(), or x * 1.0) or use "
+                    "out-of-place operations (x / n, not x /= n)")
+            return ("raised", INPUT_CHANGED, f"{names[i]} was changed in place; {what}"), {}
     if got is None and edited is not None:
         got = args[edited]
     if type(got).__module__ == "numpy" and isinstance(got, float):
@@ -220,11 +230,32 @@ def _is_array(x: Any) -> bool:
     return isinstance(x, torch.Tensor) or type(x).__module__ == "numpy" and hasattr(x, "shape") and hasattr(x, "copy")
 
 
+def _is_container(x: Any) -> bool:
+    return type(x) in (list, dict)
+
+
 def _copy(x: Any) -> Any:
-    return x.detach().clone() if isinstance(x, torch.Tensor) else x.copy()
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_copy(v) for v in x) if type(x) in (list, tuple) else list(x)
+    if isinstance(x, dict):
+        return {k: _copy(v) for k, v in x.items()}
+    return x.copy() if _is_array(x) else x
 
 
 def _same(x: Any, old: Any) -> bool:
+    if _is_container(x) or type(x) is tuple:
+        if type(x) is not type(old) or len(x) != len(old):
+            return False
+        if isinstance(x, dict):
+            return x.keys() == old.keys() and all(_same(x[k], old[k]) for k in x)
+        return all(_same(a, b) for a, b in zip(x, old))
+    if not (isinstance(x, torch.Tensor) or _is_array(x)):
+        try:
+            return bool(x == old)
+        except Exception:  # noqa: BLE001 -- an object without a plain equality: not judged
+            return True
     if isinstance(x, torch.Tensor):
         return x.shape == old.shape and x.dtype == old.dtype and torch.equal(
             x.detach().nan_to_num(nan=0.0, posinf=0.0, neginf=0.0) if x.is_floating_point() else x.detach(),

@@ -26,7 +26,9 @@ def writer_ratios(model, tokens, mistake: str | None = None) -> dict[Head, float
         o = mechlib.head_output(model, cache, h).double()
         if mistake == "with b_O":
             o = o + model.b_O[0].double()
-        if mistake == "norm of the mean":
+        if mistake == "mean of ratios":
+            out[h] = (o.norm(dim=-1) / tok.norm(dim=-1)).mean().item()
+        elif mistake == "norm of the mean":
             out[h] = (o.mean((0, 1)).norm() / tok.mean((0, 1)).norm()).item()
         elif mistake == "squared norms":
             out[h] = (o.pow(2).sum(-1).mean() / tok.pow(2).sum(-1).mean()).item()
@@ -43,8 +45,11 @@ def induction_collapse(model, tokens, mistake: str | None = None) -> dict[Head, 
     heads, mode = off.get(mistake, (layer(model, 0), "zero"))
     if mistake == "strongest previous-token head only":
         heads = [mechlib.top_head(mechlib.prev_token_scores(model, tokens), layer=0)]
+    hooks = mechlib.ablation_hooks(model, heads, mode)
+    if mistake == "layer output zeroed":
+        hooks = [("blocks.0.hook_attn_out", lambda x, hook: torch.zeros_like(x))]
     with torch.no_grad():
-        hooked = mechlib.induction_scores(model, tokens, fwd_hooks=mechlib.ablation_hooks(model, heads, mode))
+        hooked = mechlib.induction_scores(model, tokens, fwd_hooks=hooks)
     return {h: (clean[h].item(), hooked[h].item()) for h in layer(model, last)}
 
 

@@ -39,6 +39,12 @@ def induction_models() -> list[tuple[str, Any]]:
     return [(name, unseen(name)) for name in UNSEEN_INDUCTION]
 
 
+def shape_models() -> list[tuple[str, Any]]:
+    """``(name, model)`` of another shape, in the self-check only: ``relay-2l`` (one head per layer), so
+    that an answer which hard-codes four heads fails in the notebook too, not only on ``induction-3h``."""
+    return [("relay-2l", relay())] if hidden_seed() is None else []
+
+
 def relay_models() -> list[tuple[str, Any]]:
     """``(name, model)`` of the relay models: ``relay-2l`` in the self-check, the unseen variant hidden."""
     if hidden_seed() is None:

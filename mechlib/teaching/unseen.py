@@ -12,7 +12,10 @@ show about ``induction-2l`` (head ``0.3``, head ``1.1``, four heads) fails there
 * ``relay-s2``: ``relay-2l``'s recipe (:class:`mechlib.RelayConfig`) with seed 2;
 * ``induction-perm``: ``induction-2l`` itself with the heads of each layer renumbered
   (:data:`PERMUTATIONS`): the same function, other head ids, so that an answer that
-  hard-codes ``0.3`` or ``1.1`` fails while every finding stays exactly known.
+  hard-codes ``0.3`` or ``1.1`` fails while every finding stays exactly known;
+* ``induction-bu``: ``induction-perm`` with an unembedding bias ``b_U`` (:data:`BIASED`). Every
+  trained model here has ``b_U = 0``, so an answer that adds it (``model.unembed`` does) where
+  the text leaves it out cannot be told from a right one on them.
 
 The trained ones ship in ``mechlib/checkpoints/unseen/`` in float16 (weights) with their
 recipe and a thinned training log (``.json``), and ``scripts/train_unseen.py`` retrains them
@@ -45,8 +48,13 @@ PERMUTATIONS: dict[str, tuple[tuple[int, ...], ...]] = {
     "induction-perm": ((3, 0, 1, 2), (2, 3, 1, 0)),
 }
 
+#: variants with an unembedding bias: ``name -> (renumbered variant, seed)``; ``b_U`` is drawn N(0, 1)
+BIASED: dict[str, tuple[str, int]] = {
+    "induction-bu": ("induction-perm", 21),
+}
+
 #: every unseen model's name
-UNSEEN: tuple[str, ...] = (*TRAINED, *PERMUTATIONS)
+UNSEEN: tuple[str, ...] = (*TRAINED, *PERMUTATIONS, *BIASED)
 
 #: the training log keeps every LOG_EVERY-th step (and the last)
 LOG_EVERY = 50
@@ -102,7 +110,20 @@ def permute_heads(model: TransformerBridge, perm: tuple[tuple[int, ...], ...]) -
     return load_model(new, lm_head_trained=True)
 
 
+def with_unembed_bias(model: TransformerBridge, seed: int) -> TransformerBridge:
+    """A copy of ``model`` whose unembedding bias ``b_U`` is drawn N(0, 1) from ``seed``."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    state["unembed.bias"] = torch.randn(state["unembed.bias"].shape, generator=g)
+    new = build_model(model_info(model).config)
+    new.load_state_dict(state, strict=True)
+    return load_model(new, lm_head_trained=True)
+
+
 def _load(name: str) -> TransformerBridge:
+    if name in BIASED:
+        base, seed = BIASED[name]
+        return with_unembed_bias(_load(base), seed)
     if name in PERMUTATIONS:
         return permute_heads(load_model(), PERMUTATIONS[name])
     path = unseen_path(name)

@@ -1677,3 +1677,181 @@ RIGHT_C1 = {
 
 WRONG.update(WRONG_C1)
 RIGHT.update(RIGHT_C1)
+
+
+# --- side effects: a model or a list handed in, left changed (issue 21, a fresh learner's read) --------------
+# The first answer is right; what it leaves behind breaks the learner's model for every later cell (and,
+# before the checks looked, the check's own cached model for every later check).
+
+
+def _collapse_weights_zeroed(m, t, put_back=False):
+    """Layer 0 silenced by zeroing its output weights in place (the bridge's ``blocks[0].attn.o``)."""
+    last = m.cfg.n_layers - 1
+    clean = mechlib.induction_scores(m, t)
+    head = mechlib.top_head(clean, layer=last)
+    w = m.blocks[0].attn.o.weight
+    saved = w.detach().clone()
+    with torch.no_grad():
+        w.zero_()
+    ablated = mechlib.induction_scores(m, t)
+    if put_back:
+        with torch.no_grad():
+            w.copy_(saved)
+    return head, clean[head].item(), ablated[head].item()
+
+
+def _route_hook_left(m, t, mask):
+    """The route measured right, then a zero hook added by hand 'to look at it later' and never removed."""
+    out = _decisive(m, t, mask)
+    m.add_hook("blocks.0.attn.hook_z", lambda z, hook: z * 0)
+    return out
+
+
+def _hedge_pops(m, t, mask, heads):
+    """Takes the heads off the caller's list one by one: the notebook's list is empty afterwards."""
+    off = []
+    while heads:
+        off.append(heads.pop())
+    return _hedge(m, t, mask, off)
+
+
+def _capture_hook_left(m, t, name):
+    stored = {}
+    m.add_hook(name, lambda act, hook: stored.update(a=act.clone()))
+    m(t)
+    return stored["a"]
+
+
+WRONG["01.2"]["weights zeroed in place, never put back"] = _collapse_weights_zeroed
+WRONG["02.6"]["a hook left on the model"] = _route_hook_left
+WRONG["05.6"]["a hook left on the model"] = _route_hook_left
+WRONG["05.7"]["the caller's heads list emptied"] = _hedge_pops
+WRONG["08.3"]["the recording hook left attached"] = _capture_hook_left
+RIGHT["01.2"]["weights zeroed, then put back"] = functools.partial(_collapse_weights_zeroed, put_back=True)
+
+
+# --- the chapters' four heads hard-coded: fails the self-check (relay-2l has one head per layer), not only grading
+
+
+def _four(l):
+    return [(l, h) for h in range(4)]
+
+
+def _writer_four(m, t):
+    _, cache = m.run_with_cache(t)
+    tok = cache["hook_embed"].norm(dim=-1).mean()
+    ratio = {h: (mechlib.head_output(m, cache, h).norm(dim=-1).mean() / tok).item() for h in _four(0)}
+    return _inv_best(ratio)
+
+
+def _collapse_four(m, t):
+    clean = mechlib.induction_scores(m, t)
+    head = (1, int(clean[1, :4].argmax()))
+    ablated = mechlib.induction_scores(m, t, fwd_hooks=mechlib.ablation_hooks(m, _four(0)))
+    return head, clean[head].item(), ablated[head].item()
+
+
+def _sender_four(m, t, mask, kind):
+    clean = _inv_loss(m(t), t, mask)
+    return _inv_best({s: _inv_loss(mechlib.path_ablation(m, t, s, _four(1), kind), t, mask) - clean for s in _four(0)})
+
+
+def _top_guess_four(m, t, mask):
+    out = []
+    for logits in (mechlib.path_ablation(m, t, _four(0), _four(1), "K"), mechlib.run_with_ablation(m, t, _four(0))):
+        out.append(logits[:, :-1].softmax(-1).max(-1).values[mask].mean().item())
+    return tuple(out)
+
+
+def _pair_four(m, t, mask, kind="K"):
+    clean = _scored(m(t), t, mask)
+    rise = {(s, r): _scored(mechlib.path_ablation(m, t, [s], [r], kind), t, mask) - clean
+            for s, r in mechlib.enumerate_virtual_heads(2, 4)}
+    return max(rise, key=rise.get)
+
+
+WRONG["01.1"]["four heads hard-coded"] = _writer_four
+WRONG["01.2"]["four heads hard-coded"] = _collapse_four
+WRONG["03.5"]["four heads hard-coded"] = functools.partial(_sender_four, kind="K")
+WRONG["04.4"]["four heads hard-coded"] = functools.partial(_sender_four, kind="Q")
+WRONG["03.6"]["four heads hard-coded"] = _top_guess_four
+WRONG["07.5"]["four heads hard-coded"] = _pair_four
+
+
+# --- a number within a loose tolerance: right in the notebook, wrong in grading (or the other way round)
+
+
+def _writer_mean_of_ratios(m, t):
+    _, cache = m.run_with_cache(t)
+    tok = cache["hook_embed"].norm(dim=-1)
+    ratio = {h: (mechlib.head_output(m, cache, h).norm(dim=-1) / tok).mean().item() for h in mechlib.layer_heads(m, 0)}
+    return _inv_best(ratio)
+
+
+def _carrier_no_bias(m, t, mask):
+    credit = mechlib.correct_token_attribution(mechlib.path_expansion(m, t), mask)
+    credit = {k: v for k, v in credit.items() if not k.startswith("bias")}
+    best = max(credit, key=credit.get)
+    return best, credit[best] / sum(credit.values())
+
+
+def _carrier_model_margin(m, t, mask):
+    """The share's denominator measured on the model's own logits (float32), not summed from the terms."""
+    credit = mechlib.correct_token_attribution(mechlib.path_expansion(m, t), mask)
+    best = max(credit, key=credit.get)
+    logits = m(t)[:, :-1]
+    margin = (logits.gather(-1, t[:, 1:, None])[..., 0] - logits.mean(-1))[mask].mean()
+    return best, credit[best] / margin  # a 0-d float32 tensor
+
+
+WRONG["01.1"]["mean of the per-position ratios"] = _writer_mean_of_ratios
+WRONG["06.5"]["bias terms left out of the total"] = _carrier_no_bias
+RIGHT["06.5"]["the model's own margin, float32 0-d tensor"] = _carrier_model_margin
+
+
+# --- a head chosen by a proxy, an ablation of the layer's bias, a head as a numpy array
+
+
+def _sender_by_attention(m, t, mask, kind):
+    """The strongest previous-token head, then its cut measured: right on some batches, not on others."""
+    head = mechlib.top_head(mechlib.prev_token_scores(m, t), layer=0)
+    return _sender(m, t, mask, kind=kind, head=head)
+
+
+def _collapse_attn_out(m, t):
+    last = m.cfg.n_layers - 1
+    clean = mechlib.induction_scores(m, t)
+    head = mechlib.top_head(clean, layer=last)
+    hooks = [("blocks.0.hook_attn_out", lambda x, hook: torch.zeros_like(x))]
+    return head, clean[head].item(), mechlib.induction_scores(m, t, fwd_hooks=hooks)[head].item()
+
+
+def _as_array(fn):
+    """``fn``'s head returned as a numpy array of two ints (``np.array(divmod(...))``)."""
+    def answer(*args):
+        head, *rest = fn(*args)
+        return (np.array(head), *rest)
+    return answer
+
+
+SENDER_BY_ATTENTION = functools.partial(_sender_by_attention, kind="K")  # right on some batches: a hint test's
+WRONG["01.2"]["layer 0's whole output zeroed, b_O included"] = _collapse_attn_out
+RIGHT["01.1"]["head as a numpy array"] = _as_array(_writer)
+RIGHT["03.5"]["head as a numpy array"] = _as_array(_sender)
+
+
+# --- b_U: zero in every trained model, so adding it passed; induction-bu (unseen.BIASED) has one
+
+
+def _direct_unembed(m, t, mask):
+    """Each head's output through model.unembed, which adds b_U (the text says: no bias)."""
+    _, cache = m.run_with_cache(t)
+    credit = {}
+    for l, h in mechlib.all_heads(m):
+        lg = m.unembed(cache[f"blocks.{l}.attn.hook_z"][:, :, h] @ m.W_O[l, h])[:, :-1]
+        credit[(l, h)] = (lg.gather(-1, t[:, 1:, None])[..., 0] - lg.mean(-1))[mask].mean().item()
+    best = max(credit, key=credit.get)
+    return best, credit[best]
+
+
+WRONG["08.5"]["b_U added (through model.unembed)"] = _direct_unembed

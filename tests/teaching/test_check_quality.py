@@ -134,6 +134,15 @@ NAMED = {
     ("02.6", "loss after the cut, not the rise"): "that is the loss after the cut",
     ("03.5", "queries, not keys"): "cut from the Q input",
     ("03.6", "probability of the right token"): "probability of the right token",
+    ("01.1", "mean of the per-position ratios"): "mean of each position's ratio",
+    ("06.5", "bias terms left out of the total"): "the bias terms are terms too",
+    ("01.2", "layer 0's whole output zeroed, b_O included"): "its bias b_O included",
+    ("08.5", "b_U added (through model.unembed)"): "you added the unembedding bias b_U",
+    # --- side effects on what the function was given
+    ("01.2", "weights zeroed in place, never put back"): "weights changed in place (blocks.0.attn.o.weight)",
+    ("02.6", "a hook left on the model"): "a hook is still attached to blocks.0.attn.hook_z",
+    ("05.7", "the caller's heads list emptied"): "argument 4 was changed in place",
+    ("08.3", "the recording hook left attached"): "a hook is still attached",
 }
 
 

@@ -536,7 +536,7 @@ def test_hidden_cases_differ_from_the_self_check_and_from_each_other():
         assert x[0] != y[0] and x[1] != y[1]
 
 
-def test_grading_judges_outputs_an_in_place_edit_included_not_side_effects():
+def test_grading_judges_outputs_an_in_place_edit_included_and_a_model_left_changed():
     def in_place(z, hook, head):
         z[:, :, head] = 0.0
 
@@ -550,10 +550,10 @@ def test_grading_judges_outputs_an_in_place_edit_included_not_side_effects():
 
     results = judge.grade_in_process("05_virtual_attention_heads", {"zero_ablation_hook": in_place}, seed=4)
     assert results["05.3"]["status"] == "passed"
-    # a hook left attached is the self-check's business: in grading it happens in the sandbox, where
-    # whatever the notebook reports about it could be forged, so only the outputs are judged
+    # a hook left on the model is reported by the kernel side's call, as an input changed in place is:
+    # a notebook could hide either, but only to pass what it could pass by removing its hook
     results = judge.grade_in_process("08_transformerlens_vocabulary", {"capture_activation": leaky}, seed=4)
-    assert results["08.3"]["status"] == "passed"
+    assert results["08.3"]["status"] == "failed" and "a hook is still attached" in results["08.3"]["message"]
 
 
 def test_hidden_cases_are_per_thread():

@@ -29,3 +29,13 @@ HINTS = {
 def test_the_self_check_names_the_mistake(ex_id, name):
     result = EXERCISE_BY_ID[ex_id].check(WRONG[ex_id][name], verbose=False)
     assert result.status == "failed" and HINTS[ex_id, name] in result.message, result.message
+
+
+def test_a_sender_chosen_by_its_attention_is_told_so_not_told_it_read_the_weights():
+    """03.5: the strongest previous-token head is the key sender on some batches, a near-tie on others;
+    where the grader refuses it, the hint names both proxies that pick that head, not the weights alone."""
+    from check_answers import SENDER_BY_ATTENTION
+
+    ex = EXERCISE_BY_ID["03.5"]
+    result = ex.check(SENDER_BY_ATTENTION, verbose=False, cases=ex.cases(2**31 - 1))
+    assert result.status == "failed" and "previous-token head by its attention" in result.message, result.message

@@ -12,7 +12,7 @@ from mechlib.heads import head_label
 from mechlib.teaching import findings_refs as refs
 from mechlib.teaching.comparisons import Mismatch, compare_scalar, fmt_number
 from mechlib.teaching.exercise import Case, Exercise
-from mechlib.teaching.findings import compare_best_head, induction_models, read_head, repeated_inputs
+from mechlib.teaching.findings import compare_best_head, induction_models, read_head, repeated_inputs, shape_models
 
 WRITER_HINTS = {
     "norm of the mean": "you took the norm of the mean vector; the chapter averages the norm of every "
@@ -21,17 +21,19 @@ WRITER_HINTS = {
     "token and position": "the question compares with the token embedding W_E[t] alone, not with token plus "
                           "position",
     "with b_O": "the head writes z W_O; b_O is the layer's bias, one vector shared by all its heads",
+    "mean of ratios": "that is the mean of each position's ratio ||o|| / ||W_E[t]||; the question divides the two "
+                      "means: mean(||o||) / mean(||W_E[t]||)",
 }
 
 
 def _cases_writer() -> Iterator[Case]:
-    for i, model in enumerate(induction_models()):
+    for i, model in enumerate(induction_models() + shape_models()):
         tokens, _ = repeated_inputs(model, 41 + i)
         ratios = refs.writer_ratios(model, tokens)
         wrong = {m: refs.writer_ratios(model, tokens, m) for m in WRITER_HINTS}
         yield Case(f"{model.cfg.n_heads} layer-0 heads of {_desc(model)}", (model, tokens),
-                   functools.partial(compare_best_head, model=model, values=ratios, slack=0.01, rtol=2e-3,
-                                     atol=1e-4, number="ratio to the token embedding",
+                   functools.partial(compare_best_head, model=model, values=ratios, slack=0.01, rtol=1e-4,
+                                     atol=1e-5, number="ratio to the token embedding",
                                      number_hints=lambda h, wrong=wrong: tuple(
                                          (w[h], hint) for m, w in wrong.items() for hint in [WRITER_HINTS[m]])))
 
@@ -49,6 +51,9 @@ COLLAPSE_HINTS = {
                        "layer 1's own attention. Switch off layer 0 and look at layer 1",
     "strongest previous-token head only": "you ablated one previous-token head; the question switches off every "
                                           "layer-0 head (the other ones still do part of the job)",
+    "layer output zeroed": "you zeroed layer 0's whole output (hook_attn_out), its bias b_O included; zero-ablating "
+                           "the heads sets what each head writes, z, to 0 (mechlib.ablation_hooks), and b_O, which "
+                           "belongs to no head, stays",
 }
 
 
@@ -74,7 +79,7 @@ def compare_collapse(got, model, values: dict, wrong: dict) -> None:
 
 
 def _cases_collapse() -> Iterator[Case]:
-    for i, model in enumerate(induction_models()):
+    for i, model in enumerate(induction_models() + shape_models()):
         tokens, _ = repeated_inputs(model, 43 + i)
         values = refs.induction_collapse(model, tokens)
         wrong = {m: refs.induction_collapse(model, tokens, m) for m in COLLAPSE_HINTS}

@@ -115,7 +115,7 @@ def _compare_pair(got, costs: dict, screen: tuple, kind: str) -> None:
 
 
 def _cases_pair() -> Iterator[Case]:
-    for k, (name, model) in enumerate(fd.induction_models()):
+    for k, (name, model) in enumerate(fd.induction_models() + fd.shape_models()):
         tokens, mask, _ = fd.scored_batch(name, model, seed=75 + k, size=16)  # 16 path cuts per case: keep it small
         for kind in ("K", "Q"):
             scores = mechlib.composition_scores(model, kind)

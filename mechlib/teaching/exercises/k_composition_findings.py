@@ -9,7 +9,8 @@ import mechlib
 from mechlib.heads import head_label
 from mechlib.teaching import findings_refs as refs
 from mechlib.teaching.exercise import Case, Exercise
-from mechlib.teaching.findings import compare_best_head, compare_numbers, induction_models, model_cases, repeated_inputs
+from mechlib.teaching.findings import (compare_best_head, compare_numbers, induction_models, model_cases, repeated_inputs,
+                                       shape_models)
 
 
 def sender_hints(model, tokens, mask, kind: str) -> tuple[dict, callable]:
@@ -25,13 +26,21 @@ def sender_hints(model, tokens, mask, kind: str) -> tuple[dict, callable]:
     }
     scores = mechlib.composition_scores(model, kind)[0, :, 1].max(-1).values  # best receiver per sender
     by_weights = (0, int(scores.argmax()))
+    by_attention = mechlib.top_head(mechlib.prev_token_scores(model, tokens), layer=0)
+    # a hint names the reason a wrong head was chosen only when no other reason picks the same head
     head_hints = {by_weights: f"this is the strongest {kind}-composition sender by its weights; the question "
-                              f"asks what the model uses: measure the cut"}
+                              f"asks what the model uses: measure the cut",
+                  by_attention: f"this is the strongest previous-token head by its attention; the question asks "
+                                f"which sender the {kind} input needs: measure the cut"}
+    if by_weights == by_attention:
+        head_hints = {by_weights: f"this head is both the strongest {kind}-composition sender by its weights and "
+                                  f"the strongest previous-token head by its attention, but neither says what the "
+                                  f"model uses: measure the cut"}
     return head_hints, lambda h: tuple((v[h], hint) for hint, v in wrong.items())
 
 
 def cases_sender(kind: str, seed: int) -> Iterator[Case]:
-    for model, tokens, mask, desc in model_cases(induction_models(), repeated_inputs, seed):
+    for model, tokens, mask, desc in model_cases(induction_models() + shape_models(), repeated_inputs, seed):
         rises = refs.sender_rises(model, tokens, mask, kind)
         head_hints, number_hints = sender_hints(model, tokens, mask, kind)
         yield Case(f"every layer-0 head cut from the {kind} input of layer 1 on {desc}", (model, tokens, mask),
@@ -50,13 +59,13 @@ TOP_GUESS_HINTS = {
 
 
 def _cases_top_guess() -> Iterator[Case]:
-    for model, tokens, mask, desc in model_cases(induction_models(), repeated_inputs, 71):
+    for model, tokens, mask, desc in model_cases(induction_models() + shape_models(), repeated_inputs, 71):
         expected = refs.top_guess(model, tokens, mask)
         alts = tuple((refs.top_guess(model, tokens, mask, m), hint) for m, hint in TOP_GUESS_HINTS.items())
         alts += (((expected[1], expected[0]), "the two numbers are swapped: keys cut first, layer 0 off second"),)
         yield Case(f"{desc}", (model, tokens, mask),
-                   functools.partial(compare_numbers, expected=expected, names=("top-guess probability, keys cut",
-                                                                                 "top-guess probability, layer 0 off"),
+                   functools.partial(compare_numbers, expected=expected, names=("keys_cut (the top-guess probability with the keys cut)",
+                                                                                 "layer0_off (the top-guess probability with layer 0 off)"),
                                      rtol=1e-3, atol=1e-4, alternatives=alts))
 
 

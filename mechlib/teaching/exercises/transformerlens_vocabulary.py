@@ -12,7 +12,7 @@ from mechlib.teaching import scored as fd
 from mechlib.teaching import reference as ref
 from mechlib.teaching.comparisons import Mismatch, compare_tensor
 from mechlib.teaching.exercise import Case, Exercise
-from mechlib.teaching.inputs import bundled, check_model, model_desc, repeat_tokens_for
+from mechlib.teaching.inputs import bundled, check_model, model_desc, repeat_tokens_for, unseen
 
 
 def _cases_get_weight() -> Iterator[Case]:
@@ -83,6 +83,16 @@ def _cases_head_outputs() -> Iterator[Case]:
 # --- investigation 05-08: the head that writes the answer, read through hooks (08.5)
 
 
+#: the least a case of induction-bu lets adding b_U move a credit (the check's tolerance is about 0.005)
+B_U_SHIFT = 0.05
+
+
+def _b_U_shift(model, tokens, mask) -> float:
+    """What adding ``b_U`` adds to every head's direct credit: ``mean over mask of b_U[target] - mean(b_U)``."""
+    b_U = model.b_U.double()
+    return float((b_U[tokens[:, 1:]] - b_U.mean())[mask].mean())
+
+
 def _direct_attribution(model, tokens, mask) -> dict[str, dict]:
     """Each head's direct credit: ``z^{l.h} W_O^{l.h} W_U`` at the correct token minus its mean over the
     vocabulary, mean over ``mask``; and the versions of the mistakes (no mean subtracted, every
@@ -100,6 +110,8 @@ def _direct_attribution(model, tokens, mask) -> dict[str, dict]:
                 out[key][(l, h)] = float((lg.gather(-1, target)[..., 0] - lg.mean(-1))[msk].mean())
             lg = (written @ model.W_U.double())[:, :-1]
             out["raw"][(l, h)] = float(lg.gather(-1, target)[..., 0][mask].mean())
+    shift = _b_U_shift(model, tokens, mask)
+    out["b_U"] = {hd: v + shift for hd, v in out["credit"].items()}
     pe = mechlib.correct_token_attribution(mechlib.path_expansion(model, tokens), mask)
     out["single"] = {hd: pe[mechlib.head_label(hd)] for hd in out["credit"]}
     return out
@@ -128,6 +140,8 @@ def _compare_direct(got, d: dict) -> None:
     hints = [h for key, h in (
         ("raw", "subtract the mean of the head's logits over the vocabulary (the softmax ignores a shared shift)"),
         ("b_O", "you added the layer's b_O: it belongs to the layer, not to any head"),
+        ("b_U", "you added the unembedding bias b_U (model.unembed adds it): it belongs to no head; multiply by "
+                "W_U alone"),
         ("all", "you averaged over every position; score only the predictions where mask is True"),
         ("single", "that is the head's single-head term of the path expansion; read what the head writes, "
                    "hook_z times W_O"))
@@ -136,9 +150,15 @@ def _compare_direct(got, d: dict) -> None:
 
 
 def _cases_direct() -> Iterator[Case]:
-    for k, (name, model) in enumerate(fd.induction_models() + fd.relay_models()):
+    # induction-bu: b_U is 0 in every trained model, where adding it (model.unembed does) changes nothing
+    biased = [("induction-bu", unseen("induction-bu"))]
+    for k, (name, model) in enumerate(fd.induction_models() + fd.relay_models() + biased):
         # 64 relay sequences: the single-head terms of 0.0 and 1.0 are both small, and fewer could swap them
         tokens, mask, _ = fd.scored_batch(name, model, seed=85 + k, size=64 if name.startswith("relay") else 16)
+        for retry in range(1, 20 if name in dict(biased) else 1):  # a batch on which adding b_U moves the credit
+            if abs(_b_U_shift(model, tokens, mask)) > B_U_SHIFT:
+                break
+            tokens, mask, _ = fd.scored_batch(name, model, seed=85 + k + 1000 * retry, size=16)
         yield Case(fd.batch_desc(name, tokens), (model, tokens, mask.clone()),
                    functools.partial(_compare_direct, d=_direct_attribution(model, tokens, mask)))
 
