@@ -7,7 +7,8 @@ tensors (an answer that changes its input in place must not spoil the next one).
 grader's side goes the way ``mechlib-grade`` goes, without the notebook and the sandbox: the
 hidden cases drawn for a seed, their inputs sent through the transport (fresh objects for
 every answer), the function called as the kernel side calls it, its outcomes sent back and
-judged (:mod:`mechlib.teaching.grading`). ``make test`` tries one hidden seed;
+judged (:mod:`mechlib.teaching.grading`). ``make check`` tries the first wrong answer and the first
+alternative of each exercise, ``make test`` every one; both try one hidden seed;
 ``MECHLIB_MORE_SEEDS=1 make test`` six more (about 8 minutes on two cores; the grader draws one
 in ``[0, 2**31)``).
 """
@@ -73,6 +74,12 @@ def _params(answers: dict, marks=()) -> list:
             for name, fn in named.items()]
 
 
+def _tiered(answers: dict) -> list:
+    """Every answer; ``make check`` (not slow) tries the first of each exercise, ``make test`` all."""
+    return [pytest.param(ex_id, name, fn, id=f"{ex_id}-{name}", marks=() if i == 0 else pytest.mark.slow)
+            for ex_id, named in answers.items() for i, (name, fn) in enumerate(named.items())]
+
+
 def test_every_exercise_has_wrong_answers_and_alternatives():
     ids = {ex.id for ex in ALL_EXERCISES}
     assert set(WRONG) == ids and set(RIGHT) == ids
@@ -80,7 +87,7 @@ def test_every_exercise_has_wrong_answers_and_alternatives():
     assert all(len(RIGHT[i]) >= 2 for i in ids), {i: len(RIGHT[i]) for i in ids if len(RIGHT[i]) < 2}
 
 
-@pytest.mark.parametrize("ex_id, name, fn", _params(WRONG))
+@pytest.mark.parametrize("ex_id, name, fn", _tiered(WRONG))
 def test_a_wrong_answer_fails_the_self_check_and_the_hidden_cases(ex_id, name, fn):
     result = self_checked(ex_id, fn)
     assert result["status"] == "failed", f"self-check accepted {name!r}: {result['message']}"
@@ -88,7 +95,7 @@ def test_a_wrong_answer_fails_the_self_check_and_the_hidden_cases(ex_id, name, f
     assert verdict["status"] == "failed", f"seed {SEED} accepted {name!r}: {verdict['message']}"
 
 
-@pytest.mark.parametrize("ex_id, name, fn", _params(RIGHT))
+@pytest.mark.parametrize("ex_id, name, fn", _tiered(RIGHT))
 def test_a_correct_alternative_passes_the_self_check_and_the_hidden_cases(ex_id, name, fn):
     result = self_checked(ex_id, fn)
     assert result["status"] == "passed", f"self-check refused {name!r}: {result['message']}"
