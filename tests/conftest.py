@@ -47,6 +47,7 @@ LONG_FIRST = (
     "tests/teaching/test_grading_hostile.py",
     "tests/teaching/test_grading_cli.py",
     "tests/teaching/test_grading_gradescope.py",
+    "tests/teaching/test_check_quality.py",
     "tests/core/test_models.py",
     "tests/teaching/test_grading_limits.py",
     "chapters/05b_circuit_forms.ipynb",
