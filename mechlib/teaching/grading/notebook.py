@@ -29,6 +29,11 @@ RUNNER = [sys.executable, "-P", "-m", "mechlib.teaching.grading.runner"]
 SCRATCH_PREFIX = "mechlib-grade-"
 SEED_BITS = 63  # the hidden cases' seed (torch seeds are 64-bit): drawn per notebook, never stored, never sent into the sandbox
 
+# The processes of the sandbox itself (bubblewrap's two; prlimit and setpriv exec into the runner), counted
+# in the process tree on top of the notebook's own tasks: the notebook may hold all of its
+# ``--nproc`` allowance (a fork loop stops there) without the tree going over its budget.
+SANDBOX_TASKS = 4
+
 
 def scratch_folder() -> Path:
     """A private folder for one notebook's grading, named after this process (see :func:`remove_stale_scratch`)."""
@@ -81,7 +86,7 @@ def run_sandboxed(argv: list[str], files: dict[str, bytes], settings: Settings, 
             fds[dest] = os.open(host, os.O_RDONLY)
         filter_fd = seccomp.no_user_namespaces()
         cmd = sandbox.command(argv, fds, limits, env, uid=uid, seccomp_fd=filter_fd)
-        budget = processes.Budget(memory=limits.memory, tasks=limits.processes)
+        budget = processes.Budget(memory=limits.memory, tasks=limits.processes + SANDBOX_TASKS)
         return processes.run_capped(cmd, cwd="/", env=dict(sandbox.LAUNCH_ENV), timeout=timeout,
                                     log=scratch / "runner.log", cap=MAX_OUTCOMES * 2,
                                     pass_fds=tuple(fds.values()) + ((filter_fd,) if filter_fd is not None else ()),
@@ -125,7 +130,8 @@ def run_as_user(argv: list[str], files: dict[str, bytes], settings: Settings, sc
     try:
         return processes.run_capped(cmd, cwd=str(home), env=env, timeout=timeout, log=scratch / "runner.log",
                                     cap=MAX_OUTCOMES * 2,
-                                    budget=processes.Budget(memory=limits.memory, tasks=limits.processes))
+                                    budget=processes.Budget(memory=limits.memory,
+                                                            tasks=limits.processes + SANDBOX_TASKS))
     finally:
         processes.kill_user(uid)
 
