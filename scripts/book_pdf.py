@@ -12,7 +12,8 @@ page a second, different way.
 
 How: serves the built HTML on 127.0.0.1 (requests to other hosts are blocked), opens each page
 of _toc.yml in headless Chromium at the paper's width, waits for MathJax and the widgets, opens
-every toggle, scales equations wider than the paper down to fit, and prints it to A4 with the
+every toggle, scales equations and live panels' tables wider than the paper down to fit,
+writes each panel's token field out as text, and prints it to A4 with the
 print stylesheets (the theme's: no sidebars; _static/mechlib.css: code wraps, live panels keep
 their figure at the starting state but not their buttons). Then a cover and a table of contents
 with page numbers go in front, every page after them is numbered, and pypdf merges it all into
@@ -41,11 +42,34 @@ PAPER = {"format": "A4", "margin": {"top": "16mm", "bottom": "18mm", "left": "15
 #: the width between those margins in CSS pixels (180 mm at 96 px per inch): pages are laid out
 #: at this width before printing, so that what is measured is what goes on paper
 PAPER_WIDTH_PX = 680
-# A display equation wider than the paper is scaled down to fit (on screen it scrolls)
-FIT_EQUATIONS_JS = """() => {
-  for (const e of document.querySelectorAll('mjx-container[display="true"]')) {
-    const room = e.parentElement.clientWidth;
-    if (e.scrollWidth > room + 1) e.style.zoom = (room / e.scrollWidth).toFixed(3);
+# What scrolls or is typed on screen must be whole on paper, where nothing scrolls: a display
+# equation wider than the paper is scaled down to fit; so is a live panel's scroll box (the
+# next-token table of the model panels, 24 to 32 positions, about 900-1150 px wide), whose
+# "scroll sideways" cue is dropped; a panel's token field shows its whole sequence as text.
+FIT_TO_PAPER_JS = """() => {
+  // zoom e so that its content fits `room` px; small text does not shrink in proportion (the
+  // browser's minimum font size), so measure again and shrink on until it does
+  const fit = (e, room) => {
+    if (e.scrollWidth <= room + 1) return;
+    e.style.zoom = (room / e.scrollWidth).toFixed(3);
+    for (let i = 0; i < 5; i++) {
+      const left = e.getBoundingClientRect().left, wide = Math.max(...[...e.children].map(c => c.getBoundingClientRect().right)) - left;
+      if (wide <= room + 1) break;
+      e.style.zoom = (e.style.zoom * room / wide).toFixed(3);
+    }
+  };
+  for (const e of document.querySelectorAll('mjx-container[display="true"]')) fit(e, e.parentElement.clientWidth);
+  for (const e of document.querySelectorAll('.mll-widget .mll-scroll')) {
+    e.style.overflow = 'visible';
+    fit(e, e.parentElement.clientWidth);
+  }
+  for (const e of document.querySelectorAll('.mll-widget .mll-cue')) e.style.display = 'none';
+  for (const e of document.querySelectorAll('.mll-widget input[type="text"]')) {
+    const shown = document.createElement('div');
+    shown.className = 'mll-printed-value';
+    shown.style.cssText = 'font-family: monospace; overflow-wrap: anywhere; border: 1px solid #888; padding: 1px 3px';
+    shown.textContent = e.value;
+    e.replaceWith(shown);
   }
 }"""
 TITLE_JS = """() => {
@@ -137,7 +161,7 @@ def build_pdf(site: Path, out: Path, chromium: str, pages: list[str] | None = No
             for page in pages:
                 _settle(tab, base + page)
                 tab.emulate_media(media="print")
-                tab.evaluate(FIT_EQUATIONS_JS)
+                tab.evaluate(FIT_TO_PAPER_JS)
                 title = tab.evaluate(TITLE_JS)
                 data = tab.pdf(print_background=True, **PAPER)
                 tab.emulate_media(media="screen")
