@@ -61,3 +61,18 @@ def test_in_dark_mode_the_first_letters_of_a_panel_are_not_darkened(tab):
     inside = shot.getpixel((shot.width // 2, 2))
     assert inside > 150, "the theme no longer paints HTML outputs light in dark mode: revisit mechlib.css"
     assert min(edge) > inside - 20, f"a dark band over the left edge: {edge} against {inside}"
+
+
+def test_a_live_panel_s_captions_are_readable_in_dark_mode(tab):
+    """The checkpoint slider names each head's pattern in a <figcaption>; the theme gives
+    captions its muted colour, light grey in dark mode, which on the light panel was 1.7:1."""
+    from test_live_access import contrast
+
+    panel = ('<figure class="mll-head"><canvas width="20" height="20"></canvas><figcaption id="cap">1.3</figcaption></figure>'
+             '<span class="mlt-axis" id="axis">loss at each position</span>')
+    tab.set_content(PAGE.format(mode="dark", theme=_theme_css(), book=(REPO / "mechlib" / "views" / "live" / "live.css").read_text())
+                    .replace('<div id="line">', panel + '<div id="line">'))
+    bg = tab.evaluate("() => getComputedStyle(document.querySelector('.cell_output > .output')).backgroundColor")
+    for element in ("#cap", "#axis", "#line"):
+        fg = tab.evaluate("(s) => getComputedStyle(document.querySelector(s)).color", element)
+        assert contrast(fg, bg) >= 4.5, f"{element}: {fg} on {bg}, contrast {contrast(fg, bg):.2f}"
