@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import mechlib
+import page_audit
 from mechlib.teaching.reference import repeat_loss_brute_force
 from mechlib.views import live
 from test_live_model import book_like_page, hooked_run, tokens_shown
@@ -85,6 +86,8 @@ def contrast(fg, bg):
 
 def assert_for_everyone(page):
     assert page.get_attribute("#w-root", "role") == "group" and page.get_attribute("#w-root", "aria-label")
+    # axe-core inside the panel (the page around it is a bare test page, not the book's)
+    assert [v for v in page_audit.axe_violations(page, page_audit.axe_source()) if v["in_live_panel"]] == []
     assert unnamed_controls(page) == []
     assert overflowing(page) == []
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
@@ -145,6 +148,11 @@ def test_the_pattern_gives_its_values_in_words(toggle, model):
     toggle.keyboard.press("ArrowDown")
     assert toggle.text_content("#w-readout") == f"head 1.2: query 1 (token {t[1]}) \u2192 key 0 (token {t[0]}): {patterns[1, 2, 1, 0]:.3f}"
     assert toggle.get_attribute("#w-attn td.mll-cursor", "title").endswith(f"{patterns[1, 2, 1, 0]:.3f}")
+    # a screen reader: the grid takes the arrow keys and names the cell the cursor is on
+    assert toggle.get_attribute("#w-attn", "role") == "grid"
+    cell = toggle.get_attribute("#w-attn", "aria-activedescendant")
+    assert toggle.evaluate("(id) => document.getElementById(id).classList.contains('mll-cursor')", cell)
+    assert toggle.get_attribute(f"#{cell}", "aria-label") == toggle.text_content("#w-readout")
 
 
 def test_text_on_coloured_cells_meets_contrast_and_says_its_value(toggle):
