@@ -90,6 +90,9 @@ def assert_for_everyone(page):
     assert [v for v in page_audit.axe_violations(page, page_audit.axe_source()) if v["in_live_panel"]] == []
     assert unnamed_controls(page) == []
     assert overflowing(page) == []
+    # a scroll box is a tab stop while it scrolls, and only then
+    assert page.evaluate("""() => [...document.querySelectorAll('#w-root .mll-scroll[data-tab-stop]')]
+        .filter(s => (s.tabIndex === 0) !== (s.scrollWidth > s.clientWidth + 1)).map(s => s.getAttribute('aria-label'))""") == []
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert page.errors == []
 
@@ -191,6 +194,18 @@ def test_the_toggle_asks_which_head_matters_before_it_answers(toggle, model):
 
 def test_the_toggle_is_for_everyone(toggle):
     assert_for_everyone(toggle)
+
+
+def test_a_box_with_nothing_to_scroll_is_no_tab_stop(toggle):
+    """On a desktop the eight heads' scores fit: their box is no stop for the Tab key; on a phone it is."""
+    stop = "() => document.querySelector('#w-scores').parentElement.tabIndex"
+    assert toggle.evaluate(stop) == 0
+    try:
+        toggle.set_viewport_size({"width": 1280, "height": 800})
+        toggle.wait_for_function(stop + " === -1", timeout=5_000)
+    finally:
+        toggle.set_viewport_size({"width": 390, "height": 800})
+    toggle.wait_for_function(stop + " === 0", timeout=5_000)
 
 
 def test_a_wide_score_row_scrolls_inside_its_box_and_says_so(browser, tmp_path):
