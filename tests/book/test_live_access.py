@@ -333,6 +333,9 @@ def test_the_slider_is_driven_by_the_keyboard_and_says_the_step(browser, tmp_pat
         assert focus_ring(page) >= 2
         page.keyboard.press("End")
         assert spoken(page) == f"Step 4000 (checkpoint 3 of 3): loss on the repeated half {float(dynamics.loss_repeat[2]):.3f} nats."
+        # a short, fixed name (the visible label changes with the step), the value in words
+        assert page.get_attribute("#w-range", "aria-label") == "training step"
+        assert page.get_attribute("#w-range", "aria-valuetext") == "step 4000, checkpoint 3 of 3"
         tab_to(page, "#w-c4")  # the patterns are reachable and say their scores
         label = page.get_attribute("#w-c4", "aria-label")
         A = dynamics.example_patterns[2, 1, 0]  # head 1.0 at step 4000
