@@ -78,21 +78,29 @@ TITLE_JS = """() => {
 }"""
 
 
-def toc_pages(repo: Path = REPO) -> list[str]:
-    """The built pages of _toc.yml in reading order, root first (``chapters/01_x.html``)."""
+def toc_parts(repo: Path = REPO) -> list[tuple[str, list[str]]]:
+    """_toc.yml's parts in reading order: ``[(caption, [built page, ...]), ...]``; the root page
+    and chapters outside any part come under the caption ``""``."""
     toc = yaml.safe_load((repo / "_toc.yml").read_text())
-    files = [toc["root"]]
 
-    def walk(entries):
+    def walk(entries, files):
         for entry in entries or []:
             if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
+                files.append(entry["file"] + ".html")
+            walk(entry.get("sections"), files)
+        return files
 
+    parts = [("", [toc["root"] + ".html"])]
     for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return [f + ".html" for f in files]
+        parts.append((part.get("caption", ""), walk(part.get("chapters"), [])))
+    if toc.get("chapters"):
+        parts.append(("", walk(toc.get("chapters"), [])))
+    return parts
+
+
+def toc_pages(repo: Path = REPO) -> list[str]:
+    """The built pages of _toc.yml in reading order, root first (``chapters/01_x.html``)."""
+    return [page for _, pages in toc_parts(repo) for page in pages]
 
 
 def _settle(tab, url: str) -> None:
@@ -110,9 +118,18 @@ def _settle(tab, url: str) -> None:
     tab.wait_for_timeout(300)
 
 
-def _front_matter_html(title: str, entries: list[tuple[str, int]], first_page: int) -> str:
-    rows = "\n".join(f'<li><span class="t">{html.escape(t)}</span><span class="n">{n + first_page}</span></li>'
-                     for t, n in entries)
+def _front_matter_html(title: str, entries: list[tuple[str, int]], first_page: int,
+                       captions: list[str] | None = None) -> str:
+    """The cover and the contents: each entry ``(title, first page index)``, under its part's
+    caption ("Chapters", "Appendix", ...) where ``captions`` gives one per entry."""
+    rows, last = [], ""
+    for i, (t, n) in enumerate(entries):
+        caption = captions[i] if captions else ""
+        if caption and caption != last:
+            rows.append(f'<li class="part">{html.escape(caption)}</li>')
+        last = caption
+        rows.append(f'<li><span class="t">{html.escape(t)}</span><span class="n">{n + first_page}</span></li>')
+    rows = "\n".join(rows)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
   body {{ font-family: sans-serif; color: #222; }}
@@ -122,6 +139,7 @@ def _front_matter_html(title: str, entries: list[tuple[str, int]], first_page: i
   ol {{ list-style: none; padding: 0; font-size: 11pt; }}
   li {{ display: flex; gap: 4mm; padding: 1.2mm 0; border-bottom: 0.2mm dotted #aaa; }}
   li .t {{ flex: 1; }}
+  li.part {{ font-weight: bold; border-bottom: none; padding-top: 4mm; }}
 </style></head><body>
 <section class="cover"><h1>{html.escape(title)}</h1>
 <p>The print edition of the interactive book: every page as the HTML book shows it, the live
@@ -174,9 +192,11 @@ def build_pdf(site: Path, out: Path, chromium: str, pages: list[str] | None = No
                 n += len(reader.pages)
             # the front matter's length does not depend on the page numbers in it: print it
             # once to count its pages, then again with the numbers shifted by that count
-            tab.set_content(_front_matter_html(book_title, starts, 1))
+            part_of = {page: caption for caption, part in toc_parts() for page in part}
+            captions = [part_of.get(page, "") for page in pages]
+            tab.set_content(_front_matter_html(book_title, starts, 1, captions))
             front_len = len(PdfReader(io.BytesIO(tab.pdf(**PAPER))).pages)
-            tab.set_content(_front_matter_html(book_title, starts, front_len + 1))
+            tab.set_content(_front_matter_html(book_title, starts, front_len + 1, captions))
             front = PdfReader(io.BytesIO(tab.pdf(**PAPER)))
             numbers = PdfReader(io.BytesIO(_print_html(tab, _numbers_html(front_len + n))))
             browser.close()
