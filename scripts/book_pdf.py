@@ -12,7 +12,8 @@ page a second, different way.
 
 How: serves the built HTML on 127.0.0.1 (requests to other hosts are blocked), opens each page
 of _toc.yml in headless Chromium at the paper's width, waits for MathJax and the widgets, opens
-every toggle, scales equations wider than the paper down to fit, and prints it to A4 with the
+every toggle, scales equations and live panels' tables wider than the paper down to fit,
+writes each panel's token field out as text, and prints it to A4 with the
 print stylesheets (the theme's: no sidebars; _static/mechlib.css: code wraps, live panels keep
 their figure at the starting state but not their buttons). Then a cover and a table of contents
 with page numbers go in front, every page after them is numbered, and pypdf merges it all into
@@ -42,11 +43,34 @@ PAPER = {"format": "A4", "margin": {"top": "16mm", "bottom": "18mm", "left": "15
 #: the width between those margins in CSS pixels (180 mm at 96 px per inch): pages are laid out
 #: at this width before printing, so that what is measured is what goes on paper
 PAPER_WIDTH_PX = 680
-# A display equation wider than the paper is scaled down to fit (on screen it scrolls)
-FIT_EQUATIONS_JS = """() => {
-  for (const e of document.querySelectorAll('mjx-container[display="true"]')) {
-    const room = e.parentElement.clientWidth;
-    if (e.scrollWidth > room + 1) e.style.zoom = (room / e.scrollWidth).toFixed(3);
+# What scrolls or is typed on screen must be whole on paper, where nothing scrolls: a display
+# equation wider than the paper is scaled down to fit; so is a live panel's scroll box (the
+# next-token table of the model panels, 24 to 32 positions, about 900-1150 px wide), whose
+# "scroll sideways" cue is dropped; a panel's token field shows its whole sequence as text.
+FIT_TO_PAPER_JS = """() => {
+  // zoom e so that its content fits `room` px; small text does not shrink in proportion (the
+  // browser's minimum font size), so measure again and shrink on until it does
+  const fit = (e, room) => {
+    if (e.scrollWidth <= room + 1) return;
+    e.style.zoom = (room / e.scrollWidth).toFixed(3);
+    for (let i = 0; i < 5; i++) {
+      const left = e.getBoundingClientRect().left, wide = Math.max(...[...e.children].map(c => c.getBoundingClientRect().right)) - left;
+      if (wide <= room + 1) break;
+      e.style.zoom = (e.style.zoom * room / wide).toFixed(3);
+    }
+  };
+  for (const e of document.querySelectorAll('mjx-container[display="true"]')) fit(e, e.parentElement.clientWidth);
+  for (const e of document.querySelectorAll('.mll-widget .mll-scroll')) {
+    e.style.overflow = 'visible';
+    fit(e, e.parentElement.clientWidth);
+  }
+  for (const e of document.querySelectorAll('.mll-widget .mll-cue')) e.style.display = 'none';
+  for (const e of document.querySelectorAll('.mll-widget input[type="text"]')) {
+    const shown = document.createElement('div');
+    shown.className = 'mll-printed-value';
+    shown.style.cssText = 'font-family: monospace; overflow-wrap: anywhere; border: 1px solid #888; padding: 1px 3px';
+    shown.textContent = e.value;
+    e.replaceWith(shown);
   }
 }"""
 TITLE_JS = """() => {
@@ -55,21 +79,29 @@ TITLE_JS = """() => {
 }"""
 
 
-def toc_pages(repo: Path = REPO) -> list[str]:
-    """The built pages of _toc.yml in reading order, root first (``chapters/01_x.html``)."""
+def toc_parts(repo: Path = REPO) -> list[tuple[str, list[str]]]:
+    """_toc.yml's parts in reading order: ``[(caption, [built page, ...]), ...]``; the root page
+    and chapters outside any part come under the caption ``""``."""
     toc = yaml.safe_load((repo / "_toc.yml").read_text())
-    files = [toc["root"]]
 
-    def walk(entries):
+    def walk(entries, files):
         for entry in entries or []:
             if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
+                files.append(entry["file"] + ".html")
+            walk(entry.get("sections"), files)
+        return files
 
+    parts = [("", [toc["root"] + ".html"])]
     for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return [f + ".html" for f in files]
+        parts.append((part.get("caption", ""), walk(part.get("chapters"), [])))
+    if toc.get("chapters"):
+        parts.append(("", walk(toc.get("chapters"), [])))
+    return parts
+
+
+def toc_pages(repo: Path = REPO) -> list[str]:
+    """The built pages of _toc.yml in reading order, root first (``chapters/01_x.html``)."""
+    return [page for _, pages in toc_parts(repo) for page in pages]
 
 
 def _settle(tab, url: str) -> None:
@@ -87,9 +119,18 @@ def _settle(tab, url: str) -> None:
     tab.wait_for_timeout(300)
 
 
-def _front_matter_html(title: str, entries: list[tuple[str, int]], first_page: int) -> str:
-    rows = "\n".join(f'<li><span class="t">{html.escape(t)}</span><span class="n">{n + first_page}</span></li>'
-                     for t, n in entries)
+def _front_matter_html(title: str, entries: list[tuple[str, int]], first_page: int,
+                       captions: list[str] | None = None) -> str:
+    """The cover and the contents: each entry ``(title, first page index)``, under its part's
+    caption ("Chapters", "Appendix", ...) where ``captions`` gives one per entry."""
+    rows, last = [], ""
+    for i, (t, n) in enumerate(entries):
+        caption = captions[i] if captions else ""
+        if caption and caption != last:
+            rows.append(f'<li class="part">{html.escape(caption)}</li>')
+        last = caption
+        rows.append(f'<li><span class="t">{html.escape(t)}</span><span class="n">{n + first_page}</span></li>')
+    rows = "\n".join(rows)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
   body {{ font-family: sans-serif; color: #222; }}
@@ -99,6 +140,7 @@ def _front_matter_html(title: str, entries: list[tuple[str, int]], first_page: i
   ol {{ list-style: none; padding: 0; font-size: 11pt; }}
   li {{ display: flex; gap: 4mm; padding: 1.2mm 0; border-bottom: 0.2mm dotted #aaa; }}
   li .t {{ flex: 1; }}
+  li.part {{ font-weight: bold; border-bottom: none; padding-top: 4mm; }}
 </style></head><body>
 <section class="cover"><h1>{html.escape(title)}</h1>
 <p>The print edition of the interactive book: every page as the HTML book shows it, the live
@@ -131,7 +173,7 @@ def _print_pages(chromium: str, base: str, pages: list[str], done: dict) -> None
             for page in pages:
                 _settle(tab, base + page)
                 tab.emulate_media(media="print")
-                tab.evaluate(FIT_EQUATIONS_JS)
+                tab.evaluate(FIT_TO_PAPER_JS)
                 title = tab.evaluate(TITLE_JS)
                 done[page] = (title, tab.pdf(print_background=True, **PAPER))
                 tab.emulate_media(media="screen")
@@ -175,9 +217,11 @@ def build_pdf(site: Path, out: Path, chromium: str, pages: list[str] | None = No
                 n += len(reader.pages)
             # the front matter's length does not depend on the page numbers in it: print it
             # once to count its pages, then again with the numbers shifted by that count
-            tab.set_content(_front_matter_html(book_title, starts, 1))
+            part_of = {page: caption for caption, part in toc_parts() for page in part}
+            captions = [part_of.get(page, "") for page in pages]
+            tab.set_content(_front_matter_html(book_title, starts, 1, captions))
             front_len = len(PdfReader(io.BytesIO(tab.pdf(**PAPER))).pages)
-            tab.set_content(_front_matter_html(book_title, starts, front_len + 1))
+            tab.set_content(_front_matter_html(book_title, starts, front_len + 1, captions))
             front = PdfReader(io.BytesIO(tab.pdf(**PAPER)))
             numbers = PdfReader(io.BytesIO(_print_html(tab, _numbers_html(front_len + n))))
             browser.close()

@@ -27,11 +27,27 @@ def axe_source() -> str:
 # element: rule, impact, a CSS selector, the element's HTML (shortened), and whether the
 # element lies inside a live panel.
 AXE_RUN_JS = """async ([tags, impacts, panel]) => {
+  // The book's scroll cues (_static/mechlib.css) paint gradients on every box that may scroll
+  // sideways: notebook outputs, the live panels among them. axe cannot tell the colour behind
+  // text on a gradient and leaves its contrast unchecked ("incomplete"), so the audit would not
+  // see inside the panels. The covers take the box's own colour, so the audit sets them aside
+  // while it runs and checks the text against the box.
+  const cues = [...document.querySelectorAll("body *")].filter(e => {
+    const s = getComputedStyle(e);
+    return /gradient/.test(s.backgroundImage) && /^(auto|scroll)$/.test(s.overflowX);
+  });
+  const saved = cues.map(e => e.style.getPropertyValue("background-image"));
+  cues.forEach(e => e.style.setProperty("background-image", "none", "important"));
   // preload: false: axe would fetch every stylesheet again itself, and it resolves the theme's
   // `@import "../basic.css"` against the site's root (a 404 that test_no_errors_in_the_browser
   // reports); only css-orientation-lock needs those sheets
-  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}, preload: false,
-                                          resultTypes: ["violations"], elementRef: true});
+  let result;
+  try {
+    result = await axe.run(document, {runOnly: {type: "tag", values: tags}, preload: false,
+                                      resultTypes: ["violations"], elementRef: true});
+  } finally {
+    cues.forEach((e, i) => saved[i] ? e.style.setProperty("background-image", saved[i]) : e.style.removeProperty("background-image"));
+  }
   const found = [];
   for (const rule of result.violations) {
     if (!impacts.includes(rule.impact)) continue;

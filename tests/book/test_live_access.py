@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import mechlib
+import page_audit
 from mechlib.teaching.reference import repeat_loss_brute_force
 from mechlib.views import live
 from test_live_model import book_like_page, hooked_run, tokens_shown
@@ -85,8 +86,13 @@ def contrast(fg, bg):
 
 def assert_for_everyone(page):
     assert page.get_attribute("#w-root", "role") == "group" and page.get_attribute("#w-root", "aria-label")
+    # axe-core inside the panel (the page around it is a bare test page, not the book's)
+    assert [v for v in page_audit.axe_violations(page, page_audit.axe_source()) if v["in_live_panel"]] == []
     assert unnamed_controls(page) == []
     assert overflowing(page) == []
+    # a scroll box is a tab stop while it scrolls, and only then
+    assert page.evaluate("""() => [...document.querySelectorAll('#w-root .mll-scroll[data-tab-stop]')]
+        .filter(s => (s.tabIndex === 0) !== (s.scrollWidth > s.clientWidth + 1)).map(s => s.getAttribute('aria-label'))""") == []
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert page.errors == []
 
@@ -145,6 +151,11 @@ def test_the_pattern_gives_its_values_in_words(toggle, model):
     toggle.keyboard.press("ArrowDown")
     assert toggle.text_content("#w-readout") == f"head 1.2: query 1 (token {t[1]}) \u2192 key 0 (token {t[0]}): {patterns[1, 2, 1, 0]:.3f}"
     assert toggle.get_attribute("#w-attn td.mll-cursor", "title").endswith(f"{patterns[1, 2, 1, 0]:.3f}")
+    # a screen reader: the grid takes the arrow keys and names the cell the cursor is on
+    assert toggle.get_attribute("#w-attn", "role") == "grid"
+    cell = toggle.get_attribute("#w-attn", "aria-activedescendant")
+    assert toggle.evaluate("(id) => document.getElementById(id).classList.contains('mll-cursor')", cell)
+    assert toggle.get_attribute(f"#{cell}", "aria-label") == toggle.text_content("#w-readout")
 
 
 def test_text_on_coloured_cells_meets_contrast_and_says_its_value(toggle):
@@ -183,6 +194,18 @@ def test_the_toggle_asks_which_head_matters_before_it_answers(toggle, model):
 
 def test_the_toggle_is_for_everyone(toggle):
     assert_for_everyone(toggle)
+
+
+def test_a_box_with_nothing_to_scroll_is_no_tab_stop(toggle):
+    """On a desktop the eight heads' scores fit: their box is no stop for the Tab key; on a phone it is."""
+    stop = "() => document.querySelector('#w-scores').parentElement.tabIndex"
+    assert toggle.evaluate(stop) == 0
+    try:
+        toggle.set_viewport_size({"width": 1280, "height": 800})
+        toggle.wait_for_function(stop + " === -1", timeout=5_000)
+    finally:
+        toggle.set_viewport_size({"width": 390, "height": 800})
+    toggle.wait_for_function(stop + " === 0", timeout=5_000)
 
 
 def test_a_wide_score_row_scrolls_inside_its_box_and_says_so(browser, tmp_path):
@@ -310,6 +333,9 @@ def test_the_slider_is_driven_by_the_keyboard_and_says_the_step(browser, tmp_pat
         assert focus_ring(page) >= 2
         page.keyboard.press("End")
         assert spoken(page) == f"Step 4000 (checkpoint 3 of 3): loss on the repeated half {float(dynamics.loss_repeat[2]):.3f} nats."
+        # a short, fixed name (the visible label changes with the step), the value in words
+        assert page.get_attribute("#w-range", "aria-label") == "training step"
+        assert page.get_attribute("#w-range", "aria-valuetext") == "step 4000, checkpoint 3 of 3"
         tab_to(page, "#w-c4")  # the patterns are reachable and say their scores
         label = page.get_attribute("#w-c4", "aria-label")
         A = dynamics.example_patterns[2, 1, 0]  # head 1.0 at step 4000

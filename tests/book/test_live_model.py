@@ -534,9 +534,9 @@ def test_the_slider_is_keyboard_usable_and_labelled(slider):
     assert slider.locator("canvas[aria-label^='attention pattern of head']").count() == 8
     slider.focus("#w-range")
     slider.keyboard.press("Home")
-    assert slider.get_attribute("#w-range", "aria-valuetext") == "step 0" and slider.text_content("#w-index") == "1"
+    assert slider.get_attribute("#w-range", "aria-valuetext") == "step 0, checkpoint 1 of 3" and slider.text_content("#w-index") == "1"
     slider.keyboard.press("ArrowRight")
-    assert slider.get_attribute("#w-range", "aria-valuetext") == "step 460" and slider.text_content("#w-index") == "2"
+    assert slider.get_attribute("#w-range", "aria-valuetext") == "step 460, checkpoint 2 of 3" and slider.text_content("#w-index") == "2"
 
 
 def test_the_slider_shows_the_loss_of_each_step(slider, model):

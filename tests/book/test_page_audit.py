@@ -68,3 +68,16 @@ def test_axe_reports_serious_violations_and_where_they_are(tab):
 def test_axe_passes_a_page_without_faults(tab):
     _open(tab, f'<details><summary>More</summary>x</details><img src="{PIXEL}" alt="a dot">')
     assert page_audit.axe_violations(tab, page_audit.axe_source()) == []
+
+
+@pytest.mark.browser
+def test_axe_checks_contrast_inside_a_box_with_scroll_cues(tab):
+    """Grey on white inside a scrolling box painted with the book's cue gradients (as every
+    notebook output is): axe alone cannot tell the colour behind the text and skips it."""
+    cue = ("overflow-x: auto; background: linear-gradient(to right, #fff 30%, transparent) left / 2.5em 100% "
+           "no-repeat local, radial-gradient(farthest-side at 0 50%, rgba(0,0,0,.3), transparent) left / 1em 100% no-repeat scroll")
+    _open(tab, f'<div class="box" style="{cue}"><p style="color: #bbb">faint text</p></div>')
+    found = page_audit.axe_violations(tab, page_audit.axe_source())
+    assert [v["rule"] for v in found] == ["color-contrast"], found
+    assert tab.evaluate("() => getComputedStyle(document.querySelector('.box')).backgroundImage") != "none", \
+        "the audit did not give the box its cues back"

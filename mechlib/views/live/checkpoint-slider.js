@@ -26,7 +26,10 @@
     var row = el("div", {"class": "mll-sliderrow"}, box);
     v.prev = ui.button(row, P + "-prev", "\u25c0", function () { v.range.stepDown(); render(v); });
     v.prev.setAttribute("aria-label", "previous checkpoint");
-    v.range = el("input", {type: "range", id: P + "-range", min: "0", max: String(S - 1), step: "1", value: String(D.start)}, row);
+    // a short name of its own: the visible label changes with every step and would be said
+    // again, with its instructions, each time the value moves (the value and the live region say the step)
+    v.range = el("input", {type: "range", id: P + "-range", min: "0", max: String(S - 1), step: "1", value: String(D.start),
+                           "aria-label": "training step"}, row);
     v.next = ui.button(row, P + "-next", "\u25b6", function () { v.range.stepUp(); render(v); });
     v.next.setAttribute("aria-label", "next checkpoint");
     var line = el("div", {}, box);
@@ -129,7 +132,7 @@
 
   function render(v) {
     var D = v.D, i = parseInt(v.range.value, 10), step = D.steps[i], a = stepBytes(v, i), n = D.seq_len;
-    v.range.setAttribute("aria-valuetext", "step " + step);
+    v.range.setAttribute("aria-valuetext", "step " + step + ", checkpoint " + (i + 1) + " of " + D.steps.length);
     v.step.textContent = step;
     v.index.textContent = i + 1;
     v.loss.textContent = D.loss[i].toFixed(3);

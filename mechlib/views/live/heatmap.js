@@ -3,7 +3,8 @@
  *
  * The colour is never the only carrier of a value: hovering a cell, or focusing the grid and
  * moving with the arrow keys, writes "query q (token a) -> key k (token b): weight" in a
- * readout (and the cell's title), and a line under the grid says in words what the head does
+ * readout (and the cell's title; the grid's aria-activedescendant names the cell, so a screen
+ * reader says it), and a line under the grid says in words what the head does
  * on this sequence (its induction and previous-token scores).
  */
 (function () {
@@ -20,12 +21,14 @@
     v.heads.forEach(function (name) { el("option", {value: name}, v.select, name); });
     v.select.value = v.heads.indexOf(v.config.pattern_head) >= 0 ? v.config.pattern_head : v.heads[v.H];
     var scroll = ui.scrollBox(wrap, "attention pattern", "\u2194 scroll the pattern sideways for the later keys", P + "-attn-more", true);
-    v.table = el("table", {"class": "mlt-attn mll-attn", id: P + "-attn", tabindex: "0",
-                           "aria-label": "attention pattern: arrow keys move between cells, the weight is read out below",
-                           "aria-describedby": P + "-readout"}, scroll.wrap);
+    // a grid, not a plain table: a screen reader then hands the arrow keys to it (in its
+    // browse mode they would walk the cells, which hold no text) and says the cell that
+    // aria-activedescendant names, with its weight
+    v.table = el("table", {"class": "mlt-attn mll-attn", id: P + "-attn", tabindex: "0", role: "grid", "aria-readonly": "true",
+                           "aria-label": "attention pattern: arrow keys move between cells, the weight is read out below"}, scroll.wrap);
     el("div", {"class": "mlt-axis"}, wrap, "rows: query position, columns: key position (attended to); " +
        "orange lines: where a repeated segment and its copy begin; hover a cell, or focus the grid and use the arrow keys");
-    v.readout = el("div", {id: P + "-readout", "class": "mll-readout", "aria-live": "polite"}, wrap, "\u00a0");
+    v.readout = el("div", {id: P + "-readout", "class": "mll-readout"}, wrap, "\u00a0");
     v.summary = el("div", {id: P + "-pattern-summary", "class": "mlt-axis"}, wrap);
     ui.colourBar(el("div", {"class": "mlt-axis"}, wrap, "attention weight: "), v.config.attn_lut, "0", "1");
   }
@@ -89,12 +92,15 @@
   function showCell(v, scroll) {
     var c = v.state.cursor, t = v.state.tokens;
     Array.prototype.forEach.call(v.table.querySelectorAll(".mll-cursor"), function (e) { e.classList.remove("mll-cursor"); });
-    if (!c || c[0] >= t.length) { v.readout.textContent = "\u00a0"; return; }
+    if (!c || c[0] >= t.length) { v.readout.textContent = "\u00a0"; v.table.removeAttribute("aria-activedescendant"); return; }
     var td = v.cells[c[0]][c[1]];
     td.classList.add("mll-cursor");
     td.title = "query " + c[0] + " (token " + t[c[0]] + ") \u2192 key " + c[1] + " (token " + t[c[1]] + "): " +
                pattern(v)[c[0] * v.out.n + c[1]].toFixed(3);
     v.readout.textContent = "head " + v.select.value + ": " + td.title;
+    td.id = v.P + "-attn-" + c[0] + "-" + c[1];
+    td.setAttribute("aria-label", v.readout.textContent);
+    v.table.setAttribute("aria-activedescendant", td.id);
     if (scroll && td.scrollIntoView) td.scrollIntoView({block: "nearest", inline: "nearest"});
   }
 

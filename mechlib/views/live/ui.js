@@ -82,23 +82,27 @@
     text(parent, high);
   }
 
-  // a box that scrolls sideways when its content is wider, named, reachable by keyboard (its
-  // own tab stop unless `inner` says its content has one), and followed by a cue that says
-  // so when it scrolls: {wrap, cue}
+  // a box that scrolls sideways when its content is wider, named, reachable by keyboard while
+  // it scrolls (its own tab stop unless `inner` says its content has one; scrollCues sets it),
+  // and followed by a cue that says so when it scrolls: {wrap, cue}
   function scrollBox(parent, label, cueText, cueId, inner) {
     var wrap = el("div", {"class": "mll-scroll", role: "group", "aria-label": label}, parent);
-    if (!inner) wrap.setAttribute("tabindex", "0");
+    if (!inner) wrap.setAttribute("data-tab-stop", "1");
     var cue = el("div", {"class": "mlt-axis mll-cue", "data-cue": cueText}, parent, "");
     if (cueId) cue.id = cueId;
     return {wrap: wrap, cue: cue};
   }
 
-  // every scroll box of `root`: the cue when its content overflows, nothing when it fits
+  // every scroll box of `root`: the cue and a tab stop when its content overflows, nothing when
+  // it fits (a stop that does nothing costs a keyboard reader a key press)
   function scrollCues(root) {
     Array.prototype.forEach.call(root.querySelectorAll(".mll-scroll"), function (wrap) {
       var cue = wrap.nextElementSibling, wide = wrap.scrollWidth > wrap.clientWidth + 1;
       if (cue && cue.classList.contains("mll-cue")) cue.textContent = wide ? cue.getAttribute("data-cue") : "";
       wrap.classList.toggle("mll-wide", wide);
+      if (wrap.hasAttribute("data-tab-stop")) {
+        if (wide) wrap.setAttribute("tabindex", "0"); else wrap.removeAttribute("tabindex");
+      }
     });
   }
 
