@@ -14,10 +14,12 @@ import torch
 from mechlib.teaching.results import single_number
 
 
-def _is_factored(x: Any) -> bool:
-    """Whether ``x`` is a TransformerLens ``FactoredMatrix``. Only looked up where TransformerLens is
-    already imported (nothing can be one otherwise), so a check on numbers does not pay its import."""
-    cls = getattr(sys.modules.get("transformer_lens"), "FactoredMatrix", None)
+def is_tl_instance(x: Any, name: str) -> bool:
+    """Whether ``x`` is an instance of TransformerLens's class ``name`` (``FactoredMatrix``,
+    ``ActivationCache``). Looked up only if TransformerLens is already imported (nothing can be
+    one otherwise), so a check or a graded kernel that handles only numbers and tensors never pays
+    its import (seconds in every fresh process)."""
+    cls = getattr(sys.modules.get("transformer_lens"), name, None)
     return isinstance(cls, type) and isinstance(x, cls)
 
 
@@ -60,7 +62,7 @@ def compare_tensor(
     ``alternatives`` are (tensor, hint) pairs for common mistakes: when ``got`` matches
     one of them, its hint is added to the message.
     """
-    if _is_factored(got):
+    if is_tl_instance(got, "FactoredMatrix"):
         raise Mismatch(
             f"{what} has the wrong type: expected a torch.Tensor, got a FactoredMatrix "
             "(its dense matrix is .AB)"

@@ -87,34 +87,37 @@ def call_all(fn: Callable, calls: Sequence[tuple], outcomes: list, time_limit: f
     use_alarm = (time_limit is not None and hasattr(signal, "setitimer")
                  and threading.current_thread() is threading.main_thread())
     left = time_limit
-    for i in range(len(calls)):
-        args, kwargs, edited = calls[i]
 
-        def on_alarm(signum, frame):
-            raise _CheckTimeout()
+    def on_alarm(signum, frame):
+        raise _CheckTimeout()
 
-        old = signal.signal(signal.SIGALRM, on_alarm) if use_alarm else None
-        start = time.monotonic()
-        try:
-            if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
-            with single_thread(), contextlib.redirect_stdout(_CappedIO()), contextlib.redirect_stderr(_CappedIO()):
-                outcome, _ = call(fn, args, kwargs, edited)  # side effects are not evidence here: the notebook could forge them
-        except _CheckTimeout:
-            return f"the check did not finish within {time_limit:g} s (an endless loop?)"
-        except BaseException as exc:  # noqa: BLE001 -- SystemExit, KeyboardInterrupt from the learner's code
-            outcomes.append(("raised", type(exc).__name__, str(exc)))
-            return ""
-        finally:
-            if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, old)
-        if left is not None:
-            left -= time.monotonic() - start
-        outcomes.append(outcome)
-        if outcome[0] != "value":
-            return ""
-    return ""
+    old = signal.signal(signal.SIGALRM, on_alarm) if use_alarm else None
+    try:
+        for i in range(len(calls)):
+            args, kwargs, edited = calls[i]  # decoded (models built) here, before the clock runs
+            start = time.monotonic()
+            try:
+                if use_alarm:
+                    signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+                with single_thread(), contextlib.redirect_stdout(_CappedIO()), contextlib.redirect_stderr(_CappedIO()):
+                    outcome, _ = call(fn, args, kwargs, edited)  # side effects are not evidence here: the notebook could forge them
+            except _CheckTimeout:
+                return f"the check did not finish within {time_limit:g} s (an endless loop?)"
+            except BaseException as exc:  # noqa: BLE001 -- SystemExit, KeyboardInterrupt from the learner's code
+                outcomes.append(("raised", type(exc).__name__, str(exc)))
+                return ""
+            finally:
+                if use_alarm:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            if left is not None:
+                left -= time.monotonic() - start
+            outcomes.append(outcome)
+            if outcome[0] != "value":
+                return ""
+        return ""
+    finally:
+        if use_alarm:
+            signal.signal(signal.SIGALRM, old)
 
 
 def record_namespace(notebook: str, namespace: dict, calls: dict[str, Sequence[tuple]],

@@ -16,31 +16,19 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import zipfile
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
+from mechlib.teaching.comparisons import is_tl_instance
+
 MAX_ITEMS = 100_000  # items kept of a list, tuple, dict or iterator
 MAX_ARRAY_BYTES = 64 * 2**20  # one returned tensor; bigger ones arrive as a stand-in
 MAX_TOTAL_BYTES = 256 * 2**20  # all arrays of one notebook, uncompressed
 MAX_DOC_CHARS = 16 * 2**20  # the JSON document of one notebook's outputs (honest ones: well under 1 MB)
 _SPECIAL = "__mg__"
-
-
-def _tl(name: str) -> type | None:
-    """TransformerLens's class ``name`` (``FactoredMatrix``, ``ActivationCache``) if TransformerLens is
-    imported, else None: no value can be one before it is, and a sandboxed kernel whose exercises
-    take only numbers and tensors then never pays its import (seconds in every graded notebook)."""
-    cls = getattr(sys.modules.get("transformer_lens"), name, None)
-    return cls if isinstance(cls, type) else None
-
-
-def _isinstance_tl(x: Any, name: str) -> bool:
-    cls = _tl(name)
-    return cls is not None and isinstance(x, cls)
 
 
 class _Opaque:
@@ -99,10 +87,10 @@ class _Writer:
             return {_SPECIAL: "opaque", "type": type(x).__name__, "repr": repr(x)}
         if self.model_spec is not None and hasattr(x, "cfg") and hasattr(x, "run_with_cache"):
             return {_SPECIAL: "model", "spec": self.model_spec(x)}
-        if self.model_spec is not None and _isinstance_tl(x, "ActivationCache"):
+        if self.model_spec is not None and is_tl_instance(x, "ActivationCache"):
             return {_SPECIAL: "cache", "model": self.encode(x.model, depth + 1),
                     "entries": self.encode(dict(x.cache_dict), depth + 1)}
-        if _isinstance_tl(x, "FactoredMatrix"):
+        if is_tl_instance(x, "FactoredMatrix"):
             return {_SPECIAL: "factored", "A": self.encode(x.A, depth + 1), "B": self.encode(x.B, depth + 1)}
         if isinstance(x, (list, tuple)):
             kind = "list" if isinstance(x, list) else "tuple"
